@@ -1,0 +1,1 @@
+"""ImageVolume (KEP-4639) conformance suite."""

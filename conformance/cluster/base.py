@@ -1,0 +1,84 @@
+"""What every cluster provider hands the suite: a `ClusterHandle` of plain, serialisable values.
+
+Providers hide how a cluster came to be; tests only ever see a handle. The handle crosses the
+xdist controller→worker boundary as JSON, so it holds paths and strings, never clients.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class RegistryEndpoint:
+    """A registry the suite pushes to and the cluster pulls from.
+
+    `push` is how this process reaches it; `pull` is the host:port that references in Pods use
+    (they differ on kind, where the node sees the registry under another name).
+    """
+
+    push: str
+    pull: str
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None  # PEM the pusher must trust; None means plain HTTP
+
+    def __repr__(self) -> str:  # never leak credentials into reports or tracebacks
+        secret = "***" if self.password else None
+        return f"RegistryEndpoint(push={self.push!r}, pull={self.pull!r}, username={self.username!r}, password={secret!r})"
+
+
+@dataclass(frozen=True)
+class NodeAccess:
+    """How to look behind the API on a node the suite runs on (local provider only).
+
+    Empty for kind/existing clusters: diagnostics then fall back to the API alone.
+    """
+
+    crictl: str | None = None  # path to crictl, configured for the node's runtime socket
+    runtime_endpoint: str | None = None
+    log_dir: str | None = None  # directory with one <component>.log per daemon
+
+
+@dataclass(frozen=True)
+class ClusterHandle:
+    provider: str
+    kubeconfig: str
+    context: str | None
+    registry: RegistryEndpoint
+    auth_registry: RegistryEndpoint | None = None  # TLS + htpasswd, for pull-secret tests
+    node_access: NodeAccess = field(default_factory=NodeAccess)
+    created_by_run: bool = False  # True when this run started it and so must tear it down
+    description: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ClusterHandle:
+        raw = json.loads(text)
+        raw["registry"] = RegistryEndpoint(**raw["registry"])
+        if raw.get("auth_registry"):
+            raw["auth_registry"] = RegistryEndpoint(**raw["auth_registry"])
+        raw["node_access"] = NodeAccess(**raw.get("node_access") or {})
+        return cls(**raw)
+
+
+class ClusterProvider(Protocol):
+    """One per way of obtaining a cluster: `kind`, `existing`, `local`."""
+
+    name: str
+
+    def up(self) -> ClusterHandle:
+        """Create (or reuse) the cluster and return its coordinates. Raises ClusterError."""
+        ...
+
+    def down(self) -> None:
+        """Remove everything `up` created. Safe to call twice and after a failed `up`."""
+        ...
+
+    def status(self) -> str:
+        """Human-readable: running or not, versions, kubeconfig and log locations."""
+        ...

@@ -1,0 +1,109 @@
+"""What the cluster under test is: versions, runtime, and whether ImageVolume is really on.
+
+Discovered once per run by the controller process and shipped to xdist workers as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+
+from conformance.framework.versions import Version
+
+FEATURE_METRIC = re.compile(r'^kubernetes_feature_enabled\{name="ImageVolume",stage="(\w*)"\}\s+([01])', re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    kubelet_version: str
+    runtime: str  # e.g. "cri-o://1.36.3"
+    kubelet_gate: bool | None  # kubernetes_feature_enabled{name="ImageVolume"}; None when unreadable
+    gate_stage: str = ""
+
+    @property
+    def runtime_name(self) -> str:
+        return self.runtime.split("://", 1)[0]
+
+    @property
+    def runtime_version(self) -> str:
+        return self.runtime.split("://", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    server_version: str
+    nodes: tuple[NodeInfo, ...]
+    apiserver_keeps_image_volumes: bool
+    defaulted_pull_policy: str | None  # what the apiserver stored for a tagged reference without pullPolicy
+    admission_forces_always: bool = False  # AlwaysPullImages rewrote IfNotPresent to Always
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    # -- derived views used by the expectation table --------------------------------------------
+    @property
+    def kubernetes(self) -> Version:
+        """The oldest of apiserver and kubelets: behaviour must hold on every component."""
+        versions = [Version.parse(self.server_version)] + [Version.parse(n.kubelet_version) for n in self.nodes]
+        return min(versions)
+
+    @property
+    def runtime_name(self) -> str:
+        names = {n.runtime_name for n in self.nodes}
+        return names.pop() if len(names) == 1 else "mixed"
+
+    @property
+    def runtime_version(self) -> Version:
+        return min(Version.parse(n.runtime_version) for n in self.nodes)
+
+    @property
+    def runtime(self) -> str:
+        return ", ".join(sorted({n.runtime for n in self.nodes}))
+
+    def feature_unavailable_reason(self) -> str | None:
+        """One line explaining why image volumes cannot work here, or None when they can."""
+        if Version.parse(self.server_version) < Version(1, 31):
+            return f"Kubernetes {self.server_version} predates ImageVolume (alpha in 1.31)"
+        if not self.nodes:
+            return "the cluster has no schedulable nodes"
+        if not self.apiserver_keeps_image_volumes:
+            return (
+                f"the apiserver ({self.server_version}) silently drops spec.volumes[].image: the ImageVolume feature "
+                "gate is off (enable it on kube-apiserver and kubelet for 1.31-1.34; default on from 1.35)"
+            )
+        off = [n.name for n in self.nodes if n.kubelet_gate is False]
+        if off:
+            return f"the ImageVolume gate is off on kubelet(s) {', '.join(off)} (enable featureGates.ImageVolume)"
+        return None
+
+    def header_lines(self) -> list[str]:
+        kept = self.apiserver_keeps_image_volumes
+        lines = [f"apiserver {self.server_version}; image volumes kept by apiserver: {kept}"]
+        for node in self.nodes:
+            gate = {True: "on", False: "off", None: "unknown"}[node.kubelet_gate]
+            stage = f" ({node.gate_stage})" if node.gate_stage else ""
+            lines.append(
+                f"node {node.name}: kubelet {node.kubelet_version}, runtime {node.runtime}, gate {gate}{stage}"
+            )
+        if self.admission_forces_always:
+            lines.append("AlwaysPullImages admission is active: image volume pullPolicy is forced to Always")
+        lines += list(self.notes)
+        return lines
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Capabilities:
+        raw = json.loads(text)
+        raw["nodes"] = tuple(NodeInfo(**n) for n in raw["nodes"])
+        raw["notes"] = tuple(raw.get("notes", ()))
+        return cls(**raw)
+
+
+def parse_feature_metric(metrics_text: str) -> tuple[bool | None, str]:
+    """Read `kubernetes_feature_enabled{name="ImageVolume",stage=…}` from a /metrics page."""
+    match = FEATURE_METRIC.search(metrics_text)
+    if not match:
+        return None, ""
+    return match[2] == "1", match[1]

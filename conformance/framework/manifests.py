@@ -1,0 +1,53 @@
+"""Render the Pod templates in `manifests/` with a test's parameters.
+
+Templates use `${param}` placeholders. Values are inserted as JSON scalars (valid YAML, quoted
+safely), and any mapping entry whose value ends up null is removed: leaving a parameter as
+None is how a test says "this field is unset" (pullPolicy defaulting depends on it).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
+
+DEFAULTS: dict[str, Any] = {
+    "mount_path": "/volume",
+    "pull_policy": None,
+    "sub_path": None,
+    "sub_path_expr": None,
+    "read_only": None,
+    "env_value": None,
+}
+
+
+def _prune_nulls(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _prune_nulls(value) for key, value in node.items() if value is not None}
+    if isinstance(node, list):
+        return [_prune_nulls(item) for item in node]
+    return node
+
+
+def render(template: str, manifests_dir: Path = MANIFESTS_DIR, **params: Any) -> dict[str, Any]:
+    """`render("basic", name=…, shell_image=…, reference=…)` → a Pod as a dict.
+
+    Raises KeyError naming the placeholder when a parameter is missing.
+    """
+    path = manifests_dir / f"{template}.yaml"
+    text = path.read_text()
+    values = {key: json.dumps(value) for key, value in (DEFAULTS | params).items()}
+    try:
+        rendered = string.Template(text).substitute(values)
+    except KeyError as missing:
+        raise KeyError(f"manifest {path.name} needs parameter {missing}") from None
+    return _prune_nulls(yaml.safe_load(rendered))
+
+
+def templates(manifests_dir: Path = MANIFESTS_DIR) -> list[str]:
+    return sorted(p.stem for p in manifests_dir.glob("*.yaml"))

@@ -1,0 +1,226 @@
+"""pytest hooks only: options, markers, header, the xdist controller/worker handoff, verdicts.
+
+Data flow (one direction):
+  controller: options → provider → cluster handle → capabilities → artifacts pushed → workers
+  worker:     per test, expectation lookup → namespace → Pod → observe → assert
+  controller: reports → summary → teardown of what this run created
+The controller is the process without `workerinput` (or the only process without xdist).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from conformance.cluster import make_provider
+from conformance.cluster.base import ClusterHandle
+from conformance.cluster.errors import ClusterError
+from conformance.cluster.progress import progress
+from conformance.framework import report
+from conformance.framework.expectations import behaviours, lookup
+from conformance.framework.session import RUN_LABEL, SuiteSession, new_run_id, start_session
+
+SESSION_KEY = pytest.StashKey[SuiteSession]()
+PROVIDER_KEY = pytest.StashKey[object]()
+HANDLE_KEY = pytest.StashKey[ClusterHandle]()
+EXPECTATION_KEY = pytest.StashKey[object]()
+WORKER_INPUT = "ivc_session"
+
+MARKERS = {
+    "behaviour(name)": "the behaviour from conformance/framework/expectations.py this test checks; the table "
+                       "decides whether it applies to the cluster and how it is classified",
+    "conformance": "equivalent of a Kubernetes [Conformance] test for ImageVolume (GA in 1.36)",
+    "slow": "takes more than ~30 s (pull backoff, large artifacts); deselect with -m 'not slow'",
+    "runs_without_feature": "runs even when image volumes are unavailable (the session-level verdict itself)",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ivc", "ImageVolume conformance")
+    group.addoption("--cluster", choices=("kind", "existing", "local"), default="kind",
+                    help="how to obtain the cluster: kind (CRI-O node image, default), existing (kubeconfig), "
+                         "local (offline host processes, as CI)")
+    group.addoption("--kubeconfig", default=None, help="kubeconfig for --cluster=existing")
+    group.addoption("--context", default=None, help="kubeconfig context for --cluster=existing")
+    group.addoption("--registry", default=None,
+                    help="HOST:PORT the suite pushes its artifacts to (required for --cluster=existing)")
+    group.addoption("--registry-pull", default=None,
+                    help="HOST:PORT the cluster pulls the same registry from, when it differs from --registry")
+    group.addoption("--keep-cluster", action="store_true", help="leave a cluster this run created running")
+    group.addoption("--reuse-cluster", action="store_true",
+                    help="require a running cluster from an earlier `up`/--keep-cluster; fail fast if none")
+    group.addoption("--require-feature", action="store_true",
+                    help="fail the run (instead of skipping) when image volumes are unavailable")
+    group.addoption("--k8s-version", default=None, help="Kubernetes version for kind/local (pinned default)")
+    group.addoption("--crio-version", default=None, help="CRI-O version for kind/local (pinned default)")
+    group.addoption("--feature-gates", default=None, help="extra gates for local clusters, e.g. ImageVolume=false")
+    group.addoption("--admission-plugins", default=None,
+                    help="extra admission plugins for local clusters, e.g. AlwaysPullImages")
+    group.addoption("--report-dir", default=None, help="write junit, summary.md/json and diagnostics here")
+    group.addoption("--list-artifacts", action="store_true",
+                    help="print every image and artifact the run needs, then exit (for air-gapped registries)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker, doc in MARKERS.items():
+        config.addinivalue_line("markers", f"{marker}: {doc}")
+    if config.getoption("report_dir") and not config.option.xmlpath:
+        config.option.xmlpath = str(Path(config.getoption("report_dir")) / "junit_01.xml")
+    if _is_controller(config):
+        report.install_collector(config)
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input and WORKER_INPUT in worker_input:
+        config.stash[SESSION_KEY] = SuiteSession.from_json(worker_input[WORKER_INPUT])
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def _selects_conformance(config: pytest.Config) -> bool:
+    """Only start a cluster when conformance tests can be selected (not for unit tests or --help)."""
+    if config.option.collectonly or config.getoption("list_artifacts") or config.option.help:
+        return False
+    conformance_dir = config.rootpath / "conformance"
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::", 1)[0]).resolve()
+        if path == conformance_dir or conformance_dir in path.parents or path in conformance_dir.parents:
+            return True
+    return False
+
+
+def _provider_options(config: pytest.Config) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for name in ("kubeconfig", "context", "registry", "registry_pull", "k8s_version", "crio_version",
+                 "feature_gates", "admission_plugins"):
+        value = config.getoption(name)
+        if value is not None:
+            options[name] = value
+    return options
+
+
+def _obtain_cluster(config: pytest.Config) -> ClusterHandle:
+    provider = make_provider(config.getoption("cluster"), **_provider_options(config))
+    config.stash[PROVIDER_KEY] = provider
+    running = provider.running_handle()
+    if running is not None:
+        progress(f"reusing the running {provider.name} cluster ({running.description}); it stays up after the run")
+        return running
+    if config.getoption("reuse_cluster"):
+        raise ClusterError(f"--reuse-cluster: no running {provider.name} cluster found; start one with "
+                           f"`python -m conformance.cluster up --provider {provider.name}`")
+    progress(f"bringing up a {provider.name} cluster for this run")
+    return replace(provider.up(), created_by_run=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if config.getoption("list_artifacts"):
+        report.print_artifact_list(config)
+        pytest.exit("listed the artifacts this run needs", returncode=0)
+    if not _is_controller(config) or not _selects_conformance(config):
+        return
+    try:
+        handle = config.stash[HANDLE_KEY] = _obtain_cluster(config)
+        suite = start_session(handle, new_run_id())
+    except ClusterError as error:
+        _teardown(config)
+        pytest.exit(f"ivc: {error}", returncode=3)
+    except KeyboardInterrupt:
+        _teardown(config)
+        raise
+    config.stash[SESSION_KEY] = suite
+    reason = suite.capabilities.feature_unavailable_reason()
+    if reason and config.getoption("require_feature"):
+        _teardown(config)
+        pytest.exit(f"ivc: image volumes unavailable: {reason}", returncode=1)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # xdist: hand the coordinates to every worker
+    suite = node.config.stash.get(SESSION_KEY, None)
+    if suite is not None:
+        node.workerinput[WORKER_INPUT] = suite.to_json()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    suite = config.stash.get(SESSION_KEY, None)
+    if suite is None:
+        return ["ivc: no cluster (no conformance test selected)"] if _is_controller(config) else []
+    lines = [f"ivc run {suite.run_id}: {suite.handle.provider} cluster ({suite.handle.description})",
+             f"ivc registry: push {suite.handle.registry.push}, pull {suite.handle.registry.pull}"]
+    lines += [f"ivc {line}" for line in suite.capabilities.header_lines()]
+    reason = suite.capabilities.feature_unavailable_reason()
+    verdict = f"IMAGE VOLUMES UNAVAILABLE: {reason}" if reason else "image volumes available"
+    lines.append(f"ivc verdict: {verdict}")
+    return lines
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    known = behaviours()
+    for item in items:
+        for marker in item.iter_markers("behaviour"):
+            if marker.args[0] not in known:
+                raise pytest.UsageError(f"{item.nodeid}: behaviour {marker.args[0]!r} has no row in the table")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("behaviour")
+    if marker is None:
+        return
+    suite = item.config.stash.get(SESSION_KEY, None)
+    if suite is None:
+        pytest.skip("no cluster: run the conformance tests with --cluster=kind|existing|local")
+    expectation = lookup(marker.args[0], suite.capabilities)
+    item.stash[EXPECTATION_KEY] = expectation
+    item.user_properties += [("ivc.behaviour", expectation.behaviour), ("ivc.level", expectation.level.value),
+                             ("ivc.source", expectation.source), ("ivc.scope", expectation.scope)]
+    unavailable = suite.capabilities.feature_unavailable_reason()
+    if unavailable and not item.get_closest_marker("runs_without_feature"):
+        pytest.skip(f"image volumes unavailable: {unavailable}")
+    if not expectation.applies:
+        pytest.skip(f"{expectation.behaviour}: {expectation.reason} [{expectation.scope}]")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    test_report = yield
+    if test_report.failed:
+        expectation = item.stash.get(EXPECTATION_KEY, None)
+        if expectation is not None and expectation.known_issue:
+            test_report.sections.append(("ivc known issue", expectation.known_issue))
+            test_report.user_properties.append(("ivc.hint", expectation.known_issue))
+        report.collect_diagnostics(item, test_report)
+    return test_report
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if _is_controller(config) and config.stash.get(SESSION_KEY, None) is not None:
+        report.write_summary(config, terminalreporter)
+
+
+def _teardown(config: pytest.Config) -> None:
+    suite = config.stash.get(SESSION_KEY, None)
+    provider = config.stash.get(PROVIDER_KEY, None)
+    if suite is not None:
+        report.sweep_namespaces(suite, RUN_LABEL)
+    if provider is None:
+        return
+    # No handle means `up` failed, and providers clean up after their own failed `up`.
+    handle = config.stash.get(HANDLE_KEY, None)
+    if handle is not None and handle.created_by_run and not config.getoption("keep_cluster"):
+        progress(f"tearing down the {provider.name} cluster this run created (--keep-cluster keeps it)")
+        try:
+            provider.down()
+        except ClusterError as error:
+            progress(f"teardown failed: {error}")
+    config.stash[PROVIDER_KEY] = None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _is_controller(config):
+        _teardown(config)
+

@@ -1,0 +1,77 @@
+"""A Pod under test: what a test body talks to (read files, run shell, wait for states)."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from conformance.framework.kube import ExecResult, Json, Kube, is_running, waiting_reason
+
+DEFAULT_CONTAINER = "main"
+
+
+@dataclass
+class PodUnderTest:
+    kube: Kube
+    namespace: str
+    name: str
+    raw: Json = field(default_factory=dict)
+
+    def refresh(self) -> Json:
+        self.raw = self.kube.read_pod(self.namespace, self.name)
+        return self.raw
+
+    # -- waits ----------------------------------------------------------------------------------
+    def wait_running(self, timeout: float) -> PodUnderTest:
+        self.raw = self.kube.wait_for_pod(
+            self.namespace, self.name, is_running, what=f"Pod {self.name} to be Running", timeout=timeout
+        )
+        return self
+
+    def wait_waiting_reason(self, reasons: Iterable[str], timeout: float, container: str = DEFAULT_CONTAINER) -> str:
+        """Wait until `container` is waiting with one of `reasons`; return the reason seen."""
+        wanted = set(reasons)
+        self.raw = self.kube.wait_for_pod(
+            self.namespace, self.name, lambda pod: waiting_reason(pod, container) in wanted,
+            what=f"container {container} of Pod {self.name} to wait with reason {' or '.join(sorted(wanted))}",
+            timeout=timeout,
+        )
+        return waiting_reason(self.raw, container) or ""
+
+    def container_state(self, container: str = DEFAULT_CONTAINER) -> Json:
+        for cs in self.raw.get("status", {}).get("containerStatuses", []):
+            if cs["name"] == container:
+                return cs.get("state", {})
+        return {}
+
+    @property
+    def phase(self) -> str:
+        return self.raw.get("status", {}).get("phase", "")
+
+    # -- inside the container -------------------------------------------------------------------
+    def sh(self, script: str, container: str = DEFAULT_CONTAINER, timeout: float = 60) -> ExecResult:
+        return self.kube.exec(self.namespace, self.name, ["/bin/sh", "-c", script], container, timeout)
+
+    def read(self, path: str, container: str = DEFAULT_CONTAINER) -> str:
+        """File content; fails the test with the shell's message when the file cannot be read."""
+        result = self.sh(f"cat {shlex.quote(path)}", container)
+        assert result.returncode == 0, f"cannot read {path} in {self.name}/{container}: {result.output.strip()}"
+        return result.stdout
+
+    def listdir(self, path: str, container: str = DEFAULT_CONTAINER) -> set[str]:
+        result = self.sh(f"ls -A {shlex.quote(path)}", container)
+        assert result.returncode == 0, f"cannot list {path} in {self.name}/{container}: {result.output.strip()}"
+        return set(result.stdout.split())
+
+    def events(self) -> list[Json]:
+        return self.kube.events(self.namespace, self.name)
+
+    def event_messages(self, reason: str | None = None) -> list[str]:
+        return [e.get("message", "") for e in self.events() if reason is None or e.get("reason") == reason]
+
+    def delete(self) -> None:
+        self.kube.delete_pod(self.namespace, self.name)
+
+    def describe(self) -> str:
+        return self.kube.describe_pod(self.refresh())

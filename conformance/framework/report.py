@@ -1,0 +1,229 @@
+"""The one place that explains results: per-failure diagnostics, the run summary, artifact lists.
+
+Workers collect diagnostics for their own failed tests (they hold the namespace); the controller
+receives every report (xdist forwards them, user_properties included) and writes the summary once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conformance.framework.artifacts import CATALOG, SHARED_REPOSITORY_PREFIX
+
+VERDICTS_KEY = pytest.StashKey["VerdictCollector"]()
+
+
+@dataclass
+class Verdict:
+    nodeid: str
+    outcome: str  # passed / failed / skipped / error
+    level: str
+    behaviour: str
+    source: str
+    message: str = ""
+    hint: str = ""
+    observed: dict[str, str] = field(default_factory=dict)
+
+
+class VerdictCollector:
+    """Registered in the controller only: turns test reports into one verdict per test."""
+
+    def __init__(self) -> None:
+        self.verdicts: dict[str, Verdict] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        outcome = report.outcome
+        if report.when != "call" and outcome == "failed":
+            outcome = "error"
+        elif report.when != "call" and outcome == "passed":
+            return  # setup/teardown passing says nothing new
+        previous = self.verdicts.get(report.nodeid)
+        if previous and previous.outcome in ("failed", "error"):
+            return  # a teardown pass must not hide the call's failure
+        message = ""
+        if report.failed:
+            message = _first_line(report.longreprtext)
+        elif report.skipped and isinstance(report.longrepr, tuple):
+            message = str(report.longrepr[2]).removeprefix("Skipped: ")
+        self.verdicts[report.nodeid] = Verdict(
+            nodeid=report.nodeid, outcome=outcome, level=props.get("ivc.level", "unclassified"),
+            behaviour=props.get("ivc.behaviour", ""), source=props.get("ivc.source", ""), message=message,
+            hint=props.get("ivc.hint", ""),
+            observed={k.removeprefix("ivc.observed."): v for k, v in props.items() if k.startswith("ivc.observed.")},
+        )
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("E "):
+            return line[2:].strip()[:300]
+    return (text.strip().splitlines() or [""])[-1][:300]
+
+
+def install_collector(config: pytest.Config) -> None:
+    collector = VerdictCollector()
+    config.stash[VERDICTS_KEY] = collector
+    config.pluginmanager.register(collector, "ivc-verdicts")
+
+
+# -- diagnostics ------------------------------------------------------------------------------
+def _safe_name(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid)[-150:]
+
+
+def collect_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Describe every Pod in the test's namespaces; write full dumps under --report-dir."""
+    from conformance.framework.fixtures import NAMESPACES_KEY  # late: fixtures import the plugin
+    from conformance.framework.kube import Kube
+    from conformance.framework.plugin import SESSION_KEY
+
+    namespaces = item.stash.get(NAMESPACES_KEY, [])
+    suite = item.config.stash.get(SESSION_KEY, None)
+    if not namespaces or suite is None:
+        return
+    kube = Kube(suite.handle.kubeconfig, suite.handle.context)
+    summary: list[str] = []
+    report_dir = item.config.getoption("report_dir")
+    target = Path(report_dir) / "diagnostics" / _safe_name(item.nodeid) if report_dir else None
+    for namespace in namespaces:
+        try:
+            pods = kube.get_json(f"/api/v1/namespaces/{namespace}/pods")["items"]
+            events = kube.events(namespace)
+        except Exception as error:  # noqa: BLE001 - diagnostics must never mask the failure
+            summary.append(f"namespace {namespace}: unreadable ({error})")
+            continue
+        for pod in pods:
+            summary.append(kube.describe_pod(pod))
+        if target is None:
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        (target / f"{namespace}.pods.yaml").write_text(yaml.safe_dump_all(pods, sort_keys=False))
+        (target / f"{namespace}.events.txt").write_text("".join(
+            f"{e.get('firstTimestamp') or e.get('eventTime')} {e.get('type')} {e.get('reason')} "
+            f"{e.get('involvedObject', {}).get('name')}: {e.get('message', '')}\n" for e in events))
+        for pod in pods:
+            for container in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", []):
+                log = kube.pod_log(namespace, pod["metadata"]["name"], container["name"])
+                (target / f"{pod['metadata']['name']}.{container['name']}.log").write_text(log)
+    if target is not None:
+        _node_side_diagnostics(suite, target)
+        summary.append(f"full diagnostics: {target}")
+    if summary:
+        report.sections.append(("ivc diagnostics", "\n".join(summary)))
+
+
+def _node_side_diagnostics(suite: Any, target: Path) -> None:
+    """Runtime and kubelet log tails and `crictl info`, where the provider gives node access."""
+    import subprocess
+
+    access = suite.handle.node_access
+    if access.log_dir:
+        for name in ("crio", "kubelet"):
+            log = Path(access.log_dir) / f"{name}.log"
+            if log.exists():
+                lines = log.read_text(errors="replace").splitlines()[-300:]
+                (target / f"node.{name}.tail.log").write_text("\n".join(lines) + "\n")
+    if access.crictl:
+        result = subprocess.run([access.crictl, "info"], capture_output=True, text=True, timeout=30)
+        (target / "crictl-info.json").write_text(result.stdout or result.stderr)
+
+
+# -- summary ----------------------------------------------------------------------------------
+def write_summary(config: pytest.Config, terminalreporter: Any) -> None:
+    from conformance.framework.plugin import SESSION_KEY
+
+    collector = config.stash.get(VERDICTS_KEY, None)
+    suite = config.stash.get(SESSION_KEY, None)
+    if collector is None or suite is None:
+        return
+    verdicts = sorted(collector.verdicts.values(), key=lambda v: v.nodeid)
+    counts = Counter((v.level, v.outcome) for v in verdicts)
+    levels = ("required", "optional", "informational", "not-applicable", "unclassified")
+    tr = terminalreporter
+    tr.section("ImageVolume conformance verdict")
+    for level in levels:
+        row = {o: counts[(level, o)] for o in ("passed", "failed", "error", "skipped")}
+        if any(row.values()):
+            tr.write_line(f"{level:>15}: " + ", ".join(f"{n} {o}" for o, n in row.items() if n))
+    for verdict in verdicts:
+        if verdict.observed:
+            tr.write_line(f"observed {verdict.nodeid}: " + "; ".join(f"{k}={v}" for k, v in verdict.observed.items()))
+        if verdict.outcome in ("failed", "error") and verdict.hint:
+            tr.write_line(f"hint for {verdict.nodeid}: {verdict.hint}")
+    report_dir = config.getoption("report_dir")
+    if not report_dir:
+        return
+    out = Path(report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    caps = suite.capabilities
+    data = {
+        "run_id": suite.run_id,
+        "cluster": {"provider": suite.handle.provider, "description": suite.handle.description,
+                    "kubernetes": caps.server_version, "runtime": caps.runtime,
+                    "verdict": caps.feature_unavailable_reason() or "image volumes available",
+                    "header": caps.header_lines()},
+        "counts": {f"{level}/{outcome}": n for (level, outcome), n in sorted(counts.items())},
+        "tests": [vars(v) for v in verdicts],
+        "reproduce": reproduce_command(config),
+    }
+    (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
+    lines = [f"# ImageVolume conformance: run {suite.run_id}", "",
+             f"- cluster: {suite.handle.provider} ({suite.handle.description})",
+             f"- Kubernetes {caps.server_version}; runtime {caps.runtime}", f"- verdict: {data['cluster']['verdict']}",
+             f"- reproduce: `{data['reproduce']}`", "", "| level | passed | failed | error | skipped |",
+             "|---|---|---|---|---|"]
+    for level in levels:
+        row = [counts[(level, o)] for o in ("passed", "failed", "error", "skipped")]
+        if any(row):
+            lines.append(f"| {level} | " + " | ".join(map(str, row)) + " |")
+    lines += ["", "| test | level | verdict | expectation source | detail |", "|---|---|---|---|---|"]
+    for v in verdicts:
+        detail = v.message + (f" — hint: {v.hint}" if v.hint else "")
+        if v.observed:
+            detail = "; ".join(f"{k}={val}" for k, val in v.observed.items())
+        lines.append(f"| `{v.nodeid}` | {v.level} | {v.outcome} | {v.source} | {detail.replace('|', '/')} |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    tr.write_line(f"summary: {out / 'summary.md'}")
+
+
+def reproduce_command(config: pytest.Config) -> str:
+    return shlex.join(["pytest", *config.invocation_params.args])
+
+
+def sweep_namespaces(suite: Any, label: str) -> None:
+    """Delete whatever namespaces of this run survived (Ctrl-C, crashed workers)."""
+    from conformance.framework.kube import Kube
+
+    try:
+        kube = Kube(suite.handle.kubeconfig, suite.handle.context)
+        for name in kube.namespaces_with_label(f"{label}={suite.run_id}"):
+            kube.delete_namespace(name)
+    except Exception as error:  # noqa: BLE001 - cleanup is best effort and must say why it failed
+        print(f"ivc: could not sweep namespaces of run {suite.run_id}: {error}", file=sys.stderr)
+
+
+def print_artifact_list(config: pytest.Config) -> None:
+    """Everything a run pushes, so an air-gapped user can pre-seed a registry."""
+    from conformance.framework.artifacts import content_tag
+    from conformance.oci import build
+    from conformance.oci.node_images import PAUSE_REPOSITORY, PAUSE_TAG, SHELL_REPOSITORY, SHELL_TAG
+
+    registry = config.getoption("registry") or "<registry>"
+    print(f"{registry}/{SHELL_REPOSITORY}:{SHELL_TAG}  (container image: static busybox)")
+    print(f"{registry}/{PAUSE_REPOSITORY}:{PAUSE_TAG}  (sandbox image, local provider only)")
+    for name, spec in CATALOG.items():
+        built = build(spec)
+        print(f"{registry}/{SHARED_REPOSITORY_PREFIX}/{name}:{content_tag(built.manifest_digest)}  "
+              f"({built.manifest_digest}, {built.size()} bytes)")
+    print("plus per-test repositories under ivc/run-<run id>/ (pushed and deleted by the tests themselves)")

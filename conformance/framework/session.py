@@ -1,0 +1,118 @@
+"""One run of the suite, independent of pytest: obtain a cluster, learn what it is, push artifacts.
+
+The pytest plugin calls `start_session` in the controller process and ships the resulting
+`SuiteSession` to xdist workers as JSON. Scripts (the benchmark, a vendor's own harness) can
+call it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+
+from conformance.cluster.base import ClusterHandle
+from conformance.cluster.errors import ClusterError
+from conformance.cluster.progress import progress
+from conformance.framework.artifacts import CATALOG, PushedArtifact, push_catalog, push_named
+from conformance.framework.capabilities import Capabilities, NodeInfo, parse_feature_metric
+from conformance.framework.kube import Kube
+from conformance.oci import RegistryClient, RegistryError
+from conformance.oci.node_images import SHELL_REPOSITORY, SHELL_TAG, NodeImageError, shell_image
+
+RUN_LABEL = "ivc.conformance/run"
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class SuiteSession:
+    run_id: str
+    handle: ClusterHandle
+    capabilities: Capabilities
+    shell_image: str
+    artifacts: dict[str, PushedArtifact]
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "run_id": self.run_id,
+            "handle": self.handle.to_json(),
+            "capabilities": self.capabilities.to_json(),
+            "shell_image": self.shell_image,
+            "artifacts": {name: a.as_dict() for name, a in self.artifacts.items()},
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> SuiteSession:
+        raw = json.loads(text)
+        return cls(
+            run_id=raw["run_id"],
+            handle=ClusterHandle.from_json(raw["handle"]),
+            capabilities=Capabilities.from_json(raw["capabilities"]),
+            shell_image=raw["shell_image"],
+            artifacts={name: PushedArtifact(**a) for name, a in raw["artifacts"].items()},
+        )
+
+
+def _probe_pod(registry_pull: str) -> dict:
+    """A dry-run Pod: does the apiserver keep image volumes, and what does it default/force?"""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "ivc-capability-probe"},
+        "spec": {
+            "containers": [{"name": "main", "image": f"{registry_pull}/ivc/probe:1"}],
+            "volumes": [
+                {"name": "defaulted", "image": {"reference": f"{registry_pull}/ivc/probe:1"}},
+                {"name": "explicit", "image": {"reference": f"{registry_pull}/ivc/probe:1",
+                                                "pullPolicy": "IfNotPresent"}},
+            ],
+        },
+    }
+
+
+def discover_capabilities(kube: Kube, registry_pull: str) -> Capabilities:
+    server_version = kube.server_version()
+    stored = kube.create_pod("default", _probe_pod(registry_pull), dry_run=True)
+    volumes = {v["name"]: v for v in stored["spec"].get("volumes", [])}
+    keeps = "image" in volumes.get("defaulted", {})
+    defaulted = volumes["defaulted"]["image"].get("pullPolicy") if keeps else None
+    forced = keeps and volumes["explicit"]["image"].get("pullPolicy") == "Always"
+    nodes = []
+    notes = []
+    for node in kube.nodes():
+        info = node["status"]["nodeInfo"]
+        name = node["metadata"]["name"]
+        try:
+            gate, stage = parse_feature_metric(kube.node_metrics(name))
+        except Exception as error:  # noqa: BLE001 - any failure just means "unknown"
+            gate, stage = None, ""
+            notes.append(f"kubelet metrics of {name} unreadable ({type(error).__name__}); gate state unknown")
+        nodes.append(NodeInfo(name=name, kubelet_version=info["kubeletVersion"],
+                              runtime=info["containerRuntimeVersion"], kubelet_gate=gate, gate_stage=stage))
+    return Capabilities(server_version=server_version, nodes=tuple(nodes), apiserver_keeps_image_volumes=keeps,
+                        defaulted_pull_policy=defaulted, admission_forces_always=forced, notes=tuple(notes))
+
+
+def start_session(handle: ClusterHandle, run_id: str | None = None) -> SuiteSession:
+    """Discover the cluster and push the shell image and shared artifacts. Raises ClusterError."""
+    run_id = run_id or new_run_id()
+    kube = Kube(handle.kubeconfig, handle.context)
+    try:
+        capabilities = discover_capabilities(kube, handle.registry.pull)
+    except Exception as error:
+        raise ClusterError(f"cluster at {handle.kubeconfig} is not usable: {type(error).__name__}: "
+                           f"{str(error).splitlines()[0] if str(error) else ''}; check the kubeconfig/context "
+                           f"and that the apiserver is up") from error
+    client = RegistryClient(handle.registry)
+    try:
+        client.ping()
+        progress(f"pushing the shell image and {len(CATALOG)} artifacts to {handle.registry.push}")
+        shell = push_named(client, "shell", shell_image(), SHELL_REPOSITORY, SHELL_TAG)
+        artifacts = push_catalog(client)
+    except (RegistryError, NodeImageError) as error:
+        raise ClusterError(str(error)) from error
+    return SuiteSession(run_id=run_id, handle=handle, capabilities=capabilities, shell_image=shell.reference,
+                        artifacts=artifacts)

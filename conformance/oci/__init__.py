@@ -1,0 +1,65 @@
+"""Deterministic OCI images and artifacts, built from descriptions and pushed to the suite's registry.
+
+`layout` turns a description into bytes (stdlib only), `registry` pushes them, `node_images`
+describes the pause and shell images every cluster needs.
+"""
+
+from conformance.oci.layout import (
+    ArtifactSpec,
+    BuiltImage,
+    Dir,
+    Entry,
+    File,
+    Hardlink,
+    ImageSpec,
+    Layer,
+    OpaqueDir,
+    Symlink,
+    Whiteout,
+    build,
+    canonical_json,
+    digest_of,
+    host_architecture,
+    layer_tar,
+)
+from conformance.oci.node_images import (
+    PAUSE_REPOSITORY,
+    PAUSE_TAG,
+    SHELL_REPOSITORY,
+    SHELL_TAG,
+    NodeImageError,
+    pause_image,
+    push_node_images,
+    shell_image,
+)
+from conformance.oci.registry import RegistryClient, RegistryError, RegistryUnavailable
+
+__all__ = [
+    "PAUSE_REPOSITORY",
+    "PAUSE_TAG",
+    "SHELL_REPOSITORY",
+    "SHELL_TAG",
+    "ArtifactSpec",
+    "BuiltImage",
+    "Dir",
+    "Entry",
+    "File",
+    "Hardlink",
+    "ImageSpec",
+    "Layer",
+    "NodeImageError",
+    "OpaqueDir",
+    "RegistryClient",
+    "RegistryError",
+    "RegistryUnavailable",
+    "Symlink",
+    "Whiteout",
+    "build",
+    "canonical_json",
+    "digest_of",
+    "host_architecture",
+    "layer_tar",
+    "pause_image",
+    "push_node_images",
+    "shell_image",
+]

@@ -1,0 +1,475 @@
+"""Declarative descriptions of images and artifacts → deterministic OCI blobs (stdlib only).
+
+The suite cannot pull upstream test images offline (feature-facts §14), so it rebuilds them. A
+description must always give the same bytes, and so the same manifest digest, on every machine
+of the same architecture: tests and reports can then name artifacts by digest, and a second run
+pushes nothing new. Hence: uncompressed PAX tar layers (gzip output depends on the zlib build),
+entries sorted, mtime 0, explicit modes and owners, canonical JSON, no timestamps anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import platform
+import posixpath
+import re
+import tarfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_TYPE_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_TYPE_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+MEDIA_TYPE_EMPTY = "application/vnd.oci.empty.v1+json"
+MEDIA_TYPE_OCTET_STREAM = "application/octet-stream"
+ANNOTATION_TITLE = "org.opencontainers.image.title"
+DEFAULT_ARTIFACT_TYPE = "application/vnd.ivc.test.v1"
+
+EMPTY_JSON = b"{}"  # the image-spec's "empty descriptor" content
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+
+# platform.machine() → GOARCH, the spelling runtimes compare against when matching platforms.
+_GOARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv7l": "arm",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+    "i386": "386",
+    "i686": "386",
+}
+
+_MEDIA_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$")
+
+
+# --------------------------------------------------------------------------------------------
+# Layer entries
+
+
+@dataclass(frozen=True)
+class File:
+    """A regular file. Modes are explicit so exec-bit and read-only tests control them."""
+
+    path: str
+    content: bytes = b""
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class Dir:
+    """A directory; give it explicitly only when mode or owner differ from the implicit 0755 root."""
+
+    path: str
+    mode: int = 0o755
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class Symlink:
+    """A symbolic link; `target` is stored verbatim (absolute targets are allowed, as in real images)."""
+
+    path: str
+    target: str
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class Hardlink:
+    """A hard link to a `File` of the same layer (tar can only link to an entry it already holds)."""
+
+    path: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Whiteout:
+    """Hides `path` of the lower layers: written as `<dir>/.wh.<name>` (image-spec layer changesets)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class OpaqueDir:
+    """Hides everything the lower layers hold below `path`: written as `<path>/.wh..wh..opq`."""
+
+    path: str
+
+
+Entry = File | Dir | Symlink | Hardlink | Whiteout | OpaqueDir
+Layer = tuple[Entry, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# Specs and result
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """An image-style artifact: a config with rootfs.diff_ids, so both CRI-O and containerd mount it.
+
+    containerd ≤ 2.3 only mounts image volumes it can unpack, which needs `rootfs.diff_ids`
+    (feature-facts §11); CRI-O mounts these too. Use this for everything both runtimes must see.
+    """
+
+    layers: tuple[Layer, ...]
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ArtifactSpec:
+    """A real OCI artifact (empty config + artifactType): only CRI-O ≥ 1.33 mounts these.
+
+    CRI-O mounts each layer as one file named by its `org.opencontainers.image.title`, so a title
+    may contain '/' ("subpath/2") and `image_sub_path` then selects by that prefix (cri-o
+    `FilterMountPathsBySubPath`). Newer CRI-O *unpacks* layers whose media type contains ".tar",
+    so plain files must not use a tar media type (ORAS's default): the default here is
+    application/octet-stream. Files with identical content share one blob; CRI-O keys its
+    layer→name map by digest, so give files distinct contents unless that is what a test probes.
+    """
+
+    files: tuple[tuple[str, bytes], ...]  # (title, content)
+    artifact_type: str = DEFAULT_ARTIFACT_TYPE
+    annotations: tuple[tuple[str, str], ...] = ()
+    layer_media_type: str = MEDIA_TYPE_OCTET_STREAM  # e.g. "text/plain", as upstream's :subpath uses
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """Everything a registry needs for one manifest: the manifest bytes exactly as pushed, and its blobs."""
+
+    manifest: bytes
+    manifest_digest: str
+    media_type: str
+    blobs: Mapping[str, bytes] = field(repr=False)  # digest → bytes (config + layers), deduplicated
+
+    def __repr__(self) -> str:  # the blobs can be megabytes; a repr must stay one readable line
+        return f"BuiltImage(manifest_digest={self.manifest_digest!r}, blobs={len(self.blobs)}, size={self.size()})"
+
+    def size(self) -> int:
+        """Bytes a push transfers to an empty registry: manifest plus every distinct blob."""
+        return len(self.manifest) + sum(len(blob) for blob in self.blobs.values())
+
+
+# --------------------------------------------------------------------------------------------
+# Public helpers
+
+
+def digest_of(data: bytes) -> str:
+    """The OCI digest string ("sha256:<hex>") of `data`."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(value: object) -> bytes:
+    """Sorted keys, compact separators, ASCII: one JSON text per value, so one digest per value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+
+
+def host_architecture() -> str:
+    """This machine's architecture in GOARCH spelling, as runtimes expect in an image config."""
+    machine = platform.machine().lower()
+    try:
+        return _GOARCH[machine]
+    except KeyError:
+        raise ValueError(f"unknown machine architecture {machine!r}: pass architecture= to build()") from None
+
+
+def layer_tar(layer: Layer) -> bytes:
+    """Serialise one layer to an uncompressed PAX tar, deterministically.
+
+    Public so that a test can wrap a tree in an artifact layer of its own.
+    """
+    records = _layer_records(layer)
+    buffer = io.BytesIO()
+    # encoding fixed so non-ASCII names give the same PAX records whatever the locale.
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
+        for record in records:
+            info = tarfile.TarInfo(record.name)
+            info.type = record.type
+            info.mode = record.mode
+            info.uid = record.uid
+            info.gid = record.gid
+            info.uname = ""
+            info.gname = ""
+            info.mtime = 0
+            info.linkname = record.linkname
+            if record.type == tarfile.REGTYPE:
+                info.size = len(record.content)
+                tar.addfile(info, io.BytesIO(record.content))
+            else:
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+def build(spec: ImageSpec | ArtifactSpec, *, architecture: str | None = None) -> BuiltImage:
+    """Turn a description into a manifest and its blobs; same description → same digest.
+
+    `architecture` defaults to this machine's; set it when the nodes differ from the pusher.
+    """
+    if isinstance(spec, ImageSpec):
+        return _build_image(spec, architecture or host_architecture())
+    if isinstance(spec, ArtifactSpec):
+        return _build_artifact(spec)
+    raise TypeError(f"build() takes an ImageSpec or ArtifactSpec, not {type(spec).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# Internals
+
+
+@dataclass(frozen=True)
+class _Record:
+    """One tar header to write, after validation and expansion of whiteouts and parents."""
+
+    name: str
+    type: bytes
+    mode: int
+    uid: int
+    gid: int
+    content: bytes = b""
+    linkname: str = ""
+
+
+def _check_path(path: object, what: str) -> str:
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"{what}: path must be a non-empty string, got {path!r}")
+    if "\0" in path:
+        raise ValueError(f"{what}: path {path!r} contains a NUL byte")
+    if path.startswith("/"):
+        raise ValueError(f"{what}: path {path!r} must be relative to the image root (drop the leading '/')")
+    if ".." in path.split("/"):
+        raise ValueError(f"{what}: path {path!r} must not contain '..'")
+    if path == "." or posixpath.normpath(path) != path:
+        raise ValueError(f"{what}: path {path!r} is not normalised (write it like 'dir/file')")
+    return path
+
+
+def _check_owner(entry: File | Dir | Symlink) -> None:
+    if entry.uid < 0 or entry.gid < 0:
+        raise ValueError(f"{entry!r}: uid and gid must be >= 0")
+
+
+def _check_mode(entry: File | Dir) -> None:
+    if not 0 <= entry.mode <= 0o7777:
+        raise ValueError(f"{type(entry).__name__} {entry.path!r}: mode {entry.mode:#o} is outside 0..0o7777")
+
+
+def _check_not_whiteout_name(path: str, what: str) -> None:
+    if posixpath.basename(path).startswith(WHITEOUT_PREFIX):
+        raise ValueError(f"{what}: name {path!r} is reserved for whiteouts; use Whiteout or OpaqueDir")
+
+
+def _layer_records(layer: Layer) -> list[_Record]:
+    """Validate a layer and expand it into sorted tar records (implicit parents, whiteout names)."""
+    if not isinstance(layer, tuple):
+        raise TypeError(f"a layer is a tuple of entries, got {type(layer).__name__}")
+    records: dict[str, _Record] = {}
+    files: dict[str, File] = {}
+    hardlinks: list[Hardlink] = []
+
+    def add(record: _Record, what: str) -> None:
+        if record.name in records:
+            raise ValueError(f"{what}: the layer already has an entry at {record.name!r}")
+        records[record.name] = record
+
+    for entry in layer:
+        what = f"{type(entry).__name__}({getattr(entry, 'path', '?')!r})"
+        if isinstance(entry, File):
+            _check_path(entry.path, what)
+            _check_not_whiteout_name(entry.path, what)
+            _check_mode(entry)
+            _check_owner(entry)
+            if not isinstance(entry.content, bytes):
+                raise TypeError(f"{what}: content must be bytes")
+            add(_Record(entry.path, tarfile.REGTYPE, entry.mode, entry.uid, entry.gid, entry.content), what)
+            files[entry.path] = entry
+        elif isinstance(entry, Dir):
+            _check_path(entry.path, what)
+            _check_not_whiteout_name(entry.path, what)
+            _check_mode(entry)
+            _check_owner(entry)
+            add(_Record(entry.path, tarfile.DIRTYPE, entry.mode, entry.uid, entry.gid), what)
+        elif isinstance(entry, Symlink):
+            _check_path(entry.path, what)
+            _check_not_whiteout_name(entry.path, what)
+            _check_owner(entry)
+            if not entry.target or "\0" in entry.target:
+                raise ValueError(f"{what}: symlink target must be a non-empty string without NUL")
+            add(_Record(entry.path, tarfile.SYMTYPE, 0o777, entry.uid, entry.gid, linkname=entry.target), what)
+        elif isinstance(entry, Hardlink):
+            _check_path(entry.path, what)
+            _check_not_whiteout_name(entry.path, what)
+            _check_path(entry.target, f"{what} target")
+            hardlinks.append(entry)
+        elif isinstance(entry, Whiteout):
+            _check_path(entry.path, what)
+            _check_not_whiteout_name(entry.path, what)
+            parent, name = posixpath.split(entry.path)
+            add(_Record(posixpath.join(parent, WHITEOUT_PREFIX + name), tarfile.REGTYPE, 0o644, 0, 0), what)
+        elif isinstance(entry, OpaqueDir):
+            _check_path(entry.path, what)
+            _check_not_whiteout_name(entry.path, what)
+            add(_Record(posixpath.join(entry.path, OPAQUE_MARKER), tarfile.REGTYPE, 0o644, 0, 0), what)
+        else:
+            raise TypeError(f"unknown layer entry {entry!r}: use File, Dir, Symlink, Hardlink, Whiteout or OpaqueDir")
+
+    # Hard links resolve after all files are known; their header repeats the target's metadata.
+    for link in hardlinks:
+        what = f"Hardlink({link.path!r})"
+        target = files.get(link.target)
+        if target is None:
+            raise ValueError(f"{what}: target {link.target!r} must be a File in the same layer")
+        add(_Record(link.path, tarfile.LNKTYPE, target.mode, target.uid, target.gid, linkname=link.target), what)
+
+    # Implicit parents (0755, root), and no entry may live below something that is not a directory.
+    for name in list(records):
+        parent = posixpath.dirname(name)
+        while parent:
+            existing = records.get(parent)
+            if existing is None:
+                records[parent] = _Record(parent, tarfile.DIRTYPE, 0o755, 0, 0)
+            elif existing.type != tarfile.DIRTYPE:
+                raise ValueError(f"{name!r} is below {parent!r}, which this layer defines as a non-directory")
+            parent = posixpath.dirname(parent)
+
+    return _ordered(records.values())
+
+
+def _ordered(records: Iterable[_Record]) -> list[_Record]:
+    """Sort by path components (as GNU tar --sort=name), but emit a hard link only after its target.
+
+    Component order keeps a directory's contents together; the deferral is needed because
+    extractors resolve a hard link against entries already written.
+    """
+    ordered = sorted(records, key=lambda r: r.name.split("/"))
+    written: set[str] = set()
+    waiting: dict[str, list[_Record]] = {}
+    result: list[_Record] = []
+    for record in ordered:
+        if record.type == tarfile.LNKTYPE and record.linkname not in written:
+            waiting.setdefault(record.linkname, []).append(record)
+            continue
+        result.append(record)
+        written.add(record.name)
+        for link in waiting.pop(record.name, []):
+            result.append(link)
+            written.add(link.name)
+    return result
+
+
+def _annotations(pairs: tuple[tuple[str, str], ...], what: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for pair in pairs:
+        if len(pair) != 2 or not all(isinstance(part, str) for part in pair) or not pair[0]:
+            raise ValueError(f"{what}: annotations are (key, value) string pairs with a non-empty key, got {pair!r}")
+        key, value = pair
+        if key in result:
+            raise ValueError(f"{what}: annotation {key!r} given twice")
+        result[key] = value
+    return result
+
+
+def _strings(values: tuple[str, ...], what: str) -> list[str]:
+    if not all(isinstance(v, str) for v in values):
+        raise ValueError(f"{what} must be a tuple of strings, got {values!r}")
+    return list(values)
+
+
+def _descriptor(media_type: str, data: bytes, annotations: dict[str, str] | None = None) -> dict[str, object]:
+    descriptor: dict[str, object] = {"mediaType": media_type, "digest": digest_of(data), "size": len(data)}
+    if annotations:
+        descriptor["annotations"] = annotations
+    return descriptor
+
+
+def _finish(manifest: dict[str, object], blobs: dict[str, bytes]) -> BuiltImage:
+    raw = canonical_json(manifest)
+    return BuiltImage(
+        manifest=raw,
+        manifest_digest=digest_of(raw),
+        media_type=MEDIA_TYPE_MANIFEST,
+        blobs=MappingProxyType(blobs),
+    )
+
+
+def _build_image(spec: ImageSpec, architecture: str) -> BuiltImage:
+    tars = [layer_tar(layer) for layer in spec.layers]
+    # Uncompressed layers: the diff_id (digest of the uncompressed tar) is the blob digest itself.
+    diff_ids = [digest_of(data) for data in tars]
+    config: dict[str, object] = {
+        "architecture": architecture,
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }
+    process: dict[str, object] = {}
+    if spec.entrypoint:
+        process["Entrypoint"] = _strings(spec.entrypoint, "entrypoint")
+    if spec.cmd:
+        process["Cmd"] = _strings(spec.cmd, "cmd")
+    if spec.env:
+        process["Env"] = _strings(spec.env, "env")
+    if process:
+        config["config"] = process
+    config_raw = canonical_json(config)
+
+    blobs = {digest_of(config_raw): config_raw}
+    for data in tars:
+        blobs.setdefault(digest_of(data), data)
+    manifest: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE_MANIFEST,
+        "config": _descriptor(MEDIA_TYPE_CONFIG, config_raw),
+        "layers": [_descriptor(MEDIA_TYPE_LAYER_TAR, data) for data in tars],
+    }
+    annotations = _annotations(spec.annotations, "ImageSpec")
+    if annotations:
+        manifest["annotations"] = annotations
+    return _finish(manifest, blobs)
+
+
+def _build_artifact(spec: ArtifactSpec) -> BuiltImage:
+    for what, media_type in (("artifact_type", spec.artifact_type), ("layer_media_type", spec.layer_media_type)):
+        if not isinstance(media_type, str) or not _MEDIA_TYPE_RE.match(media_type):
+            raise ValueError(f"ArtifactSpec.{what} {media_type!r} is not a media type like 'application/x.y.v1'")
+    titles: set[str] = set()
+    layers: list[dict[str, object]] = []
+    blobs = {digest_of(EMPTY_JSON): EMPTY_JSON}
+    for item in spec.files:
+        if len(item) != 2:
+            raise ValueError(f"ArtifactSpec.files holds (title, content) pairs, got {item!r}")
+        title, content = item
+        # Titles become mount paths on the node (CRI-O joins them under the volume), so the
+        # same rules as layer paths apply; CRI-O would otherwise silently skip the file.
+        _check_path(title, "ArtifactSpec file title")
+        if title in titles:
+            raise ValueError(f"ArtifactSpec: title {title!r} given twice")
+        if not isinstance(content, bytes):
+            raise TypeError(f"ArtifactSpec file {title!r}: content must be bytes")
+        titles.add(title)
+        layers.append(_descriptor(spec.layer_media_type, content, {ANNOTATION_TITLE: title}))
+        blobs.setdefault(digest_of(content), content)
+    manifest: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE_MANIFEST,
+        "artifactType": spec.artifact_type,
+        "config": _descriptor(MEDIA_TYPE_EMPTY, EMPTY_JSON),
+        "layers": layers,
+    }
+    annotations = _annotations(spec.annotations, "ArtifactSpec")
+    if annotations:
+        manifest["annotations"] = annotations
+    return _finish(manifest, blobs)

@@ -1,0 +1,201 @@
+"""The two ordinary images the suite and its clusters need besides the test artifacts.
+
+An offline cluster cannot pull registry.k8s.io/pause or a busybox image, so both are built here
+from the machine's own toolchain and Debian packages, FROM scratch, and pushed to the suite's
+registry: `pause` is the sandbox image the runtimes are configured with, `shell` is the image of
+every test container (it reads the mounted volume with cat, ls, stat, …).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from conformance.oci.layout import Dir, Entry, File, ImageSpec, Symlink, build
+from conformance.oci.registry import RegistryClient
+
+PAUSE_REPOSITORY = "ivc/pause"
+PAUSE_TAG = "3.10.1"
+SHELL_REPOSITORY = "ivc/shell"
+SHELL_TAG = "1"
+
+# Shared with the cluster builders; IVC_CACHE_DIR lets a non-root developer point it elsewhere.
+CACHE_DIR = Path(os.environ.get("IVC_CACHE_DIR", "/var/cache/ivc"))
+PAUSE_SOURCE = Path(__file__).with_name("pause.c")
+BUSYBOX_PACKAGE = "busybox-static"
+SHELL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+_PT_INTERP = 3  # ELF program header naming the dynamic loader: present iff dynamically linked
+
+
+class NodeImageError(RuntimeError):
+    """A node image cannot be built here; the message is one line saying what to install or do."""
+
+
+def pause_image(cache_dir: Path | None = None) -> ImageSpec:
+    """`/pause` alone, entrypoint ["/pause"]: the sandbox image for CRI-O and containerd."""
+    binary = _pause_binary(cache_dir or CACHE_DIR)
+    return ImageSpec(layers=((File("pause", binary.read_bytes(), mode=0o755),),), entrypoint=("/pause",))
+
+
+def shell_image(cache_dir: Path | None = None) -> ImageSpec:
+    """Debian's static busybox with every applet linked in /bin, entrypoint ["/bin/sh"]."""
+    busybox = _busybox_binary(cache_dir or CACHE_DIR)
+    applets = _applets(busybox)
+    entries: list[Entry] = [
+        File("bin/busybox", busybox.read_bytes(), mode=0o755),
+        # Relative links keep working wherever the tree is mounted, e.g. as an image volume.
+        *(Symlink(f"bin/{name}", "busybox") for name in applets if name != "busybox"),
+        Dir("tmp", mode=0o1777),
+        Dir("root", mode=0o700),
+        File("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"),
+        File("etc/group", b"root:x:0:\nnobody:x:65534:\n"),
+    ]
+    return ImageSpec(layers=(tuple(entries),), entrypoint=("/bin/sh",), env=(f"PATH={SHELL_PATH}",))
+
+
+def push_node_images(client: RegistryClient, which: Iterable[str] = ("pause", "shell")) -> dict[str, str]:
+    """Build and push the named node images; returns {name: "<pull host>/<repository>:<tag>"}."""
+    known = {
+        "pause": (pause_image, PAUSE_REPOSITORY, PAUSE_TAG),
+        "shell": (shell_image, SHELL_REPOSITORY, SHELL_TAG),
+    }
+    names = list(which)
+    for name in names:  # fail before building anything
+        if name not in known:
+            raise ValueError(f"unknown node image {name!r}: choose from {', '.join(sorted(known))}")
+    references: dict[str, str] = {}
+    for name in names:
+        describe, repository, tag = known[name]
+        client.push(build(describe()), repository, tag)
+        references[name] = f"{client.endpoint.pull}/{repository}:{tag}"
+    return references
+
+
+# --------------------------------------------------------------------------------------------
+# pause
+
+
+def _pause_binary(cache_dir: Path) -> Path:
+    """Compile pause.c once per source version; the hash in the name retires stale binaries."""
+    source = PAUSE_SOURCE.read_bytes()
+    cached = cache_dir / f"pause-{hashlib.sha256(source).hexdigest()[:12]}"
+    if cached.is_file():
+        return cached
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise NodeImageError(
+            "gcc is needed to build the pause image: install it with `apt-get install -y gcc libc6-dev`"
+        )
+    _make_dir(cache_dir)
+    # Compile beside the final path and rename, so a concurrent or interrupted build never
+    # leaves a half-written binary under the cached name.
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".pause-") as scratch:
+        output = Path(scratch) / "pause"
+        proc = subprocess.run(
+            [gcc, "-Os", "-static", "-s", "-o", str(output), str(PAUSE_SOURCE)],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            detail = " ".join((proc.stderr or proc.stdout).split())[-300:]
+            raise NodeImageError(
+                f"compiling the pause binary failed ({detail}): static linking needs `apt-get install -y libc6-dev`"
+            )
+        os.replace(output, cached)
+    return cached
+
+
+# --------------------------------------------------------------------------------------------
+# busybox
+
+
+def _busybox_binary(cache_dir: Path) -> Path:
+    """A static busybox: the system's if it is one, else busybox-static unpacked into the cache.
+
+    Never `apt-get install busybox-static`: it conflicts with the `busybox` package that other
+    tools on the machine may need.
+    """
+    system = Path("/bin/busybox")
+    if system.is_file() and _is_static_elf(system):
+        return system
+    workdir = cache_dir / BUSYBOX_PACKAGE
+    unpacked = workdir / "root" / "bin" / "busybox"
+    if unpacked.is_file() and _is_static_elf(unpacked):
+        return unpacked
+    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        raise NodeImageError(
+            f"a static busybox is needed for the shell image: install Debian's {BUSYBOX_PACKAGE} "
+            f"or place a static busybox at {unpacked}"
+        )
+    _make_dir(workdir)
+    for old in workdir.glob("*.deb"):
+        old.unlink()
+    download = subprocess.run(
+        ["apt-get", "download", BUSYBOX_PACKAGE], cwd=workdir, check=False, capture_output=True, text=True
+    )
+    debs = sorted(workdir.glob(f"{BUSYBOX_PACKAGE}_*.deb"))
+    if download.returncode != 0 or not debs:
+        detail = " ".join((download.stderr or download.stdout).split())[-300:]
+        raise NodeImageError(
+            f"`apt-get download {BUSYBOX_PACKAGE}` failed ({detail}): run `apt-get update` and retry, "
+            f"or place a static busybox at {unpacked}"
+        )
+    scratch = Path(tempfile.mkdtemp(dir=workdir, prefix=".root-"))
+    try:
+        extract = subprocess.run(
+            ["dpkg", "-x", str(debs[-1]), str(scratch)], check=False, capture_output=True, text=True
+        )
+        candidate = scratch / "bin" / "busybox"
+        if extract.returncode != 0 or not candidate.is_file() or not _is_static_elf(candidate):
+            detail = " ".join((extract.stderr or extract.stdout).split())[-300:]
+            raise NodeImageError(f"unpacking {debs[-1].name} gave no static bin/busybox ({detail}); delete {workdir}")
+        shutil.rmtree(workdir / "root", ignore_errors=True)
+        os.replace(scratch, workdir / "root")  # a reader never sees a half-unpacked tree
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return unpacked
+
+
+def _applets(busybox: Path) -> list[str]:
+    proc = subprocess.run([str(busybox), "--list"], check=False, capture_output=True, text=True)
+    applets = sorted({line.strip() for line in proc.stdout.splitlines() if line.strip()})
+    if proc.returncode != 0 or "sh" not in applets:
+        raise NodeImageError(f"`{busybox} --list` did not list the sh applet: is it a busybox for this machine?")
+    return applets
+
+
+def _is_static_elf(path: Path) -> bool:
+    """True for an ELF file with program headers but no PT_INTERP, i.e. needing no dynamic loader."""
+    with path.open("rb") as elf:
+        header = elf.read(64)
+        if len(header) < 52 or header[:4] != b"\x7fELF":
+            return False
+        order = "<" if header[5] == 1 else ">"
+        if header[4] == 2:  # ELFCLASS64
+            (phoff,) = struct.unpack_from(order + "Q", header, 0x20)
+            phentsize, phnum = struct.unpack_from(order + "HH", header, 0x36)
+        else:
+            (phoff,) = struct.unpack_from(order + "I", header, 0x1C)
+            phentsize, phnum = struct.unpack_from(order + "HH", header, 0x2A)
+        elf.seek(phoff)
+        table = elf.read(phentsize * phnum)
+    if phnum == 0 or len(table) < phentsize * phnum:
+        return False
+    return all(struct.unpack_from(order + "I", table, i * phentsize)[0] != _PT_INTERP for i in range(phnum))
+
+
+def _make_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except PermissionError:
+        raise NodeImageError(
+            f"cannot create {path}: run as root or set IVC_CACHE_DIR to a writable directory"
+        ) from None

@@ -1,0 +1,52 @@
+"""pullPolicy: what the API defaults, and what the node does with each policy."""
+
+import pytest
+
+REPOSITORY = "ivc/policy-probe"
+DIGEST = "sha256:" + "a" * 64
+
+
+@pytest.mark.behaviour("pull-policy-default")
+@pytest.mark.parametrize(
+    ("reference_suffix", "given", "stored"),
+    [
+        (":latest", None, "Always"),
+        ("", None, "Always"),  # no tag means latest (ParseImageName)
+        (":v1", None, "IfNotPresent"),
+        (f"@{DIGEST}", None, "IfNotPresent"),
+        (f":v1@{DIGEST}", None, "IfNotPresent"),
+        (":latest", "IfNotPresent", "IfNotPresent"),
+        (":v1", "Always", "Always"),
+        (":v1", "Never", "Never"),
+    ],
+    ids=["latest", "no-tag", "tag", "digest", "tag+digest", "explicit-IfNotPresent", "explicit-Always",
+         "explicit-Never"],
+)
+def test_pull_policy_as_stored_by_the_api(kube, namespace, render_pod, ivc_session, capabilities, reference_suffix,
+                                          given, stored):
+    if capabilities.admission_forces_always:
+        pytest.skip("AlwaysPullImages admission is active: every pullPolicy is rewritten to Always")
+    reference = f"{ivc_session.handle.registry.pull}/{REPOSITORY}{reference_suffix}"
+    pod = kube.create_pod(namespace, render_pod("basic", reference=reference, pull_policy=given), dry_run=True)
+    image = pod["spec"]["volumes"][0]["image"]
+    assert image["reference"] == reference
+    assert image.get("pullPolicy") == stored, f"{reference} (given {given}) stored as {image.get('pullPolicy')}"
+
+
+@pytest.mark.parametrize(
+    ("pull_policy", "expected_after_move"),
+    [
+        pytest.param("Always", "moved-1", marks=pytest.mark.behaviour("repull-on-recreate"), id="Always"),
+        pytest.param("IfNotPresent", "1", marks=pytest.mark.behaviour("if-not-present-keeps-node-copy"),
+                     id="IfNotPresent"),
+    ],
+)
+def test_recreated_pod_after_the_tag_moved(launch, private_push, pull_policy, expected_after_move):
+    first = private_push("seed", tag="moving")
+    pod = launch("basic", reference=first.reference, pull_policy=pull_policy, name="before-move")
+    assert pod.read("/volume/dir/file") == "1"
+    pod.delete()
+    moved = private_push("seed-moved", tag="moving")
+    assert moved.digest != first.digest
+    recreated = launch("basic", reference=moved.reference, pull_policy=pull_policy, name="after-move")
+    assert recreated.read("/volume/dir/file") == expected_after_move

@@ -1,0 +1,34 @@
+"""The mount is read-only, whatever the Pod asks for (kubelet forces ro; feature-facts §5)."""
+
+import pytest
+
+pytestmark = pytest.mark.behaviour("read-only")
+
+WRITE_ATTEMPTS = {
+    "create": "echo x > /volume/new-file",
+    "append": "echo x >> /volume/file",
+    "truncate": ": > /volume/file",
+    "delete": "rm /volume/file",
+    "chmod": "chmod 600 /volume/file",
+    "mkdir": "mkdir /volume/new-dir",
+    "rename": "mv /volume/file /volume/renamed",
+    "touch": "touch /volume/dir/file",
+}
+
+
+@pytest.mark.parametrize("operation", sorted(WRITE_ATTEMPTS))
+def test_write_attempts_fail_with_erofs(seed_pod, expectation, operation):
+    result = seed_pod.sh(WRITE_ATTEMPTS[operation])
+    assert result.returncode != 0, f"{operation} inside the image volume succeeded: {result.output!r}"
+    assert expectation["error"] in result.output, f"{operation} failed, but not with EROFS: {result.output!r}"
+    assert seed_pod.read("/volume/file") == "2"
+    assert seed_pod.listdir("/volume") == {"dir", "file"}
+
+
+def test_readonly_false_on_the_mount_is_still_read_only(launch, artifacts, expectation):
+    pod = launch("basic", reference=artifacts["seed"].reference, read_only=False)
+    mount = pod.sh("grep ' /volume ' /proc/mounts").stdout.split()
+    assert mount, "no /proc/mounts entry for /volume"
+    assert "ro" in mount[3].split(","), f"mount options of /volume are {mount[3]}"
+    result = pod.sh("echo x > /volume/new-file")
+    assert result.returncode != 0 and expectation["error"] in result.output, result.output

@@ -1,0 +1,45 @@
+"""subPath and subPathExpr: exactly the subtree, siblings absent (a root mount is the classic defect)."""
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+
+@pytest.mark.behaviour("subpath-directory")
+def test_directory_subpath_shows_only_that_directory(launch, artifacts):
+    pod = launch("basic", reference=artifacts["seed"].reference, sub_path="dir")
+    entries = pod.listdir("/volume")
+    assert entries == {"file"}, f"expected only the subtree of dir/, saw {sorted(entries)} (image root mounted?)"
+    assert pod.read("/volume/file") == "1"
+
+
+@pytest.mark.behaviour("subpath-file")
+def test_file_subpath_mounts_that_file(launch, artifacts):
+    pod = launch("basic", reference=artifacts["seed"].reference, sub_path="dir/file", mount_path="/mounted-file")
+    assert pod.read("/mounted-file") == "1"
+
+
+@pytest.mark.behaviour("subpath-expr")
+def test_subpath_expr_is_expanded_from_the_environment(launch, artifacts):
+    pod = launch("basic", reference=artifacts["seed"].reference, sub_path_expr="$(VOLUME_SUBDIR)", env_value="dir")
+    assert pod.listdir("/volume") == {"file"}
+    assert pod.read("/volume/file") == "1"
+
+
+@pytest.mark.behaviour("subpath-missing")
+def test_missing_subpath_fails_container_creation(launch, artifacts, expectation, pod_start_timeout):
+    pod = launch("basic", reference=artifacts["seed"].reference, sub_path="does-not-exist", wait=False)
+    reason = pod.wait_waiting_reason([expectation["reason"]], timeout=pod_start_timeout)
+    message = pod.container_state()["waiting"].get("message", "")
+    assert reason == expectation["reason"]
+    assert expectation["message"] in message, f"waiting message lacks {expectation['message']}: {message!r}"
+    assert pod.phase == "Pending"
+
+
+@pytest.mark.behaviour("subpath-rejected-by-api")
+@pytest.mark.parametrize("field", ["sub_path", "sub_path_expr"])
+def test_subpath_is_rejected_by_the_api(kube, namespace, render_pod, artifacts, expectation, field):
+    body = render_pod("basic", reference=artifacts["seed"].reference, **{field: "dir"})
+    with pytest.raises(ApiException) as raised:
+        kube.create_pod(namespace, body)
+    assert raised.value.status == 422
+    assert expectation["message"] in raised.value.body

@@ -1,0 +1,1 @@
+pytest_plugins = ("conformance.framework.plugin", "conformance.framework.fixtures")

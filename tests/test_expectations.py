@@ -1,0 +1,91 @@
+"""The expectation table: lookups by version and runtime, and the table's own hygiene."""
+
+import pytest
+
+from conformance.framework.capabilities import Capabilities, NodeInfo
+from conformance.framework.expectations import TABLE, Level, behaviours, lookup, lookup_for
+from conformance.framework.versions import Version
+
+
+def caps(k8s: str = "v1.36.3", runtime: str = "cri-o://1.36.3", keeps: bool = True) -> Capabilities:
+    node = NodeInfo(name="n", kubelet_version=k8s, runtime=runtime, kubelet_gate=True)
+    return Capabilities(server_version=k8s, nodes=(node,), apiserver_keeps_image_volumes=keeps,
+                        defaulted_pull_policy="IfNotPresent")
+
+
+@pytest.mark.parametrize(
+    ("k8s", "runtime", "behaviour", "level"),
+    [
+        ("v1.32.13", "cri-o://1.32.0", "subpath-rejected-by-api", Level.REQUIRED),
+        ("v1.33.6", "cri-o://1.33.0", "subpath-rejected-by-api", Level.NOT_APPLICABLE),
+        ("v1.32.13", "cri-o://1.32.0", "subpath-directory", Level.NOT_APPLICABLE),
+        ("v1.36.3", "cri-o://1.36.3", "subpath-directory", Level.REQUIRED),
+        ("v1.36.3", "containerd://2.1.9", "subpath-directory", Level.REQUIRED),
+        ("v1.36.3", "containerd://2.2.0", "subpath-file", Level.NOT_APPLICABLE),
+        ("v1.36.3", "cri-o://1.36.3", "subpath-file", Level.OPTIONAL),
+        ("v1.36.3", "cri-o://1.36.3", "noexec", Level.INFORMATIONAL),
+        ("v1.31.0", "containerd://2.1.0", "read-only", Level.REQUIRED),
+    ],
+)
+def test_lookup_by_version_and_runtime(k8s, runtime, behaviour, level):
+    assert lookup(behaviour, caps(k8s, runtime)).level is level
+
+
+def test_containerd_before_2_2_gets_a_known_issue_hint_but_stays_required():
+    found = lookup("subpath-directory", caps(runtime="containerd://2.1.9"))
+    assert found.level is Level.REQUIRED
+    assert "containerd#11580" in found.known_issue
+
+
+def test_oldest_component_decides():
+    skewed = Capabilities(
+        server_version="v1.36.3",
+        nodes=(NodeInfo(name="old", kubelet_version="v1.32.0", runtime="cri-o://1.32.0", kubelet_gate=True),),
+        apiserver_keeps_image_volumes=True, defaulted_pull_policy="IfNotPresent",
+    )
+    assert skewed.kubernetes == Version(1, 32, 0)
+    assert lookup("subpath-directory", skewed).level is Level.NOT_APPLICABLE
+
+
+def test_unknown_behaviour_is_an_error():
+    with pytest.raises(KeyError, match="no row"):
+        lookup("teleportation", caps())
+
+
+def test_no_matching_row_is_not_applicable_with_a_reason():
+    found = lookup_for("content", Version(1, 30), "cri-o", Version(1, 30))
+    assert found.level is Level.NOT_APPLICABLE
+    assert "1.30" in found.reason
+
+
+def test_every_row_names_a_source_and_every_skip_a_reason():
+    for rule in TABLE:
+        assert rule.source, rule
+        if rule.level is Level.NOT_APPLICABLE:
+            assert rule.reason, f"{rule.behaviour} {rule.scope()} skips without a reason"
+
+
+def test_every_behaviour_in_the_table_is_tested(pytestconfig):
+    tests = "".join(p.read_text() for p in (pytestconfig.rootpath / "conformance").glob("test_*.py"))
+    untested = sorted(b for b in behaviours() if f'"{b}"' not in tests)
+    assert not untested, f"behaviours with no test: {untested}"
+
+
+@pytest.mark.parametrize(
+    ("keeps", "gate", "server", "fragment"),
+    [
+        (False, True, "v1.34.3", "silently drops"),
+        (True, False, "v1.34.3", "gate is off on kubelet"),
+        (True, True, "v1.30.4", "predates"),
+    ],
+)
+def test_feature_unavailable_reason_is_one_actionable_line(keeps, gate, server, fragment):
+    node = NodeInfo(name="n", kubelet_version=server, runtime="cri-o://1.34.0", kubelet_gate=gate)
+    reason = Capabilities(server_version=server, nodes=(node,), apiserver_keeps_image_volumes=keeps,
+                          defaulted_pull_policy=None).feature_unavailable_reason()
+    assert reason and fragment in reason and "\n" not in reason
+
+
+def test_capabilities_round_trip_json():
+    original = caps()
+    assert Capabilities.from_json(original.to_json()) == original
