@@ -27,7 +27,8 @@ class RegistryEndpoint:
 
     def __repr__(self) -> str:  # never leak credentials into reports or tracebacks
         secret = "***" if self.password else None
-        return f"RegistryEndpoint(push={self.push!r}, pull={self.pull!r}, username={self.username!r}, password={secret!r})"
+        return (f"RegistryEndpoint(push={self.push!r}, pull={self.pull!r}, username={self.username!r}, "
+                f"password={secret!r})")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ class ClusterProvider(Protocol):
 
     def up(self) -> ClusterHandle:
         """Create (or reuse) the cluster and return its coordinates. Raises ClusterError."""
+        ...
+
+    def running_handle(self) -> ClusterHandle | None:
+        """The handle of this provider's cluster if it is already up and healthy, else None."""
         ...
 
     def down(self) -> None:

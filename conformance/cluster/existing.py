@@ -1,0 +1,269 @@
+"""Attach to a cluster someone else runs: validate, never create or delete anything cluster-wide.
+
+The suite pushes its own test artifacts, so a registry that this machine can push to and the
+cluster can pull from is mandatory. Clients come from `new_client_from_config` with an explicit file
+and context, never the process-global default config (tests may talk to several clusters).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import ssl
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+
+import urllib3
+import yaml
+
+from conformance.cluster.base import ClusterHandle, NodeAccess, RegistryEndpoint
+from conformance.cluster.errors import ClusterError
+from conformance.cluster.progress import progress
+
+REGISTRY_REQUIRED = (
+    "--registry HOST:PORT is required with --cluster=existing: the suite pushes its own test artifacts there "
+    "(the cluster must be able to pull from it)"
+)
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 15.0
+
+
+def resolve_kubeconfig(kubeconfig: str | None) -> str:
+    """The kubeconfig path list to use: explicit, else $KUBECONFIG, else ~/.kube/config (kubectl's order)."""
+    raw = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    paths = [str(Path(p).expanduser()) for p in raw.split(os.pathsep) if p]
+    present = [p for p in paths if Path(p).is_file()]
+    if not present:
+        source = "--kubeconfig" if kubeconfig else ("$KUBECONFIG" if os.environ.get("KUBECONFIG") else "default")
+        raise ClusterError(
+            f"kubeconfig {os.pathsep.join(paths)} ({source}) does not exist: pass --kubeconfig PATH or set KUBECONFIG"
+        )
+    return os.pathsep.join(present)
+
+
+def validate_registry(registry: str, flag: str = "--registry") -> str:
+    """HOST[:PORT], as it appears in image references: no scheme, no path."""
+    value = registry.strip()
+    if "://" in value or "/" in value or not re.fullmatch(r"[A-Za-z0-9.\-]+(:\d+)?|\[[0-9A-Fa-f:]+\](:\d+)?", value):
+        raise ClusterError(f"{flag} {registry!r} is not HOST:PORT (no scheme or path), e.g. registry.example:5000")
+    return value
+
+
+def credentials_for(pull_secret: str, registry: str) -> tuple[str, str]:
+    """Username and password for `registry` from a docker config.json (the `.dockerconfigjson` of a pull secret)."""
+    path = Path(pull_secret).expanduser()
+    try:
+        auths = json.loads(path.read_text()).get("auths", {})
+    except FileNotFoundError:
+        raise ClusterError(
+            f"--pull-secret {path} does not exist: pass a docker config.json with an entry for {registry}"
+        ) from None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ClusterError(f"--pull-secret {path} is not a docker config.json ({exc})") from exc
+    for key, entry in auths.items():
+        host = re.sub(r"^https?://", "", key).split("/")[0]
+        if host != registry or not isinstance(entry, dict):
+            continue
+        if entry.get("username") and entry.get("password"):
+            return entry["username"], entry["password"]
+        if entry.get("auth"):
+            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            return user, password
+    raise ClusterError(
+        f"--pull-secret {path} has no credentials for {registry} (entries: {', '.join(auths) or 'none'}); "
+        "credential helpers are not read: use `docker login` output with inline auths"
+    )
+
+
+def read_contexts(kubeconfig: str) -> tuple[list[str], str | None]:
+    """Context names and current-context across a kubeconfig path list, merged as kubectl does.
+
+    Read directly: the client's loader refuses a file without current-context, which is exactly
+    the case where we want to list the choices.
+    """
+    names: list[str] = []
+    current = None
+    for path in kubeconfig.split(os.pathsep):
+        try:
+            document = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ClusterError(f"kubeconfig {path} is not readable YAML: {exc}") from exc
+        if not isinstance(document, dict):
+            raise ClusterError(f"kubeconfig {path} is not a kubeconfig (no mapping at the top)")
+        for entry in document.get("contexts") or []:
+            if isinstance(entry, dict) and entry.get("name") and entry["name"] not in names:
+                names.append(entry["name"])
+        current = current or document.get("current-context") or None  # the first file that sets it wins
+    return names, current
+
+
+def short_reason(exc: BaseException) -> str:
+    """The innermost, human part of a urllib3/requests error chain ("Connection refused", not object reprs)."""
+    while getattr(exc, "reason", None) is not None and isinstance(exc.reason, BaseException):
+        exc = exc.reason
+    text = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
+    text = re.sub(r"<[^>]*object at 0x[0-9a-f]+>:?\s*", "", text)
+    text = re.sub(r"^.*?(Failed to establish a new connection|Max retries exceeded[^(]*)[:\s(]*", "", text)
+    text = re.sub(r"^\w*Connection\([^)]*\):\s*", "", text).strip(" :")
+    if text.count("(") > text.count(")"):
+        text += ")"
+    return text or type(exc).__name__
+
+
+class ExistingProvider:
+    """A cluster you already run, addressed by kubeconfig + context, and a registry you name."""
+
+    name = "existing"
+
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        registry: str | None = None,
+        registry_pull: str | None = None,
+        pull_secret: str | None = None,
+        registry_ca: str | None = None,
+    ) -> None:
+        """`pull_secret` is a docker config.json holding credentials for `registry`: the suite pushes with them
+        and gives Pods the matching imagePullSecret. `registry_pull` is the host:port the nodes use when it
+        differs from the one this machine pushes to; `registry_ca` a PEM file when the registry's TLS
+        certificate is not publicly trusted."""
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.registry = registry
+        self.registry_pull = registry_pull
+        self.pull_secret = pull_secret
+        self.registry_ca = registry_ca
+
+    def up(self) -> ClusterHandle:
+        registry = self._registry()
+        kubeconfig = resolve_kubeconfig(self.kubeconfig)
+        context = self._context(kubeconfig)
+        server, version = self._probe(kubeconfig, context)
+        self._probe_registry(registry.push)
+        progress(f"existing: cluster at {server} (context {context}) is Kubernetes {version}")
+        return ClusterHandle(
+            provider=self.name,
+            kubeconfig=kubeconfig,
+            context=context,
+            registry=registry,
+            auth_registry=None,
+            node_access=NodeAccess(),
+            created_by_run=False,
+            description=f"existing cluster at {server} (context {context}, Kubernetes {version}); "
+            f"registry {registry.push}",
+        )
+
+    def running_handle(self) -> ClusterHandle:
+        """An existing cluster is always "running": attach (validate) and hand it over; nobody tears it down."""
+        return self.up()
+
+    def down(self) -> None:
+        """Nothing to undo: this provider never creates cluster-wide objects (tests clean their namespaces)."""
+
+    def status(self) -> str:
+        kubeconfig = resolve_kubeconfig(self.kubeconfig)
+        context = self._context(kubeconfig)
+        try:
+            server, version = self._probe(kubeconfig, context)
+            state = f"reachable at {server}, Kubernetes {version}"
+        except ClusterError as exc:
+            state = str(exc)
+        return "\n".join(
+            [
+                f"existing cluster, context {context}: {state}",
+                f"  kubeconfig: {kubeconfig}",
+                f"  registry: {self.registry or 'not set (required for tests)'}",
+            ]
+        )
+
+    # -- validation -----------------------------------------------------------------------------
+
+    def _registry(self) -> RegistryEndpoint:
+        if not self.registry:
+            raise ClusterError(REGISTRY_REQUIRED)
+        push = validate_registry(self.registry)
+        pull = validate_registry(self.registry_pull, "--registry-pull") if self.registry_pull else push
+        username = password = None
+        if self.pull_secret:
+            username, password = credentials_for(self.pull_secret, push)
+        ca_file = None
+        if self.registry_ca:
+            ca_path = Path(self.registry_ca).expanduser()
+            if not ca_path.is_file():
+                raise ClusterError(f"--registry-ca {ca_path} does not exist: pass the PEM file of the registry's CA")
+            ca_file = str(ca_path)
+        return RegistryEndpoint(push=push, pull=pull, username=username, password=password, ca_file=ca_file)
+
+    def _context(self, kubeconfig: str) -> str:
+        names, current = read_contexts(kubeconfig)
+        available = ", ".join(names) or "none"
+        if self.context:
+            if self.context not in names:
+                raise ClusterError(f"kubeconfig {kubeconfig} has no context '{self.context}' (available: {available})")
+            return self.context
+        if not current:
+            raise ClusterError(
+                f"kubeconfig {kubeconfig} has no current-context: pass --context (available: {available})"
+            )
+        if current not in names:
+            raise ClusterError(
+                f"kubeconfig {kubeconfig}: current-context '{current}' is not defined: pass --context "
+                f"(available: {available})"
+            )
+        return current
+
+    def _probe(self, kubeconfig: str, context: str) -> tuple[str, str]:
+        """One bounded `/version` call: proves the server answers and the credentials are accepted."""
+        from kubernetes import client, config
+
+        configuration = client.Configuration()
+        configuration.retries = 0  # a single attempt: the timeout below is then the real bound
+        try:
+            api = config.new_client_from_config(
+                config_file=kubeconfig, context=context, persist_config=False, client_configuration=configuration
+            )
+        except (config.ConfigException, OSError, ValueError) as exc:
+            raise ClusterError(f"context '{context}' in {kubeconfig} is not usable: {exc}") from exc
+        server = configuration.host
+        # An insecure-skip-tls-verify kubeconfig is the user's choice; urllib3's warning would break the one-line error.
+        with api, warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            try:
+                info = client.VersionApi(api).get_code(_request_timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+            except client.ApiException as exc:
+                if exc.status in (401, 403):
+                    raise ClusterError(
+                        f"cluster at {server} rejected the credentials of context '{context}' (HTTP {exc.status}); "
+                        "check --kubeconfig/--context"
+                    ) from exc
+                raise ClusterError(
+                    f"cluster at {server} answered /version with HTTP {exc.status} {exc.reason}; "
+                    "check --kubeconfig/--context"
+                ) from exc
+            except Exception as exc:  # urllib3/ssl/socket errors all mean "unreachable" here
+                raise ClusterError(
+                    f"cluster at {server} is unreachable: {short_reason(exc)}; check --kubeconfig/--context"
+                ) from exc
+        return server, info.git_version
+
+    def _probe_registry(self, registry: str) -> None:
+        """Fail early if this machine cannot reach the registry; any HTTP answer (even 401) counts as reachable."""
+        context = ssl.create_default_context(cafile=self.registry_ca) if self.registry_ca else None
+        reasons = []
+        for scheme in ("https", "http"):
+            try:
+                with urllib.request.urlopen(f"{scheme}://{registry}/v2/", timeout=CONNECT_TIMEOUT, context=context):
+                    return
+            except urllib.error.HTTPError:
+                return
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                reasons.append(f"{scheme}: {short_reason(exc)}")
+        raise ClusterError(
+            f"registry {registry} is unreachable from this machine ({'; '.join(reasons)}): "
+            "the suite pushes its test artifacts there; check --registry"
+        )

@@ -1,0 +1,418 @@
+"""`python -m conformance.cluster`: usage errors, ClusterError → exit 2 without traceback, saved handles.
+
+The `existing` provider is exercised against files and a closed local port only: no cluster needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import conformance.cluster.__main__ as cli
+from conformance.cluster import (
+    ClusterError,
+    ClusterHandle,
+    handle_path,
+    load_handle,
+    make_provider,
+    parse_feature_gates,
+    save_handle,
+)
+from conformance.cluster.base import RegistryEndpoint
+from conformance.cluster.existing import ExistingProvider, credentials_for
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Never read or write the real /var/lib/ivc or the user's kubeconfig."""
+    monkeypatch.setenv("IVC_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    return tmp_path / "state"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_kubeconfig(
+    path: Path, contexts: tuple[str, ...] = ("a", "b"), current: str | None = "a", server: str = "https://127.0.0.1:1"
+) -> Path:
+    entries = "\n".join(f"- name: {c}\n  context: {{cluster: c, user: u}}" for c in contexts)
+    current_line = f"current-context: {current}\n" if current else ""
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: c
+              cluster: {{server: "{server}", insecure-skip-tls-verify: true}}
+            users:
+            - name: u
+              user: {{token: not-a-real-token}}
+            """
+        )
+        + f"contexts:\n{entries}\n"
+        + current_line
+    )
+    return path
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- usage errors (argparse: exit 2) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        ((), "the following arguments are required: command"),
+        (("start",), "invalid choice: 'start'"),
+        (("up", "--provider", "nope"), "invalid choice: 'nope'"),
+        (("up", "--feature-gates", "ImageVolume=maybe"), "NAME=true|false"),
+        (("up", "--provider", "kind", "--registry", "x:1"), "unrecognized arguments: --registry"),
+    ],
+)
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], needle: str) -> None:
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert needle in err
+    assert out == ""
+
+
+def test_help_shows_the_providers_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "--provider", "existing", "--help")
+    assert code == 0
+    assert "--registry" in out and "--pull-secret" in out and "--node-image" not in out
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0 and "default: kind" in out and "--node-image" in out
+
+
+# -- ClusterError → one line on stderr, exit 2 ---------------------------------------------------------
+
+
+def test_missing_kubeconfig(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(
+        capsys,
+        "up",
+        "--provider",
+        "existing",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+        "--registry",
+        "localhost:5000",
+    )
+    assert code == 2
+    assert err == (
+        "ivc: kubeconfig /nonexistent/kubeconfig (--kubeconfig) does not exist: "
+        "pass --kubeconfig PATH or set KUBECONFIG\n"
+    )
+    assert out == ""
+
+
+def test_registry_is_required_first(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "up", "--cluster", "existing", "--kubeconfig", "/nonexistent/kubeconfig")
+    assert code == 2
+    assert err == (
+        "ivc: --registry HOST:PORT is required with --cluster=existing: the suite pushes its own test artifacts "
+        "there (the cluster must be able to pull from it)\n"
+    )
+
+
+def test_registry_must_be_host_port(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "up", "--provider", "existing", "--registry", "http://localhost:5000/v2")
+    assert code == 2 and "is not HOST:PORT" in err
+
+
+def test_unknown_context_lists_the_available_ones(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kc")
+    code, _, err = run_cli(
+        capsys,
+        "up",
+        "--provider",
+        "existing",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--context",
+        "foo",
+        "--registry",
+        "localhost:5000",
+    )
+    assert code == 2
+    assert err == f"ivc: kubeconfig {kubeconfig} has no context 'foo' (available: a, b)\n"
+
+
+def test_no_current_context(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kc", current=None)
+    code, _, err = run_cli(
+        capsys, "up", "--provider", "existing", "--kubeconfig", str(kubeconfig), "--registry", "localhost:5000"
+    )
+    assert code == 2 and "has no current-context: pass --context (available: a, b)" in err
+
+
+def test_unreachable_cluster_is_bounded_and_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    server = f"https://127.0.0.1:{closed_port()}"
+    kubeconfig = write_kubeconfig(tmp_path / "kc", server=server)
+    code, _, err = run_cli(
+        capsys,
+        "up",
+        "--provider",
+        "existing",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--context",
+        "b",
+        "--registry",
+        "localhost:5000",
+    )
+    assert code == 2
+    assert err.startswith(f"ivc: cluster at {server} is unreachable: ")
+    assert err.endswith("; check --kubeconfig/--context\n")
+    assert err.count("\n") == 1 and "object at 0x" not in err
+
+
+def test_env_without_a_saved_cluster(capsys: pytest.CaptureFixture[str], state: Path) -> None:
+    code, out, err = run_cli(capsys, "env", "--provider", "kind")
+    assert code == 2 and out == ""
+    assert f"no saved kind cluster ({state}/kind/handle.json is missing)" in err
+
+
+def test_entry_point_prints_no_traceback() -> None:
+    env = dict(os.environ, IVC_STATE_DIR="/nonexistent-ivc-state")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance.cluster",
+            "up",
+            "--provider",
+            "existing",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "--registry",
+            "localhost:5000",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stdout == ""
+
+
+def test_interrupt_exits_130(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    class Interrupted:
+        name = "kind"
+
+        def up(self) -> ClusterHandle:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "make_provider", lambda name, **options: Interrupted())
+    code, _, err = run_cli(capsys, "up")
+    assert code == 130 and err == "interrupted; cleaned up\n"
+
+
+# -- handles and exports -------------------------------------------------------------------------------
+
+
+def kind_handle() -> ClusterHandle:
+    return ClusterHandle(
+        provider="kind",
+        kubeconfig="/var/lib/ivc/kind/ivc/kube config",
+        context="kind-ivc",
+        registry=RegistryEndpoint(push="localhost:5001", pull="localhost:5001"),
+        created_by_run=True,
+        description="kind cluster 'ivc'",
+    )
+
+
+def test_handle_round_trip(state: Path) -> None:
+    assert load_handle("kind") is None
+    path = save_handle(kind_handle())
+    assert path == handle_path("kind") == state / "kind" / "handle.json"
+    assert path.stat().st_mode & 0o077 == 0  # may hold registry credentials
+    assert load_handle("kind") == kind_handle()
+
+
+def test_corrupt_handle_is_one_line(state: Path) -> None:
+    handle_path("kind").parent.mkdir(parents=True)
+    handle_path("kind").write_text("{not json")
+    with pytest.raises(ClusterError, match=r"unreadable .*delete it and run `up` again"):
+        load_handle("kind")
+
+
+def test_env_prints_exports_of_the_saved_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+    save_handle(kind_handle())
+    code, out, _ = run_cli(capsys, "env")
+    assert code == 0
+    assert "export KUBECONFIG='/var/lib/ivc/kind/ivc/kube config'\n" in out
+    assert "export IVC_REGISTRY=localhost:5001\n" in out
+    assert all(line.startswith(("#", "export ")) for line in out.splitlines())
+
+
+def test_up_saves_the_handle_and_prints_summary_and_exports(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Fake:
+        name = "kind"
+
+        def up(self) -> ClusterHandle:
+            return kind_handle()
+
+    seen: dict[str, object] = {}
+
+    def fake_make_provider(name: str, **options: object) -> Fake:
+        seen.update(options, provider=name)
+        return Fake()
+
+    monkeypatch.setattr(cli, "make_provider", fake_make_provider)
+    code, out, _ = run_cli(capsys, "up", "--name", "ivc2", "--k8s-version", "v1.35.4")
+    assert code == 0
+    assert seen == {"provider": "kind", "cluster_name": "ivc2", "k8s_version": "v1.35.4"}
+    assert "# kind cluster is up: kind cluster 'ivc'" in out and "export IVC_REGISTRY=localhost:5001" in out
+    assert load_handle("kind") == kind_handle()
+
+
+def test_down_of_an_existing_cluster_only_forgets_it(capsys: pytest.CaptureFixture[str]) -> None:
+    save_handle(
+        ClusterHandle(
+            provider="existing", kubeconfig="/x", context="a", registry=RegistryEndpoint(push="r:5000", pull="r:5000")
+        )
+    )
+    code, _, _ = run_cli(capsys, "down", "--provider", "existing")
+    assert code == 0 and load_handle("existing") is None
+
+
+# -- make_provider and option parsing --------------------------------------------------------------------
+
+
+def test_make_provider_errors() -> None:
+    with pytest.raises(ClusterError, match="unknown cluster provider 'minikube': choose one of kind, existing, local"):
+        make_provider("minikube")
+    with pytest.raises(ClusterError, match="--cluster=kind does not take --kubeconfig"):
+        make_provider("kind", kubeconfig="/x")
+    assert isinstance(make_provider("existing", registry="r:5000"), ExistingProvider)
+
+
+def test_feature_gate_syntax() -> None:
+    assert parse_feature_gates("ImageVolume=false, Foo=TRUE") == {"ImageVolume": False, "Foo": True}
+    with pytest.raises(ClusterError):
+        parse_feature_gates("ImageVolume")
+
+
+def test_pull_secret_credentials(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text('{"auths": {"https://reg.example:5000": {"auth": "dXNlcjpwYTpzcw=="}}}')  # user:pa:ss
+    assert credentials_for(str(config), "reg.example:5000") == ("user", "pa:ss")
+    with pytest.raises(ClusterError, match="no credentials for other:5000"):
+        credentials_for(str(config), "other:5000")
+
+
+# -- the happy path against a stand-in API server + registry (plain HTTP on localhost) ------------------
+
+
+@pytest.fixture
+def fake_cluster() -> Iterator[str]:
+    """Answers /version like an apiserver and /v2/ like a registry; enough for ExistingProvider.up()."""
+    version = {
+        "major": "1",
+        "minor": "36",
+        "gitVersion": "v1.36.1",
+        "gitCommit": "0",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.26",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.rstrip("/") or "/"
+            body = json.dumps(version if path == "/version" else {}).encode()
+            self.send_response(200 if path in ("/version", "/v2") else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_existing_up_saves_a_handle_and_env_reads_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_cluster: str
+) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kc", server=f"http://{fake_cluster}")
+    code, out, err = run_cli(
+        capsys,
+        "up",
+        "--provider",
+        "existing",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--context",
+        "b",
+        "--registry",
+        fake_cluster,
+        "--registry-pull",
+        "registry.internal:5000",
+    )
+    assert code == 0, err
+    handle = load_handle("existing")
+    assert handle is not None
+    assert (handle.kubeconfig, handle.context, handle.created_by_run) == (str(kubeconfig), "b", False)
+    assert handle.registry == RegistryEndpoint(push=fake_cluster, pull="registry.internal:5000")
+    assert "Kubernetes v1.36.1" in handle.description
+    assert "export IVC_REGISTRY=registry.internal:5000" in out
+    code, out, _ = run_cli(capsys, "env", "--provider", "existing")
+    assert code == 0 and f"export KUBECONFIG={kubeconfig}" in out
+
+
+def test_existing_provider_creates_nothing(tmp_path: Path, fake_cluster: str) -> None:
+    provider = ExistingProvider(
+        kubeconfig=str(write_kubeconfig(tmp_path / "kc", server=f"http://{fake_cluster}")), registry=fake_cluster
+    )
+    assert provider.up().created_by_run is False
+    assert provider.running_handle() == provider.up()  # what the pytest plugin asks first
+    assert "reachable at" in provider.status()
+    provider.down()  # a no-op by contract
+
+
+def test_unreachable_registry(tmp_path: Path, fake_cluster: str) -> None:
+    registry = f"127.0.0.1:{closed_port()}"
+    provider = ExistingProvider(
+        kubeconfig=str(write_kubeconfig(tmp_path / "kc", server=f"http://{fake_cluster}")), registry=registry
+    )
+    with pytest.raises(ClusterError, match=f"registry {registry} is unreachable from this machine"):
+        provider.up()
