@@ -1,0 +1,313 @@
+"""Host preparation before `up` and exact host cleanup after `down`.
+
+`baseline()` records what already existed on the host (iptables chains, the bridge, cgroups,
+directories) before the cluster touched it; cleanup only removes what is not in that record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from conformance.cluster.errors import ClusterError
+from conformance.cluster.local import config
+from conformance.cluster.local.processes import run
+
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+# Sysctls the kubelet rewrites at start (setupKernelTunables: panic=10, panic_on_oops=1,
+# overcommit_memory=1, …) plus the ip_forward we set; `down` puts the host's values back.
+SYSCTLS = (
+    "net/ipv4/ip_forward",
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+)
+OUR_CHAIN_PREFIXES = ("CNI-", "KUBE-")
+IPTABLES_TOOLS = ("iptables", "ip6tables")
+# Host paths the runtime or kubelet may create although our state lives elsewhere; removed by
+# `down` only when they did not exist before `up`.
+CREATED_PATHS = (
+    "/run/crio",
+    "/run/crun",
+    "/run/runc",
+    "/var/lib/cni",
+    "/var/log/containers",
+    "/var/lib/kubelet",
+    "/var/lib/containers",
+    "/etc/kubernetes",
+    "/etc/containers/certs.d",
+    "/etc/containers/certs.d/" + config.AUTH_REGISTRY_ADDR,
+)
+# Mount points below these are ours to unmount (our state dir is added at run time).
+MOUNT_PREFIXES = (
+    "/var/lib/kubelet",
+    "/run/containers/storage",
+    "/var/lib/containers/storage",
+    "/run/netns",
+    "/var/run/netns",
+)
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise ClusterError("the local cluster must be managed as root (it runs kubelet, CRI-O and edits iptables)")
+
+
+def host_ip() -> str:
+    """The IPv4 address of the default route's interface (the apiserver needs a non-loopback one)."""
+    out = subprocess.run(["ip", "-4", "-o", "route", "show", "default"], capture_output=True, text=True, check=False)
+    dev = re.search(r"\bdev (\S+)", out.stdout)
+    devices = [dev.group(1)] if dev else []
+    addrs = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True, check=False
+    )
+    candidates = re.findall(r"^\d+:\s+(\S+)\s+inet (\d+\.\d+\.\d+\.\d+)/", addrs.stdout, re.MULTILINE)
+    for name, addr in candidates:
+        if name in devices:
+            return addr
+    if candidates:  # no default route: any global address still works for advertise/node IP
+        return candidates[0][1]
+    raise ClusterError("this host has no global IPv4 address: the apiserver needs one to advertise")
+
+
+# --- ports ------------------------------------------------------------------------------------
+
+_SS_USER = re.compile(r'\("([^"]+)",pid=(\d+)')
+
+
+def listeners(ports: Iterable[int]) -> dict[int, tuple[str, int]]:
+    """port → (process name, pid) for TCP listeners on any of `ports`."""
+    wanted = set(ports)
+    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=False).stdout
+    found: dict[int, tuple[str, int]] = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        port = fields[3].rsplit(":", 1)[-1]
+        if port.isdigit() and int(port) in wanted:
+            user = _SS_USER.search(line)
+            found[int(port)] = (user.group(1), int(user.group(2))) if user else ("an unknown process", 0)
+    return found
+
+
+def check_ports_free(ports: Mapping[str, int], ours: Iterable[int] = ()) -> None:
+    ours = set(ours)
+    for port, (name, pid) in sorted(listeners(ports.values()).items()):
+        if pid in ours:
+            continue
+        component = next(c for c, p in ports.items() if p == port)
+        raise ClusterError(
+            f"port {port} (needed by {component}) is in use by {name} (pid {pid}): stop it, "
+            "or run `python -m conformance.cluster down --provider local` if a local cluster left it behind"
+        )
+
+
+# --- preparation --------------------------------------------------------------------------
+
+
+def prepare() -> None:
+    # / is a private mount here; the kubelet and CRI-O need shared propagation for pod mounts.
+    run(["mount", "--make-rshared", "/"], what="mount --make-rshared /")
+    IP_FORWARD.write_text("1\n")
+
+
+def iptables_chains() -> dict[str, dict[str, list[str]]]:
+    """tool → table → chains named CNI-*/KUBE-*."""
+    result: dict[str, dict[str, list[str]]] = {}
+    for tool in IPTABLES_TOOLS:
+        tables: dict[str, list[str]] = {}
+        for table, chains, _ in _iptables_save(tool):
+            tables[table] = sorted(c for c in chains if c.startswith(OUR_CHAIN_PREFIXES))
+        result[tool] = tables
+    return result
+
+
+def cgroup_mounts() -> list[Path]:
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        pre, _, post = line.partition(" - ")
+        if post.split(" ", 1)[0] in ("cgroup", "cgroup2"):
+            mounts.append(Path(_unescape(pre.split()[4])))
+    return mounts
+
+
+def cgroup_controller_mounted(controller: str) -> bool:
+    """Whether a cgroup v1 hierarchy with `controller` is mounted (always true on pure cgroup v2)."""
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        return True
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        _, _, post = line.partition(" - ")
+        fields = post.split()
+        if fields and fields[0] == "cgroup" and controller in fields[-1].split(","):
+            return True
+    return False
+
+
+def kubepods_cgroups() -> list[str]:
+    return sorted(str(mp / "kubepods") for mp in cgroup_mounts() if (mp / "kubepods").is_dir())
+
+
+def baseline() -> dict[str, object]:
+    return {
+        "iptables": iptables_chains(),
+        "bridge": Path(f"/sys/class/net/{config.CNI_BRIDGE}").exists(),
+        "cgroups": kubepods_cgroups(),
+        "paths": [p for p in CREATED_PATHS if os.path.lexists(p)],
+        "sysctls": read_sysctls(),
+    }
+
+
+def read_sysctls() -> dict[str, str]:
+    values = {}
+    for key in SYSCTLS:
+        with contextlib.suppress(OSError):
+            values[key] = Path("/proc/sys", key).read_text().strip()
+    return values
+
+
+# --- cleanup ------------------------------------------------------------------------------
+
+
+def _unescape(path: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+
+
+def mounts_under(prefixes: Iterable[str]) -> list[str]:
+    prefixes = [p.rstrip("/") for p in prefixes]
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mountpoint = _unescape(line.split()[4])
+        if any(mountpoint == p or mountpoint.startswith(p + "/") for p in prefixes):
+            found.append(mountpoint)
+    return found
+
+
+def unmount_all(prefixes: Iterable[str]) -> list[str]:
+    """Unmount everything below `prefixes`, deepest first; returns what could not be unmounted."""
+    prefixes = list(prefixes)
+    for _ in range(5):  # mounts can be stacked on one point; a few passes settle it
+        mounts = sorted(set(mounts_under(prefixes)), key=lambda m: (m.count("/"), m), reverse=True)
+        if not mounts:
+            return []
+        for mountpoint in mounts:
+            if subprocess.run(["umount", mountpoint], capture_output=True, check=False).returncode != 0:
+                subprocess.run(["umount", "-l", mountpoint], capture_output=True, check=False)
+    return mounts_under(prefixes)
+
+
+def delete_bridge(existed_before: bool) -> None:
+    bridge = config.CNI_BRIDGE
+    if existed_before or not Path(f"/sys/class/net/{bridge}").exists():
+        return
+    # Veths normally vanish with their netns; any left behind still hang on our bridge.
+    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True, check=False)
+    for match in re.finditer(r"^\d+:\s+([^:@\s]+)", out.stdout, re.MULTILINE):
+        subprocess.run(["ip", "link", "delete", match.group(1)], capture_output=True, check=False)
+    subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
+
+
+def _iptables_save(tool: str) -> list[tuple[str, list[str], list[list[str]]]]:
+    """[(table, chains, rules as argv after -A)] from `<tool>-save`; empty if the tool is missing."""
+    try:
+        out = subprocess.run([f"{tool}-save"], capture_output=True, text=True, check=False, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    tables: list[tuple[str, list[str], list[list[str]]]] = []
+    for line in out.splitlines():
+        if line.startswith("*"):
+            tables.append((line[1:].strip(), [], []))
+        elif line.startswith(":") and tables:
+            tables[-1][1].append(line[1:].split()[0])
+        elif line.startswith("-A ") and tables:
+            tables[-1][2].append(shlex.split(line)[1:])
+    return tables
+
+
+def _jump_target(rule: list[str]) -> str | None:
+    for flag in ("-j", "-g", "--jump", "--goto"):
+        if flag in rule and rule.index(flag) + 1 < len(rule):
+            return rule[rule.index(flag) + 1]
+    return None
+
+
+def delete_iptables_chains(before: Mapping[str, Mapping[str, list[str]]]) -> list[str]:
+    """Delete CNI-*/KUBE-* chains that were not there before `up`, and every rule jumping to them."""
+    removed = []
+    for tool in IPTABLES_TOOLS:
+        for table, chains, rules in _iptables_save(tool):
+            existing = set(before.get(tool, {}).get(table, []))
+            ours = {c for c in chains if c.startswith(OUR_CHAIN_PREFIXES) and c not in existing}
+            if not ours:
+                continue
+            for rule in rules:
+                chain = rule[0]
+                if chain not in ours and _jump_target(rule) in ours:
+                    subprocess.run([tool, "-w", "-t", table, "-D", *rule], capture_output=True, check=False)
+            for chain in ours:
+                subprocess.run([tool, "-w", "-t", table, "-F", chain], capture_output=True, check=False)
+            for chain in sorted(ours):
+                subprocess.run([tool, "-w", "-t", table, "-X", chain], capture_output=True, check=False)
+                removed.append(f"{tool} -t {table} {chain}")
+    return removed
+
+
+def pids_in_cgroups(roots: Iterable[str]) -> list[int]:
+    pids: set[int] = set()
+    for root in roots:
+        for dirpath, _, files in os.walk(root):
+            if "cgroup.procs" in files:
+                with contextlib.suppress(OSError):
+                    pids.update(int(p) for p in Path(dirpath, "cgroup.procs").read_text().split())
+    return sorted(pids)
+
+
+def kill_cgroup_members(before: Iterable[str]) -> None:
+    """Container processes left in our kubepods cgroups (e.g. after CRI-O died) are ours to kill."""
+    ours = [c for c in kubepods_cgroups() if c not in set(before)]
+    for pid in pids_in_cgroups(ours):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def remove_cgroups(before: Iterable[str]) -> list[str]:
+    """rmdir our kubepods hierarchies bottom-up (never remount: cgroup v1 hybrid must stay as is)."""
+    leftover = []
+    for root in kubepods_cgroups():
+        if root in set(before):
+            continue
+        for dirpath, _, _ in sorted(os.walk(root), key=lambda entry: entry[0].count("/"), reverse=True):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                leftover.append(dirpath)
+    return leftover
+
+
+def remove_created_paths(before: Iterable[str]) -> None:
+    existed = set(before)
+    for path in CREATED_PATHS:
+        if path not in existed and os.path.lexists(path):
+            shutil.rmtree(path, ignore_errors=True)
+    # libcni keeps per-attachment results in /var/lib/cni/results/<network>-<id>-<if>, even when
+    # that directory belongs to someone else: remove only our network's files.
+    for stale in Path("/var/lib/cni/results").glob(f"{config.CNI_NETWORK}-*"):
+        stale.unlink(missing_ok=True)
+
+
+def restore_sysctls(before: Mapping[str, str]) -> None:
+    current = read_sysctls()
+    for key, value in before.items():
+        if key in SYSCTLS and current.get(key) != value:
+            with contextlib.suppress(OSError):
+                Path("/proc/sys", key).write_text(value + "\n")
