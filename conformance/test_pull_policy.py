@@ -50,3 +50,28 @@ def test_recreated_pod_after_the_tag_moved(launch, private_push, pull_policy, ex
     assert moved.digest != first.digest
     recreated = launch("basic", reference=moved.reference, pull_policy=pull_policy, name="after-move")
     assert recreated.read("/volume/dir/file") == expected_after_move
+
+
+@pytest.mark.behaviour("if-not-present-uses-node-copy")
+def test_if_not_present_second_pod_uses_the_node_copy(launch, private_push, expectation, pod_start_timeout):
+    pushed = private_push("seed")  # a repository only this test uses: the node has never pulled it
+    quoted = f'"{pushed.reference}"'
+    first = launch("basic", reference=pushed.reference, pull_policy="IfNotPresent", name="first")
+    # The first Pod's pull proves the node had no copy, so the second Pod's verdict is about IfNotPresent.
+    first.wait_for_event(expectation["pulling"], quoted, timeout=pod_start_timeout)
+    second = launch("basic", reference=pushed.reference, pull_policy="IfNotPresent", name="second")
+    message = second.wait_for_event(expectation["reason"], f"{quoted} {expectation['message']}",
+                                    timeout=pod_start_timeout)
+    pulls = [m for m in second.event_messages(expectation["pulling"]) if quoted in m]
+    assert not pulls, f"IfNotPresent pulled an image the node had ({message!r}): {pulls}"
+    assert second.read("/volume/dir/file") == "1"
+
+
+@pytest.mark.behaviour("always-pulls-again")
+def test_always_second_pod_pulls_again(launch, private_push, expectation, pod_start_timeout):
+    pushed = private_push("seed")
+    launch("basic", reference=pushed.reference, pull_policy="Always", name="first")  # Running: the node has it
+    second = launch("basic", reference=pushed.reference, pull_policy="Always", name="second")
+    second.wait_for_event(expectation["reason"], f'{expectation["message"]} "{pushed.reference}"',
+                          timeout=pod_start_timeout)
+    assert second.read("/volume/dir/file") == "1"

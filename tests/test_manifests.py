@@ -19,6 +19,15 @@ def test_values_are_quoted_safely():
     assert pod["spec"]["volumes"][0]["image"]["pullPolicy"] == "Never"
 
 
+def test_pull_secrets_and_service_account_are_set_only_when_given():
+    pod = render("basic", name="p", shell_image="r/shell:1", reference="r/a:v1",
+                 pull_secrets=[{"name": "ivc-pull-secret"}], service_account="puller")
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "ivc-pull-secret"}]
+    assert pod["spec"]["serviceAccountName"] == "puller"
+    unset = render("basic", name="p", shell_image="r/shell:1", reference="r/a:v1")["spec"]
+    assert "imagePullSecrets" not in unset and "serviceAccountName" not in unset
+
+
 def test_missing_parameter_names_the_placeholder():
     with pytest.raises(KeyError, match="reference"):
         render("basic", name="p", shell_image="r/shell:1")
@@ -32,3 +41,20 @@ def test_every_template_renders_to_a_pod(template):
     except KeyError as missing:  # a template with parameters of its own
         pytest.fail(f"template {template} needs {missing}; add it to this test")
     assert pod["kind"] == "Pod" and pod["metadata"]["name"] == "p"
+
+
+def test_fs_group_and_node_name_are_optional_on_the_basic_pod():
+    unset = render("basic", name="p", shell_image="r/shell:1", reference="r/a:v1")
+    assert "nodeName" not in unset["spec"] and not unset["spec"].get("securityContext")
+    pod = render("basic", name="p", shell_image="r/shell:1", reference="r/a:v1", fs_group=4242,
+                 fs_group_change_policy="OnRootMismatch", node_name="node-1")
+    assert pod["spec"]["securityContext"] == {"fsGroup": 4242, "fsGroupChangePolicy": "OnRootMismatch"}
+    assert pod["spec"]["nodeName"] == "node-1"
+
+
+def test_init_sidecar_pod_mounts_the_volume_in_every_container():
+    pod = render("init-sidecar", name="p", shell_image="r/shell:1", reference="r/a:v1")
+    init, sidecar = pod["spec"]["initContainers"]
+    assert "restartPolicy" not in init and sidecar["restartPolicy"] == "Always"
+    for container in (init, sidecar, *pod["spec"]["containers"]):
+        assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]} == {"volume": "/volume", "seen": "/seen"}

@@ -2,27 +2,118 @@
 
 `seed` is the tree of the upstream `quay.io/crio/artifact:v1/v2` used by every upstream suite
 (`dir/file` = 1, `file` = 2), rebuilt here so no outside registry is ever needed.
+
+A catalog entry is a spec, or a function returning one when building it is expensive (the large
+file): collection and unit tests never pay for it, only a run that pushes the catalog does.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
-from conformance.oci import ArtifactSpec, Dir, File, ImageSpec, RegistryClient, build
+from conformance.oci import (
+    ArtifactSpec,
+    Dir,
+    File,
+    Hardlink,
+    ImageSpec,
+    OpaqueDir,
+    RegistryClient,
+    Symlink,
+    Whiteout,
+    build,
+)
 
 SHARED_REPOSITORY_PREFIX = "ivc/artifacts"
 
 EXEC_SCRIPT = b"#!/bin/sh\necho executed-from-volume\n"
 
-CATALOG: dict[str, ImageSpec | ArtifactSpec] = {
+MANY_SMALL_FILES = 500
+# >= 64 MiB, with an odd tail so a copy truncated at a page or block boundary shows in the digest.
+LARGE_FILE_SIZE = 64 * 1024 * 1024 + 4097
+LARGE_FILE_SHA256 = "ba1c379eb36b66a3805eba8e96e3b6a09a5d27dc23da5b58388c8c6fe68a94bc"  # tests/ check it
+
+
+def _layered() -> ImageSpec:
+    """Four layers whose merge exercises what a runtime's layer application must get right
+    (image-spec layer changesets; KEP: "overwritten from the higher indexed layer")."""
+    base = (
+        File("override.txt", b"from layer 0"),
+        File("whiteout/file.txt", b"hidden by a whiteout"),
+        File("whiteout/dir/inner.txt", b"hidden with its directory"),
+        File("whiteout/kept.txt", b"kept"),
+        File("opaque/lower.txt", b"hidden by the opaque marker"),
+        File("opaque/lower-dir/inner.txt", b"hidden by the opaque marker"),
+    )
+    changes = (
+        File("override.txt", b"from layer 1"),
+        Whiteout("whiteout/file.txt"),
+        Whiteout("whiteout/dir"),
+        OpaqueDir("opaque"),
+        File("opaque/upper.txt", b"from the opaque layer"),
+    )
+    metadata = (
+        File("override.txt", b"from layer 2"),
+        File("links/target.txt", b"link target"),
+        Symlink("links/relative", "target.txt"),
+        Symlink("links/parent", "../override.txt"),
+        Symlink("links/absolute", "/links/target.txt"),  # resolved against the container root, not the volume
+        Hardlink("links/hardlink", "links/target.txt"),
+        File("modes/file-750", b"750", mode=0o750),
+        File("modes/file-600", b"600", mode=0o600),
+        File("modes/file-644", b"644", mode=0o644),
+        Dir("modes/dir-755", mode=0o755),
+        Dir("modes/dir-700", mode=0o700),
+        File("owners/owned.txt", b"owned", uid=1234, gid=5678),
+        Dir("owners/owned-dir", uid=1234, gid=5678),
+        File("owners/root.txt", b"root"),
+        Dir("empty"),
+        File("unicode/grüße.txt", "grüße".encode()),
+        File("unicode/日本語.txt", "日本語".encode()),
+        File("unicode/emoji-🙂.txt", "🙂".encode()),
+    )
+    many = tuple(File(f"many/{i:03d}", f"small file {i}".encode()) for i in range(MANY_SMALL_FILES))
+    return ImageSpec(layers=(base, changes, metadata, many))
+
+
+@functools.cache
+def large_file_content() -> bytes:
+    """Deterministic incompressible bytes; SHAKE-256 output is fixed by its standard, unlike
+    `random` streams, which Python does not promise to keep across versions."""
+    return hashlib.shake_256(b"ivc large image volume file").digest(LARGE_FILE_SIZE)
+
+
+def _large() -> ImageSpec:
+    return ImageSpec(layers=((File("large.bin", large_file_content()),),))
+
+
+Spec = ImageSpec | ArtifactSpec
+CatalogEntry = Spec | Callable[[], Spec]
+
+CATALOG: dict[str, CatalogEntry] = {
     # Two layers like the upstream artifact: `dir/` then `file`.
     "seed": ImageSpec(layers=((Dir("dir"), File("dir/file", b"1")), (File("file", b"2"),))),
     # The same tree with other bytes: what a moved tag points at.
     "seed-moved": ImageSpec(layers=((Dir("dir"), File("dir/file", b"moved-1")), (File("file", b"moved-2"),))),
     # An executable script, to observe (never require) noexec.
     "exec": ImageSpec(layers=((File("bin/hello.sh", EXEC_SCRIPT, mode=0o755), File("data.txt", b"data")),)),
+    # Layer merge, whiteouts, opaque directories, links, modes, owners, many and non-ASCII names.
+    "layered": _layered(),
+    # One file >= 64 MiB: built only when pushed.
+    "large": _large,
+    # A real OCI artifact (empty config), the tree of upstream's quay.io/crio/artifact:singlefile
+    # and :subpath (feature-facts §14); each title becomes a path below the mount on CRI-O.
+    "artifact": ArtifactSpec(files=(("artifact.txt", b"hello artifact"), ("subpath/2", b"2"), ("subpath/3", b"3"))),
 }
+
+
+def spec_of(name_or_entry: str | CatalogEntry) -> Spec:
+    """The spec of a catalog entry (by name or as stored), building lazy entries on demand."""
+    entry = CATALOG[name_or_entry] if isinstance(name_or_entry, str) else name_or_entry
+    return entry if isinstance(entry, ImageSpec | ArtifactSpec) else entry()
 
 
 @dataclass(frozen=True)
@@ -42,6 +133,11 @@ class PushedArtifact:
     def by_digest(self) -> str:
         return f"{self.pull_host}/{self.repository}@{self.digest}"
 
+    @property
+    def by_tag_and_digest(self) -> str:
+        """`repo:tag@sha256:…`: the digest decides what is pulled, the tag is informative only."""
+        return f"{self.pull_host}/{self.repository}:{self.tag}@{self.digest}"
+
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
 
@@ -59,10 +155,11 @@ def push_named(client: RegistryClient, name: str, spec: ImageSpec | ArtifactSpec
     return PushedArtifact(name=name, repository=repository, tag=tag, digest=digest, pull_host=client.endpoint.pull)
 
 
-def push_catalog(client: RegistryClient, catalog: dict[str, ImageSpec | ArtifactSpec] = CATALOG
+def push_catalog(client: RegistryClient, catalog: Mapping[str, CatalogEntry] = CATALOG
                  ) -> dict[str, PushedArtifact]:
     return {
-        name: push_named(client, name, spec, f"{SHARED_REPOSITORY_PREFIX}/{name}") for name, spec in catalog.items()
+        name: push_named(client, name, spec_of(entry), f"{SHARED_REPOSITORY_PREFIX}/{name}")
+        for name, entry in catalog.items()
     }
 
 

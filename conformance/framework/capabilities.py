@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from conformance.framework.versions import Version
 
-FEATURE_METRIC = re.compile(r'^kubernetes_feature_enabled\{name="ImageVolume",stage="(\w*)"\}\s+([01])', re.MULTILINE)
+DIGEST_GATE = "ImageVolumeWithDigest"  # KEP-5365: volumeStatus.image.imageRef in container statuses
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class NodeInfo:
     runtime: str  # e.g. "cri-o://1.36.3"
     kubelet_gate: bool | None  # kubernetes_feature_enabled{name="ImageVolume"}; None when unreadable
     gate_stage: str = ""
+    digest_gate: bool | None = None  # kubernetes_feature_enabled{name="ImageVolumeWithDigest"}; None when unknown
 
     @property
     def runtime_name(self) -> str:
@@ -60,6 +61,14 @@ class Capabilities:
     def runtime(self) -> str:
         return ", ".join(sorted({n.runtime for n in self.nodes}))
 
+    @property
+    def image_volume_with_digest(self) -> bool | None:
+        """KEP-5365 on every kubelet (True), off on one (False), or unknown: the kubelet fills the field."""
+        gates = {n.digest_gate for n in self.nodes}
+        if False in gates:
+            return False
+        return True if gates == {True} else None
+
     def feature_unavailable_reason(self) -> str | None:
         """One line explaining why image volumes cannot work here, or None when they can."""
         if Version.parse(self.server_version) < Version(1, 31):
@@ -82,8 +91,9 @@ class Capabilities:
         for node in self.nodes:
             gate = {True: "on", False: "off", None: "unknown"}[node.kubelet_gate]
             stage = f" ({node.gate_stage})" if node.gate_stage else ""
+            digest = "" if node.digest_gate is None else f", {DIGEST_GATE} {'on' if node.digest_gate else 'off'}"
             lines.append(
-                f"node {node.name}: kubelet {node.kubelet_version}, runtime {node.runtime}, gate {gate}{stage}"
+                f"node {node.name}: kubelet {node.kubelet_version}, runtime {node.runtime}, gate {gate}{stage}{digest}"
             )
         if self.admission_forces_always:
             lines.append("AlwaysPullImages admission is active: image volume pullPolicy is forced to Always")
@@ -103,7 +113,13 @@ class Capabilities:
 
 def parse_feature_metric(metrics_text: str) -> tuple[bool | None, str]:
     """Read `kubernetes_feature_enabled{name="ImageVolume",stage=…}` from a /metrics page."""
-    match = FEATURE_METRIC.search(metrics_text)
+    return parse_feature_gate(metrics_text, "ImageVolume")
+
+
+def parse_feature_gate(metrics_text: str, gate: str) -> tuple[bool | None, str]:
+    """Read `kubernetes_feature_enabled{name="<gate>",stage=…}`: (enabled, stage), (None, "") when absent."""
+    pattern = rf'^kubernetes_feature_enabled\{{name="{re.escape(gate)}",stage="(\w*)"\}}\s+([01])'
+    match = re.search(pattern, metrics_text, re.MULTILINE)
     if not match:
         return None, ""
     return match[2] == "1", match[1]

@@ -6,8 +6,10 @@ the cluster itself is owned by the controller (see plugin.py), never by a fixtur
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,12 +17,14 @@ from typing import Any
 
 import pytest
 
+from conformance.cluster.base import RegistryEndpoint
 from conformance.framework import artifacts as artifact_catalog
 from conformance.framework.artifacts import PushedArtifact
 from conformance.framework.capabilities import Capabilities
 from conformance.framework.expectations import Expectation
 from conformance.framework.kube import Kube
 from conformance.framework.manifests import MANIFESTS_DIR, render
+from conformance.framework.node import Crictl
 from conformance.framework.plugin import EXPECTATION_KEY, SESSION_KEY
 from conformance.framework.pods import PodUnderTest
 from conformance.framework.session import RUN_LABEL, SuiteSession
@@ -40,6 +44,12 @@ def pod_start_timeout() -> float:
 def pull_failure_timeout() -> float:
     """Seconds to wait for an image pull failure to surface as a waiting reason."""
     return 120.0
+
+
+@pytest.fixture(scope="session")
+def pod_delete_timeout() -> float:
+    """Seconds a deleted Pod may take to be gone (the kubelet stops it and tears down its volumes)."""
+    return 60.0
 
 
 @pytest.fixture(scope="session")
@@ -161,11 +171,14 @@ def private_push(request: pytest.FixtureRequest, registry: RegistryClient,
     `private_push("seed", tag="v1")` pushes the catalog entry (or pass an ImageSpec/ArtifactSpec).
     Tags pushed here are deleted from the registry afterwards.
     """
-    repository = artifact_catalog.private_repository(ivc_session.run_id, request.node.nodeid)
+    yield from _pushes_to(registry, artifact_catalog.private_repository(ivc_session.run_id, request.node.nodeid))
+
+
+def _pushes_to(registry: RegistryClient, repository: str) -> Iterator[PushToPrivate]:
     pushed: list[str] = []
 
     def push(what: str | ImageSpec | ArtifactSpec, tag: str = "v1") -> PushedArtifact:
-        spec = artifact_catalog.CATALOG[what] if isinstance(what, str) else what
+        spec = artifact_catalog.spec_of(what) if isinstance(what, str) else what
         name = what if isinstance(what, str) else "custom"
         pushed.append(tag)
         return artifact_catalog.push_named(registry, name, spec, repository, tag)
@@ -177,28 +190,91 @@ def private_push(request: pytest.FixtureRequest, registry: RegistryClient,
             registry.delete_tag(repository, tag)
 
 
+class _ModulePods:
+    """Running Pods shared by one module's read-only probes: one Pod per (artifact, manifest,
+    parameters), all in one namespace per module and xdist worker (workers split a module's tests,
+    and each needs Pods of its own), created on first use and deleted with the module."""
+
+    def __init__(self, kube: Kube, ivc_session: SuiteSession, manifests_dir: Path, pod_start_timeout: float,
+                 module_nodeid: str, worker: str) -> None:
+        self.kube, self.ivc_session = kube, ivc_session
+        self.manifests_dir, self.pod_start_timeout = manifests_dir, pod_start_timeout
+        self.module_nodeid = module_nodeid
+        self.namespace = _namespace_name(ivc_session.run_id, f"{module_nodeid}@{worker}::shared-pods")
+        self._namespace_created = False
+        self._pods: dict[str, PodUnderTest | BaseException] = {}
+
+    def ensure_namespace(self) -> str:
+        if not self._namespace_created:
+            self.kube.create_namespace(self.namespace, labels={RUN_LABEL: self.ivc_session.run_id},
+                                       annotations={"ivc.conformance/test": self.module_nodeid})
+            self._namespace_created = True
+            self.kube.wait_for_service_account(self.namespace)
+        return self.namespace
+
+    def get(self, artifact: str, template: str, params: dict[str, Any]) -> PodUnderTest:
+        key = repr((artifact, template, sorted(params.items())))
+        known = self._pods.get(key)
+        if isinstance(known, PodUnderTest):
+            return known
+        if known is not None:
+            # Fail every later test of the module fast, with the first test's reason.
+            raise AssertionError(f"the shared Pod for {artifact!r} ({template}) failed earlier in this module: "
+                                 f"{str(known).splitlines()[0] if str(known) else type(known).__name__}")
+        base = artifact if template == "basic" else f"{artifact}-{template}"
+        name = re.sub(r"[^a-z0-9-]+", "-", f"{base}-{len(self._pods)}" if params else base)[:63].strip("-")
+        try:
+            body = render(template, self.manifests_dir, name=name, shell_image=self.ivc_session.shell_image,
+                          reference=self.ivc_session.artifacts[artifact].reference, **params)
+            self.kube.create_pod(self.ensure_namespace(), body)
+            pod = PodUnderTest(self.kube, self.namespace, name).wait_running(self.pod_start_timeout)
+        except BaseException as error:
+            self._pods[key] = error
+            raise
+        self._pods[key] = pod
+        return pod
+
+    def close(self) -> None:
+        if self._namespace_created:
+            self.kube.delete_namespace(self.namespace)
+
+
 @pytest.fixture(scope="module")
-def _seed_pod_for_module(request: pytest.FixtureRequest, kube: Kube, ivc_session: SuiteSession,
-                         manifests_dir: Path, pod_start_timeout: float) -> Iterator[PodUnderTest]:
-    name = _namespace_name(ivc_session.run_id, request.node.nodeid + "::seed-pod")
-    kube.create_namespace(name, labels={RUN_LABEL: ivc_session.run_id},
-                          annotations={"ivc.conformance/test": request.node.nodeid})
+def _module_pods(request: pytest.FixtureRequest, kube: Kube, ivc_session: SuiteSession, manifests_dir: Path,
+                 pod_start_timeout: float) -> Iterator[_ModulePods]:
+    worker = getattr(request.config, "workerinput", {}).get("workerid", "main")
+    pods = _ModulePods(kube, ivc_session, manifests_dir, pod_start_timeout, request.node.nodeid, worker)
     try:
-        kube.wait_for_service_account(name)
-        body = render("basic", manifests_dir, name="seed", shell_image=ivc_session.shell_image,
-                      reference=ivc_session.artifacts["seed"].reference)
-        kube.create_pod(name, body)
-        yield PodUnderTest(kube, name, "seed").wait_running(pod_start_timeout)
+        yield pods
     finally:
-        kube.delete_namespace(name)
+        pods.close()
+
+
+SharedPod = Callable[..., PodUnderTest]
 
 
 @pytest.fixture
-def seed_pod(request: pytest.FixtureRequest, _seed_pod_for_module: PodUnderTest) -> PodUnderTest:
-    """One Running Pod with the seed artifact at /volume, shared by a module's read-only probes
-    (they cannot change it, and a Pod per probe would triple the run time)."""
-    request.node.stash.setdefault(NAMESPACES_KEY, []).append(_seed_pod_for_module.namespace)
-    return _seed_pod_for_module
+def shared_pod(request: pytest.FixtureRequest, _module_pods: _ModulePods) -> SharedPod:
+    """`shared_pod("layered")`: a Running Pod with catalog artifact `layered` at /volume, shared by
+    the module's tests (read-only probes cannot change it, and a Pod per probe would multiply the
+    run time). `shared_pod("seed", "init-sidecar")` picks another manifest; extra parameters go to
+    the manifest and make another Pod. The namespace is registered on every test that asks,
+    before the Pod is waited for, so a failure's diagnostics show the shared Pod."""
+
+    def get(artifact: str, template: str = "basic", **params: Any) -> PodUnderTest:
+        namespace = _module_pods.ensure_namespace()
+        registered = request.node.stash.setdefault(NAMESPACES_KEY, [])
+        if namespace not in registered:
+            registered.append(namespace)
+        return _module_pods.get(artifact, template, params)
+
+    return get
+
+
+@pytest.fixture
+def seed_pod(shared_pod: SharedPod) -> PodUnderTest:
+    """One Running Pod with the seed artifact at /volume, shared by a module's read-only probes."""
+    return shared_pod("seed")
 
 
 @pytest.fixture
@@ -206,3 +282,57 @@ def absent_reference(request: pytest.FixtureRequest, ivc_session: SuiteSession) 
     """A fully qualified reference in the run's registry that nothing ever pushes."""
     repository = artifact_catalog.private_repository(ivc_session.run_id, request.node.nodeid)
     return f"{ivc_session.handle.registry.pull}/{repository}/absent:v1"
+
+
+# -- private registries: pull secrets (the provider's TLS + htpasswd registry) ----------------
+@pytest.fixture(scope="session")
+def auth_registry(ivc_session: SuiteSession) -> RegistryClient:
+    """The registry that refuses anonymous pulls; skips the test when the provider runs none."""
+    endpoint = ivc_session.handle.auth_registry
+    if endpoint is None or not endpoint.username or not endpoint.password:
+        pytest.skip(f"the {ivc_session.handle.provider} provider offers no authenticated registry "
+                    "(ClusterHandle.auth_registry is unset): only --cluster=local runs one (TLS + htpasswd)")
+    return RegistryClient(endpoint)
+
+
+@pytest.fixture
+def auth_push(request: pytest.FixtureRequest, auth_registry: RegistryClient,
+              ivc_session: SuiteSession) -> Iterator[PushToPrivate]:
+    """`auth_push("seed")`: like `private_push`, into the authenticated registry. The repository is
+    the test's own, so no other test's credentials ever pulled it onto the node."""
+    yield from _pushes_to(auth_registry, artifact_catalog.private_repository(ivc_session.run_id, request.node.nodeid))
+
+
+PULL_SECRET_NAME = "ivc-pull-secret"
+
+
+def docker_config_secret(name: str, endpoint: RegistryEndpoint) -> dict[str, Any]:
+    """A `kubernetes.io/dockerconfigjson` Secret with the credentials of `endpoint` for its pull host."""
+    user_password = f"{endpoint.username}:{endpoint.password}"
+    auths = {endpoint.pull: {"username": endpoint.username, "password": endpoint.password,
+                             "auth": base64.b64encode(user_password.encode()).decode()}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(json.dumps({"auths": auths}).encode()).decode()},
+    }
+
+
+@pytest.fixture
+def pull_secret(kube: Kube, namespace: str, auth_registry: RegistryClient) -> str:
+    """The name of a pull secret for the authenticated registry, in the test's namespace."""
+    kube.create(namespace, "Secret", docker_config_secret(PULL_SECRET_NAME, auth_registry.endpoint))
+    return PULL_SECRET_NAME
+
+
+# -- the node behind the API ------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def crictl(ivc_session: SuiteSession) -> Crictl:
+    """crictl on the node; skips the test when the provider gives no node access."""
+    path = ivc_session.handle.node_access.crictl
+    if not path:
+        pytest.skip(f"the {ivc_session.handle.provider} provider gives no node access (NodeAccess.crictl is "
+                    "unset): only --cluster=local runs crictl on the node")
+    return Crictl(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,34 +67,32 @@ class Kube:
     def new_api_client(self) -> client.ApiClient:
         return config.new_client_from_config(config_file=self.kubeconfig, context=self.context)
 
-    # -- raw reads ------------------------------------------------------------------------------
-    @transient_retry
-    def get_json(self, path: str, query: Iterable[tuple[str, str]] = ()) -> Json:
-        response = self.api_client.call_api(
-            path, "GET", query_params=list(query), auth_settings=["BearerToken"], _preload_content=False,
-            response_type=None, _request_timeout=30,
-        )
-        return json.loads(response[0].data)
+    # -- reads: typed API calls with _preload_content=False give raw JSON on every client >= 31 ----
+    @staticmethod
+    def _json(response: Any) -> Json:
+        return json.loads(response.data)
 
     @transient_retry
-    def get_text(self, path: str, query: Iterable[tuple[str, str]] = ()) -> str:
-        response = self.api_client.call_api(
-            path, "GET", query_params=list(query), auth_settings=["BearerToken"], _preload_content=False,
-            response_type=None, _request_timeout=30,
-        )
-        return response[0].data.decode()
-
     def server_version(self) -> str:
-        return self.get_json("/version")["gitVersion"]
+        return self._json(client.VersionApi(self.api_client).get_code(_preload_content=False))["gitVersion"]
 
+    @transient_retry
     def read_pod(self, namespace: str, name: str) -> Json:
-        return self.get_json(f"/api/v1/namespaces/{namespace}/pods/{name}")
+        return self._json(self.core.read_namespaced_pod(name, namespace, _preload_content=False))
 
+    @transient_retry
+    def list_pods(self, namespace: str) -> list[Json]:
+        return self._json(self.core.list_namespaced_pod(namespace, _preload_content=False))["items"]
+
+    @transient_retry
     def nodes(self) -> list[Json]:
-        return self.get_json("/api/v1/nodes")["items"]
+        return self._json(self.core.list_node(_preload_content=False))["items"]
 
+    @transient_retry
     def node_metrics(self, node: str) -> str:
-        return self.get_text(f"/api/v1/nodes/{node}/proxy/metrics")
+        """The kubelet's /metrics through the apiserver's node proxy."""
+        response = self.core.connect_get_node_proxy_with_path(node, "metrics", _preload_content=False)
+        return response.data.decode()
 
     # -- writes ---------------------------------------------------------------------------------
     @transient_retry
@@ -126,15 +124,19 @@ class Kube:
                 raise
 
     @transient_retry
-    def create(self, namespace: str, kind: str, body: Json) -> None:
+    def create(self, namespace: str, kind: str, body: Json, dry_run: bool = False) -> Json:
+        """Create a namespaced object (server-side dry run on request); returns it as the apiserver stored it."""
         creators: dict[str, Callable[..., Any]] = {
             "Secret": self.core.create_namespaced_secret,
             "ServiceAccount": self.core.create_namespaced_service_account,
+            "Deployment": client.AppsV1Api(self.api_client).create_namespaced_deployment,
         }
-        creators[kind](namespace, body)
+        kwargs = {"dry_run": "All"} if dry_run else {}
+        response = creators[kind](namespace, body, _preload_content=False, **kwargs)
+        return json.loads(response.data)
 
     def namespaces_with_label(self, selector: str) -> list[str]:
-        items = self.get_json("/api/v1/namespaces", [("labelSelector", selector)])["items"]
+        items = self._json(self.core.list_namespace(label_selector=selector, _preload_content=False))["items"]
         return [item["metadata"]["name"] for item in items if item["status"].get("phase") != "Terminating"]
 
     # -- waits ----------------------------------------------------------------------------------
@@ -183,6 +185,72 @@ class Kube:
                 pod = self.read_pod(namespace, name)
         return pod
 
+    def wait_for_pod_gone(self, namespace: str, name: str, *, timeout: float) -> None:
+        """Watch until the Pod object no longer exists; on timeout describe what was seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                pod = self.read_pod(namespace, name)
+            except ApiException as error:
+                if error.status == 404:
+                    return
+                raise
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for Pod {name} to be gone\n"
+                                  f"{self.describe_pod(pod)}")
+            try:
+                for event in watch.Watch().stream(
+                    self.core.list_namespaced_pod, namespace, field_selector=f"metadata.name={name}",
+                    resource_version=pod["metadata"]["resourceVersion"], timeout_seconds=max(1, int(remaining)),
+                    _request_timeout=remaining + 5,
+                ):
+                    if event["type"] == "DELETED":
+                        return
+                    if event["type"] == "ERROR" or time.monotonic() >= deadline:
+                        break  # re-read below
+            except ApiException as error:
+                if error.status != 410 and not _is_transient(error):
+                    raise
+            except urllib3.exceptions.HTTPError:
+                pass  # the watch connection dropped: re-read and continue within the deadline
+
+    def wait_for_event(self, namespace: str, involved: str, condition: Callable[[Json], bool], *, what: str,
+                       timeout: float) -> Json:
+        """The first event about `involved` for which `condition(event)` holds, listed or watched for.
+
+        The kubelet records events asynchronously, so one can land after the Pod state that follows it.
+        """
+        deadline = time.monotonic() + timeout
+        selector = f"involvedObject.name={involved}"
+        while True:
+            listed = self._json(self.core.list_namespaced_event(namespace, field_selector=selector,
+                                                                _preload_content=False))
+            found = next((event for event in listed["items"] if condition(event)), None)
+            if found is not None:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = "\n".join(f"  event {e.get('type')} {e.get('reason')}: {e.get('message', '')}"
+                                 for e in listed["items"][-15:])
+                raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; events seen:\n"
+                                  f"{seen or '  none'}")
+            try:
+                for event in watch.Watch().stream(
+                    self.core.list_namespaced_event, namespace, field_selector=selector,
+                    resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=max(1, int(remaining)),
+                    _request_timeout=remaining + 5,
+                ):
+                    if event["type"] in ("ADDED", "MODIFIED") and condition(event["raw_object"]):
+                        return event["raw_object"]
+                    if event["type"] == "ERROR" or time.monotonic() >= deadline:
+                        break  # 410 Gone and friends: re-list above
+            except ApiException as error:
+                if error.status != 410 and not _is_transient(error):
+                    raise
+            except urllib3.exceptions.HTTPError:
+                pass  # the watch connection dropped: re-list and continue within the deadline
+
     # -- exec -----------------------------------------------------------------------------------
     def exec(self, namespace: str, pod: str, command: list[str], container: str | None = None,
              timeout: float = 60) -> ExecResult:
@@ -208,14 +276,15 @@ class Kube:
 
     # -- observation ----------------------------------------------------------------------------
     def events(self, namespace: str, involved: str | None = None) -> list[Json]:
-        query = [("fieldSelector", f"involvedObject.name={involved}")] if involved else []
-        items = self.get_json(f"/api/v1/namespaces/{namespace}/events", query)["items"]
+        selector = {"field_selector": f"involvedObject.name={involved}"} if involved else {}
+        items = self._json(self.core.list_namespaced_event(namespace, _preload_content=False, **selector))["items"]
         return sorted(items, key=lambda e: e.get("firstTimestamp") or e.get("eventTime") or "")
 
     def pod_log(self, namespace: str, name: str, container: str, previous: bool = False) -> str:
-        query = [("container", container)] + ([("previous", "true")] if previous else [])
         try:
-            return self.get_text(f"/api/v1/namespaces/{namespace}/pods/{name}/log", query)
+            response = self.core.read_namespaced_pod_log(name, namespace, container=container, previous=previous,
+                                                         _preload_content=False)
+            return response.data.decode(errors="replace")
         except ApiException as error:
             return f"<no log: {error.status} {error.reason}>"
 

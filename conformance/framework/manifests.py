@@ -23,6 +23,11 @@ DEFAULTS: dict[str, Any] = {
     "sub_path_expr": None,
     "read_only": None,
     "env_value": None,
+    "fs_group": None,
+    "fs_group_change_policy": None,
+    "node_name": None,
+    "pull_secrets": None,  # e.g. [{"name": "ivc-pull-secret"}]
+    "service_account": None,
 }
 
 

@@ -128,7 +128,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         suite = start_session(handle, new_run_id())
     except ClusterError as error:
         _teardown(config)
-        pytest.exit(f"ivc: {error}", returncode=3)
+        # UsageError is the one channel pytest prints as a single "ERROR: …" line, without traceback.
+        raise pytest.UsageError(f"ivc: {error}") from None
     except KeyboardInterrupt:
         _teardown(config)
         raise
@@ -136,7 +137,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     reason = suite.capabilities.feature_unavailable_reason()
     if reason and config.getoption("require_feature"):
         _teardown(config)
-        pytest.exit(f"ivc: image volumes unavailable: {reason}", returncode=1)
+        raise pytest.UsageError(f"ivc: image volumes unavailable (--require-feature): {reason}")
 
 
 @pytest.hookimpl(optionalhook=True)

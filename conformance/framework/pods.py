@@ -70,8 +70,23 @@ class PodUnderTest:
     def event_messages(self, reason: str | None = None) -> list[str]:
         return [e.get("message", "") for e in self.events() if reason is None or e.get("reason") == reason]
 
+    def wait_for_event(self, reason: str, fragment: str, timeout: float) -> str:
+        """Wait for an event about this Pod with `reason` whose message contains `fragment`; its message."""
+        event = self.kube.wait_for_event(
+            self.namespace, self.name, lambda e: e.get("reason") == reason and fragment in e.get("message", ""),
+            what=f"a {reason} event about Pod {self.name} containing {fragment!r}", timeout=timeout,
+        )
+        return event.get("message", "")
+
     def delete(self) -> None:
         self.kube.delete_pod(self.namespace, self.name)
+
+    def delete_and_wait_gone(self, timeout: float) -> None:
+        """Delete with a grace period and wait until the object is gone. A grace period of 0 would
+        remove the object at once; with one, the kubelet removes it only after it stopped the
+        containers and tore down the volumes, so "gone" means the node has let go of the Pod."""
+        self.kube.delete_pod(self.namespace, self.name, grace_seconds=1)
+        self.kube.wait_for_pod_gone(self.namespace, self.name, timeout=timeout)
 
     def describe(self) -> str:
         return self.kube.describe_pod(self.refresh())

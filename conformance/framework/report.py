@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conformance.framework.artifacts import CATALOG, SHARED_REPOSITORY_PREFIX
+from conformance.framework.artifacts import CATALOG, SHARED_REPOSITORY_PREFIX, spec_of
 
 VERDICTS_KEY = pytest.StashKey["VerdictCollector"]()
 
@@ -98,7 +98,7 @@ def collect_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
     target = Path(report_dir) / "diagnostics" / _safe_name(item.nodeid) if report_dir else None
     for namespace in namespaces:
         try:
-            pods = kube.get_json(f"/api/v1/namespaces/{namespace}/pods")["items"]
+            pods = kube.list_pods(namespace)
             events = kube.events(namespace)
         except Exception as error:  # noqa: BLE001 - diagnostics must never mask the failure
             summary.append(f"namespace {namespace}: unreadable ({error})")
@@ -222,8 +222,8 @@ def print_artifact_list(config: pytest.Config) -> None:
     registry = config.getoption("registry") or "<registry>"
     print(f"{registry}/{SHELL_REPOSITORY}:{SHELL_TAG}  (container image: static busybox)")
     print(f"{registry}/{PAUSE_REPOSITORY}:{PAUSE_TAG}  (sandbox image, local provider only)")
-    for name, spec in CATALOG.items():
-        built = build(spec)
+    for name, entry in CATALOG.items():
+        built = build(spec_of(entry))
         print(f"{registry}/{SHARED_REPOSITORY_PREFIX}/{name}:{content_tag(built.manifest_digest)}  "
               f"({built.manifest_digest}, {built.size()} bytes)")
     print("plus per-test repositories under ivc/run-<run id>/ (pushed and deleted by the tests themselves)")

@@ -15,7 +15,13 @@ from conformance.cluster.base import ClusterHandle
 from conformance.cluster.errors import ClusterError
 from conformance.cluster.progress import progress
 from conformance.framework.artifacts import CATALOG, PushedArtifact, push_catalog, push_named
-from conformance.framework.capabilities import Capabilities, NodeInfo, parse_feature_metric
+from conformance.framework.capabilities import (
+    DIGEST_GATE,
+    Capabilities,
+    NodeInfo,
+    parse_feature_gate,
+    parse_feature_metric,
+)
 from conformance.framework.kube import Kube
 from conformance.oci import RegistryClient, RegistryError
 from conformance.oci.node_images import SHELL_REPOSITORY, SHELL_TAG, NodeImageError, shell_image
@@ -86,12 +92,15 @@ def discover_capabilities(kube: Kube, registry_pull: str) -> Capabilities:
         info = node["status"]["nodeInfo"]
         name = node["metadata"]["name"]
         try:
-            gate, stage = parse_feature_metric(kube.node_metrics(name))
+            metrics = kube.node_metrics(name)
+            gate, stage = parse_feature_metric(metrics)
+            digest_gate = parse_feature_gate(metrics, DIGEST_GATE)[0]
         except Exception as error:  # noqa: BLE001 - any failure just means "unknown"
-            gate, stage = None, ""
+            gate, stage, digest_gate = None, "", None
             notes.append(f"kubelet metrics of {name} unreadable ({type(error).__name__}); gate state unknown")
         nodes.append(NodeInfo(name=name, kubelet_version=info["kubeletVersion"],
-                              runtime=info["containerRuntimeVersion"], kubelet_gate=gate, gate_stage=stage))
+                              runtime=info["containerRuntimeVersion"], kubelet_gate=gate, gate_stage=stage,
+                              digest_gate=digest_gate))
     return Capabilities(server_version=server_version, nodes=tuple(nodes), apiserver_keeps_image_volumes=keeps,
                         defaulted_pull_policy=defaulted, admission_forces_always=forced, notes=tuple(notes))
 

@@ -1,0 +1,65 @@
+"""Behind the API on the node: crictl, for the few behaviours only the runtime can show.
+
+Only the local provider gives node access (ClusterHandle.node_access.crictl); the fixture that
+hands this out skips elsewhere. Its single node is the one crictl talks to.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from conformance.framework.kube import Json, WaitTimeout
+
+
+@dataclass(frozen=True)
+class CrictlResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass(frozen=True)
+class Crictl:
+    path: str  # the provider's wrapper, already pointed at the runtime socket
+
+    def run(self, *args: str, timeout: float = 60) -> CrictlResult:
+        done = subprocess.run([self.path, *args], capture_output=True, text=True, timeout=timeout, check=False)
+        return CrictlResult(done.returncode, done.stdout, done.stderr)
+
+    def image_id(self, reference: str) -> str | None:
+        """The runtime's image ID for `reference`, or None when the node does not have it."""
+        result = self.run("inspecti", "-o", "json", reference)
+        if result.returncode != 0:
+            return None
+        return json.loads(result.stdout)["status"]["id"]
+
+    def remove_image(self, image_id: str) -> CrictlResult:
+        return self.run("rmi", image_id)
+
+    def pod_containers(self, namespace: str, pod: str) -> list[Json]:
+        """Every container of the Pod the runtime still holds, running or exited."""
+        result = self.run("ps", "-a", "-o", "json", "--label", f"io.kubernetes.pod.namespace={namespace}",
+                          "--label", f"io.kubernetes.pod.name={pod}")
+        if result.returncode != 0:
+            raise RuntimeError(f"crictl ps failed: {result.output.strip()}")
+        return json.loads(result.stdout).get("containers") or []
+
+    def wait_for_no_containers(self, namespace: str, pod: str, timeout: float) -> None:
+        """Wait until the kubelet had the runtime remove the Pod's containers (it does so shortly after
+        the Pod is gone from the API). CRI has no watch that crictl exposes, so this polls, bounded."""
+        poll = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.5), retry=retry_if_result(bool))
+        try:
+            poll(self.pod_containers, namespace, pod)
+        except RetryError as error:
+            left = error.last_attempt.result()
+            states = ", ".join(f"{c['id'][:13]} {c['metadata']['name']} {c['state']}" for c in left)
+            raise WaitTimeout(f"the runtime still holds containers of Pod {namespace}/{pod} after {timeout:.0f}s: "
+                              f"{states}") from None

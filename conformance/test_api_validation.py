@@ -1,0 +1,70 @@
+"""API validation through the real apiserver (validation.go; untested end to end upstream, feature-facts §16).
+
+Pods are sent as server-side dry runs: a Pod the apiserver wrongly accepts must not start anything.
+"""
+
+import json
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+UNSUPPORTED_POLICY = "Sometimes"
+
+
+def _rejection(kube, namespace, body):
+    """(HTTP status, Status body) of a refused dry-run create; fails when the apiserver accepts the Pod."""
+    with pytest.raises(ApiException) as raised:
+        kube.create_pod(namespace, body, dry_run=True)
+    return raised.value.status, json.loads(raised.value.body)
+
+
+def _assert_invalid(status, body, field, message):
+    causes = [(c.get("field"), c.get("message")) for c in body.get("details", {}).get("causes", [])]
+    assert (status, body.get("reason")) == (422, "Invalid"), (
+        f"expected 422 Invalid, got {status} {body.get('reason')}: {body.get('message')}")
+    assert (field, message) in causes, f"expected cause {field}: {message}; causes: {causes}"
+    assert f"{field}: {message}" in body["message"], body["message"]
+
+
+@pytest.mark.behaviour("api-reference-required")
+def test_empty_reference_on_a_pod_is_rejected(kube, namespace, render_pod, expectation):
+    status, body = _rejection(kube, namespace, render_pod("basic", reference=""))
+    _assert_invalid(status, body, expectation["field"], expectation["message"])
+
+
+@pytest.mark.behaviour("api-pull-policy-unsupported")
+def test_unsupported_pull_policy_is_rejected_listing_the_supported_ones(kube, namespace, render_pod, artifacts,
+                                                                          expectation):
+    body = render_pod("basic", reference=artifacts["seed"].reference, pull_policy=UNSUPPORTED_POLICY)
+    status, rejection = _rejection(kube, namespace, body)
+    message = f'Unsupported value: "{UNSUPPORTED_POLICY}": {expectation["supported"]}'
+    _assert_invalid(status, rejection, expectation["field"], message)
+
+
+@pytest.mark.behaviour("api-one-volume-source")
+@pytest.mark.parametrize("other_source", [{"emptyDir": {}}, {"hostPath": {"path": "/tmp"}}],
+                         ids=["emptyDir", "hostPath"])
+def test_image_with_another_source_in_one_volume_is_rejected(kube, namespace, render_pod, artifacts, expectation,
+                                                             other_source):
+    body = render_pod("basic", reference=artifacts["seed"].reference)
+    body["spec"]["volumes"][0].update(other_source)
+    status, rejection = _rejection(kube, namespace, body)
+    _assert_invalid(status, rejection, expectation["field"], expectation["message"])
+
+
+@pytest.mark.behaviour("api-template-reference-optional")
+def test_empty_reference_is_accepted_in_a_deployment_template(kube, namespace, render_pod):
+    pod = render_pod("basic", reference="")
+    labels = {"app": "image-volume-template"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "template-without-reference"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": pod["spec"]}},
+    }
+    stored = kube.create(namespace, "Deployment", deployment, dry_run=True)
+    volumes = {v["name"]: v for v in stored["spec"]["template"]["spec"].get("volumes", [])}
+    assert "image" in volumes.get("volume", {}), f"the template's image volume was not kept: {volumes}"
+    # Left for a controller or config management to fill in: stored empty (omitted), not rejected.
+    assert volumes["volume"]["image"].get("reference", "") == "", volumes["volume"]

@@ -1,0 +1,65 @@
+"""OCI artifacts (empty config, files named by their title) as image volumes: a CRI-O >= 1.33
+capability that no containerd version has (feature-facts §11, §15.2).
+
+CRI-O bind-mounts each file read-only at <mount>/<title> ("subpath/2" → <mount>/subpath/2) and
+creates the directories around them in the container's own writable layer.
+"""
+
+import pytest
+
+ARTIFACT = {"artifact.txt": "hello artifact", "subpath/2": "2", "subpath/3": "3"}
+
+WRITE_ATTEMPTS = {
+    "overwrite": "echo x > /volume/artifact.txt",
+    "append": "echo x >> /volume/artifact.txt",
+    "truncate": ": > /volume/artifact.txt",
+    "chmod": "chmod 600 /volume/artifact.txt",
+    "touch": "touch /volume/subpath/2",
+}
+
+
+@pytest.fixture
+def artifact_pod(shared_pod):
+    return shared_pod("artifact")
+
+
+@pytest.mark.behaviour("artifact-content")
+def test_artifact_files_are_mounted_with_exact_contents(artifact_pod):
+    for directory, expected in (("/volume", {"artifact.txt", "subpath"}), ("/volume/subpath", {"2", "3"})):
+        entries = artifact_pod.listdir(directory)
+        assert entries == expected, f"{directory}: expected {sorted(expected)}, saw {sorted(entries)}"
+    for path, content in ARTIFACT.items():
+        seen = artifact_pod.read(f"/volume/{path}")
+        assert seen == content, f"/volume/{path}: expected {content!r}, saw {seen!r}"
+
+
+@pytest.mark.behaviour("artifact-read-only")
+@pytest.mark.parametrize("operation", sorted(WRITE_ATTEMPTS))
+def test_artifact_files_are_read_only(artifact_pod, expectation, operation):
+    result = artifact_pod.sh(WRITE_ATTEMPTS[operation])
+    assert result.returncode != 0, f"{operation} of an artifact file succeeded: {result.output!r}"
+    error = expectation["error"]
+    assert error in result.output, f"{operation} failed, but without {error!r}: {result.output!r}"
+    for path in ("artifact.txt", "subpath/2"):
+        seen = artifact_pod.read(f"/volume/{path}")
+        assert seen == ARTIFACT[path], f"/volume/{path} after {operation}: expected {ARTIFACT[path]!r}, saw {seen!r}"
+
+
+@pytest.mark.behaviour("artifact-mount-directory")
+def test_new_entries_beside_artifact_files_are_reported(launch, artifacts, observe):
+    """Only the files are mounted read-only on CRI-O; whether the directory takes new entries is
+    observed, in a Pod of its own because a successful write would change what others list."""
+    pod = launch("basic", reference=artifacts["artifact"].reference)
+    created = pod.sh("echo x > /volume/new-entry")
+    observe("new_entry_in_artifact_mount", "created" if created.returncode == 0 else created.output.strip())
+
+
+@pytest.mark.behaviour("artifact-subpath")
+def test_artifact_subpath_shows_only_that_prefix(launch, artifacts):
+    pod = launch("basic", reference=artifacts["artifact"].reference, sub_path="subpath")
+    expected = {"2": "2", "3": "3"}  # subpath/2 and subpath/3, and nothing from the artifact's root
+    entries = pod.listdir("/volume")
+    assert entries == expected.keys(), f"/volume: expected {sorted(expected)}, saw {sorted(entries)} (root mounted?)"
+    for name, content in expected.items():
+        seen = pod.read(f"/volume/{name}")
+        assert seen == content, f"/volume/{name}: expected {content!r}, saw {seen!r}"

@@ -1,0 +1,70 @@
+"""Private registries: image volume pull secrets are assembled as for container images (KEP-4639).
+
+Each test pushes the seed tree to a repository of its own in the provider's TLS + htpasswd
+registry, so no other test's credentials ever put that image on the node.
+"""
+
+import base64
+
+import pytest
+import yaml
+
+
+@pytest.mark.behaviour("pull-secret-pod")
+def test_pod_image_pull_secrets_mount_the_private_image(launch, auth_push, pull_secret):
+    pushed = auth_push("seed")
+    pod = launch("basic", reference=pushed.reference, pull_secrets=[{"name": pull_secret}])
+    assert pod.read("/volume/dir/file") == "1"
+    assert pod.read("/volume/file") == "2"
+    assert pod.listdir("/volume") == {"dir", "file"}
+
+
+@pytest.mark.behaviour("pull-secret-service-account")
+def test_service_account_pull_secrets_mount_the_private_image(launch, auth_push, pull_secret, kube, namespace):
+    pushed = auth_push("seed")
+    kube.create(namespace, "ServiceAccount", {"metadata": {"name": "puller"},
+                                              "imagePullSecrets": [{"name": pull_secret}]})
+    kube.wait_for_service_account(namespace, "puller")
+    pod = launch("basic", reference=pushed.reference, service_account="puller")
+    assert pod.read("/volume/dir/file") == "1"
+    assert pod.read("/volume/file") == "2"
+    assert pod.listdir("/volume") == {"dir", "file"}
+
+
+@pytest.mark.behaviour("pull-secret-missing")
+def test_without_credentials_the_pull_fails(launch, auth_push, expectation, pull_failure_timeout):
+    pushed = auth_push("seed")
+    pod = launch("basic", reference=pushed.reference, wait=False)
+    reasons = expectation["reasons"].split(",")
+    seen = pod.wait_waiting_reason(reasons, timeout=pull_failure_timeout)
+    assert seen in reasons
+    assert pod.phase == "Pending"
+    failures = pod.event_messages("Failed")
+    assert any(pushed.reference in message for message in failures), f"no Failed event names the reference: {failures}"
+
+
+@pytest.mark.behaviour("pull-secret-not-exposed")
+def test_credentials_never_appear_in_status_events_or_diagnostics(launch, auth_push, pull_secret, auth_registry, kube,
+                                                                  namespace, pull_failure_timeout):
+    pushed = auth_push("seed")
+    with_secret = launch("basic", reference=pushed.reference, pull_secrets=[{"name": pull_secret}], name="with-secret")
+    without = launch("basic", reference=pushed.reference, wait=False, name="without-credentials")
+    without.wait_waiting_reason(["ErrImagePull", "ImagePullBackOff"], timeout=pull_failure_timeout)
+    endpoint = auth_registry.endpoint
+    secrets = {
+        "password": endpoint.password,
+        "basic auth token": base64.b64encode(f"{endpoint.username}:{endpoint.password}".encode()).decode(),
+    }
+    # What a human or a report sees: describe texts and events (the failure diagnostics), the stored
+    # Pods (the diagnostics' YAML dump) and the suite's own rendering of the registry.
+    outputs = {
+        "describe with-secret": with_secret.describe(),
+        "describe without-credentials": without.describe(),
+        "namespace events": "\n".join(e.get("message", "") for e in kube.events(namespace)),
+        "stored Pods": yaml.safe_dump_all(kube.list_pods(namespace)),
+        "registry client repr": repr(auth_registry),
+    }
+    # The message names where, never the value: a failing check must not leak what it protects.
+    leaks = [f"{what} in {where}" for where, text in outputs.items() for what, value in secrets.items()
+             if value in text]
+    assert not leaks, f"registry credentials exposed: {leaks}"
