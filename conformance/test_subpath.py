@@ -3,6 +3,8 @@
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from conformance.framework.kube import is_running, waiting_reason
+
 
 @pytest.mark.behaviour("subpath-directory")
 def test_directory_subpath_shows_only_that_directory(launch, artifacts):
@@ -13,9 +15,20 @@ def test_directory_subpath_shows_only_that_directory(launch, artifacts):
 
 
 @pytest.mark.behaviour("subpath-file")
-def test_file_subpath_mounts_that_file(launch, artifacts):
-    pod = launch("basic", reference=artifacts["seed"].reference, sub_path="dir/file", mount_path="/mounted-file")
-    assert pod.read("/mounted-file") == "1"
+def test_file_subpath_is_mounted_exactly_or_refused(launch, artifacts, expectation, observe, pod_start_timeout):
+    """Runtimes may refuse a file subPath; mounting anything but that file would be a silent lie."""
+    refused = expectation["refused_reason"]
+    pod = launch("basic", reference=artifacts["seed"].reference, sub_path="dir/file", mount_path="/mounted-file",
+                 wait=False)
+    pod.wait_until(lambda p: is_running(p) or waiting_reason(p, "main") == refused,
+                   what=f"the container to run or to wait with {refused}", timeout=pod_start_timeout)
+    if is_running(pod.raw):
+        observe("file_subpath", "mounted")
+        assert pod.read("/mounted-file") == "1", "a file subPath must mount exactly that file"
+    else:
+        message = pod.container_state()["waiting"].get("message", "")
+        observe("file_subpath", f"refused: {message[:200]}")
+        assert message, f"{refused} without a message: the user cannot tell why the file subPath failed"
 
 
 @pytest.mark.behaviour("subpath-expr")

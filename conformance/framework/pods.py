@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from conformance.framework.kube import ExecResult, Json, Kube, is_running, waiting_reason
@@ -27,6 +27,10 @@ class PodUnderTest:
         self.raw = self.kube.wait_for_pod(
             self.namespace, self.name, is_running, what=f"Pod {self.name} to be Running", timeout=timeout
         )
+        return self
+
+    def wait_until(self, condition: Callable[[Json], bool], what: str, timeout: float) -> PodUnderTest:
+        self.raw = self.kube.wait_for_pod(self.namespace, self.name, condition, what=what, timeout=timeout)
         return self
 
     def wait_waiting_reason(self, reasons: Iterable[str], timeout: float, container: str = DEFAULT_CONTAINER) -> str:

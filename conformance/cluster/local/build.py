@@ -189,7 +189,8 @@ def build_crio(version: str, cache: Path) -> BuiltComponent:
     # pinns is plain C inside the same module zip; CRI-O refuses to start without it.
     source = Path(go_module_download("github.com/cri-o/cri-o", version)["Dir"]) / "pinns" / "src"
     _run(
-        ["gcc", "-std=c99", "-Os", "-Wall", "-static", "-o", str(staged / "pinns"), *map(str, sorted(source.glob("*.c")))],
+        ["gcc", "-std=c99", "-Os", "-Wall", "-static", "-o", str(staged / "pinns"),
+         *map(str, sorted(source.glob("*.c")))],
         what=f"cri-o {version}: compile pinns",
     )
     return _finish(staged, dest, "cri-o", version)
