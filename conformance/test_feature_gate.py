@@ -2,7 +2,7 @@
 
 With the apiserver gate off (1.31-1.34 default, or ImageVolume=false on 1.35) the apiserver
 silently drops `spec.volumes[].image` (feature-facts §4). Every other test is then skipped with
-the same reason; this one fails and says why.
+the same reason; `test_image_volumes_are_available` fails and says why.
 """
 
 import pytest
@@ -15,7 +15,6 @@ def test_image_volumes_are_available(capabilities):
     assert reason is None, f"image volumes are unavailable on this cluster: {reason}"
 
 
-@pytest.mark.runs_without_feature
 @pytest.mark.behaviour("content")
 def test_apiserver_keeps_the_image_volume_it_admitted(render_pod, kube, namespace, artifacts):
     """Read the object back: a silently stripped volume is the gate-off symptom (kind#3745)."""

@@ -21,8 +21,8 @@ def caps(k8s: str = "v1.36.3", runtime: str = "cri-o://1.36.3", keeps: bool = Tr
         ("v1.32.13", "cri-o://1.32.0", "subpath-directory", Level.NOT_APPLICABLE),
         ("v1.36.3", "cri-o://1.36.3", "subpath-directory", Level.REQUIRED),
         ("v1.36.3", "containerd://2.1.9", "subpath-directory", Level.REQUIRED),
-        ("v1.36.3", "containerd://2.2.0", "subpath-file", Level.NOT_APPLICABLE),
-        ("v1.36.3", "cri-o://1.36.3", "subpath-file", Level.OPTIONAL),
+        ("v1.36.3", "containerd://2.2.0", "subpath-file", Level.REQUIRED),
+        ("v1.32.13", "cri-o://1.32.0", "subpath-file", Level.NOT_APPLICABLE),
         ("v1.36.3", "cri-o://1.36.3", "noexec", Level.INFORMATIONAL),
         ("v1.31.0", "containerd://2.1.0", "read-only", Level.REQUIRED),
     ],
@@ -31,10 +31,8 @@ def test_lookup_by_version_and_runtime(k8s, runtime, behaviour, level):
     assert lookup(behaviour, caps(k8s, runtime)).level is level
 
 
-def test_containerd_before_2_2_gets_a_known_issue_hint_but_stays_required():
-    found = lookup("subpath-directory", caps(runtime="containerd://2.1.9"))
-    assert found.level is Level.REQUIRED
-    assert "containerd#11580" in found.known_issue
+def test_containerd_before_2_2_stays_required_for_directory_subpaths():
+    assert lookup("subpath-directory", caps(runtime="containerd://2.1.9")).level is Level.REQUIRED
 
 
 def test_oldest_component_decides():

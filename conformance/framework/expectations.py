@@ -37,7 +37,6 @@ class Rule:
     runtime_version: VersionRange = ANY
     reason: str = ""  # why not applicable (skip message) or a note shown in reports
     expected: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    known_issue: str = ""  # hint printed next to a failure (the verdict stays a failure)
 
     def matches(self, kubernetes: Version, runtime: str, runtime_version: Version) -> bool:
         if kubernetes not in self.k8s:
@@ -59,7 +58,6 @@ class Expectation:
     scope: str
     reason: str = ""
     expected: Mapping[str, str] = field(default_factory=dict)
-    known_issue: str = ""
 
     @property
     def applies(self) -> bool:
@@ -92,12 +90,10 @@ TABLE: tuple[Rule, ...] = (
          reason="the API accepts subPath on image volumes since Kubernetes 1.33"),
     Rule("subpath-directory", Level.NOT_APPLICABLE, "#130135", before("1.33"),
          reason="subPath on image volumes needs Kubernetes >= 1.33"),
-    Rule("subpath-directory", Level.REQUIRED, "containerd#11580: 2.1.x mounts the image root", since("1.33"),
-         runtime=CONTAINERD, runtime_version=before("2.2"),
-         known_issue="containerd 2.1.x ignores image_sub_path and mounts the image root (containerd#11580, "
-                     "kubernetes#138640); upgrade to containerd >= 2.2"),
+    # Still required on containerd 2.1.x, which mounts the image root instead: a known defect, and
+    # known_issues.py shows the hint next to the failure.
     Rule("subpath-directory", Level.REQUIRED, "#130135; CRI-O >= 1.33 fca4ea6223; containerd >= 2.2 cff8184ff",
-         since("1.33"), known_issue="a runtime older than 1.33 (CRI-O) or 2.2 (containerd) may mount the image root"),
+         since("1.33")),
     Rule("subpath-file", Level.NOT_APPLICABLE, "#130135", before("1.33"),
          reason="subPath on image volumes needs Kubernetes >= 1.33"),
     # The API accepts a file subPath, runtimes differ: containerd refuses it ("only directory subpath is
@@ -297,7 +293,6 @@ def lookup_for(
                 scope=rule.scope(),
                 reason=rule.reason,
                 expected=dict(rule.expected),
-                known_issue=rule.known_issue,
             )
     return Expectation(
         behaviour=behaviour,

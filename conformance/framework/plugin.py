@@ -20,6 +20,7 @@ from conformance.cluster.errors import ClusterError
 from conformance.cluster.progress import progress
 from conformance.framework import report
 from conformance.framework.expectations import behaviours, lookup
+from conformance.framework.known_issues import hints_for
 from conformance.framework.session import RUN_LABEL, SuiteSession, new_run_id, start_session
 
 SESSION_KEY = pytest.StashKey[SuiteSession]()
@@ -191,9 +192,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     test_report = yield
     if test_report.failed:
         expectation = item.stash.get(EXPECTATION_KEY, None)
-        if expectation is not None and expectation.known_issue:
-            test_report.sections.append(("ivc known issue", expectation.known_issue))
-            test_report.user_properties.append(("ivc.hint", expectation.known_issue))
+        suite = item.config.stash.get(SESSION_KEY, None)
+        if expectation is not None and suite is not None:
+            for hint in hints_for(expectation.behaviour, test_report.longreprtext, suite.capabilities):
+                test_report.sections.append(("ivc known issue", hint))
+                test_report.user_properties.append(("ivc.hint", hint))
         report.collect_diagnostics(item, test_report)
     return test_report
 
