@@ -63,12 +63,6 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
         "containerd's erofs snapshotter fails image volume mounts (containerd#13534, fixed in 2.3.1)",
         runtime="containerd", runtime_version=between("2.3", "2.3.1"),
     ),
-    KnownIssue(
-        frozenset({"read-only"}), re.compile(r"readonly must be true"),
-        "containerd rejects Mount.readonly=false for image mounts; the kubelet always sends true, so a runtime "
-        "seeing false means a kubelet/runtime version skew",
-        runtime="containerd",
-    ),
 )
 
 
