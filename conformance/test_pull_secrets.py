@@ -9,13 +9,14 @@ import base64
 import pytest
 import yaml
 
+from conformance.framework.artifacts import EXPECTED_TREES
+
 
 @pytest.mark.behaviour("pull-secret-pod")
 def test_pod_image_pull_secrets_mount_the_private_image(launch, auth_push, pull_secret):
     pushed = auth_push("seed")
     pod = launch("basic", reference=pushed.reference, pull_secrets=[{"name": pull_secret}])
-    assert pod.read("/volume/dir/file") == "1"
-    assert pod.read("/volume/file") == "2"
+    pod.assert_tree("/volume", EXPECTED_TREES["seed"])
     assert pod.listdir("/volume") == {"dir", "file"}
 
 
@@ -26,8 +27,7 @@ def test_service_account_pull_secrets_mount_the_private_image(launch, auth_push,
                                               "imagePullSecrets": [{"name": pull_secret}]})
     kube.wait_for_service_account(namespace, "puller")
     pod = launch("basic", reference=pushed.reference, service_account="puller")
-    assert pod.read("/volume/dir/file") == "1"
-    assert pod.read("/volume/file") == "2"
+    pod.assert_tree("/volume", EXPECTED_TREES["seed"])
     assert pod.listdir("/volume") == {"dir", "file"}
 
 

@@ -2,32 +2,15 @@
 
 import pytest
 
-from conformance.framework.artifacts import EXEC_SCRIPT
-
-# The trees the tests mount (framework/artifacts.py): path → content.
-TREES = {
-    "seed": {"dir/file": "1", "file": "2"},
-    "exec": {"bin/hello.sh": EXEC_SCRIPT.decode(), "data.txt": "data"},
-}
-
-
-def assert_tree(pod, root: str, artifact: str, container: str = "main") -> None:
-    """Exactly the artifact's top-level entries at `root`, and every file with its content."""
-    tree = TREES[artifact]
-    entries = pod.listdir(root, container)
-    expected = {path.split("/", 1)[0] for path in tree}
-    assert entries == expected, f"{container}:{root}: expected {sorted(expected)} ({artifact}), saw {sorted(entries)}"
-    for path, content in tree.items():
-        seen = pod.read(f"{root}/{path}", container)
-        assert seen == content, f"{container}:{root}/{path}: expected {content!r}, saw {seen!r}"
+from conformance.framework.artifacts import EXPECTED_TREES
 
 
 @pytest.mark.behaviour("multiple-volumes")
 @pytest.mark.parametrize("second", ["exec", "seed"], ids=["different-references", "same-reference-twice"])
 def test_two_image_volumes_in_one_pod(launch, artifacts, second):
     pod = launch("two-volumes", reference=artifacts["seed"].reference, second_reference=artifacts[second].reference)
-    assert_tree(pod, "/volume-0", "seed")
-    assert_tree(pod, "/volume-1", second)
+    pod.assert_tree("/volume-0", EXPECTED_TREES["seed"])
+    pod.assert_tree("/volume-1", EXPECTED_TREES[second])
 
 
 @pytest.mark.behaviour("init-container")
@@ -44,7 +27,7 @@ def test_init_container_sees_the_volume(shared_pod):
 @pytest.mark.parametrize("container", ["sidecar", "main"])
 def test_sidecar_and_main_container_see_the_volume(shared_pod, container):
     pod = shared_pod("seed", "init-sidecar")
-    assert_tree(pod, "/volume", "seed", container)
+    pod.assert_tree("/volume", EXPECTED_TREES["seed"], container)
 
 
 @pytest.mark.behaviour("same-image-two-pods")
@@ -53,8 +36,8 @@ def test_same_image_in_two_pods_on_one_node(launch, artifacts, pod_delete_timeou
     first = launch("basic", reference=reference, name="first")
     node = first.raw["spec"]["nodeName"]
     second = launch("basic", reference=reference, name="second", node_name=node)
-    assert_tree(first, "/volume", "seed")
-    assert_tree(second, "/volume", "seed")
+    first.assert_tree("/volume", EXPECTED_TREES["seed"])
+    second.assert_tree("/volume", EXPECTED_TREES["seed"])
     # Tearing down the second Pod's mount must not take the first Pod's view with it.
     second.delete_and_wait_gone(pod_delete_timeout)
-    assert_tree(first, "/volume", "seed")
+    first.assert_tree("/volume", EXPECTED_TREES["seed"])

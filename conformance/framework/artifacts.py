@@ -116,6 +116,14 @@ def spec_of(name_or_entry: str | CatalogEntry) -> Spec:
     return entry if isinstance(entry, ImageSpec | ArtifactSpec) else entry()
 
 
+# What a container must see at the mount of each simple catalog entry: path → content.
+EXPECTED_TREES: dict[str, dict[str, str]] = {
+    "seed": {"dir/file": "1", "file": "2"},
+    "seed-moved": {"dir/file": "moved-1", "file": "moved-2"},
+    "exec": {"bin/hello.sh": EXEC_SCRIPT.decode(), "data.txt": "data"},
+}
+
+
 @dataclass(frozen=True)
 class PushedArtifact:
     name: str

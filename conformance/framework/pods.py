@@ -68,6 +68,15 @@ class PodUnderTest:
         assert result.returncode == 0, f"cannot list {path} in {self.name}/{container}: {result.output.strip()}"
         return set(result.stdout.split())
 
+    def assert_tree(self, root: str, tree: dict[str, str], container: str = DEFAULT_CONTAINER) -> None:
+        """Exactly the tree's top-level entries at `root` (siblings absent), each file with its content."""
+        expected = {path.split("/", 1)[0] for path in tree}
+        entries = self.listdir(root, container)
+        assert entries == expected, f"{container}:{root}: expected {sorted(expected)}, saw {sorted(entries)}"
+        for path, content in tree.items():
+            seen = self.read(f"{root}/{path}", container)
+            assert seen == content, f"{container}:{root}/{path}: expected {content!r}, saw {seen!r}"
+
     def events(self) -> list[Json]:
         return self.kube.events(self.namespace, self.name)
 
