@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,34 +154,46 @@ class Kube:
         raise WaitTimeout(f"ServiceAccount {namespace}/{name} did not appear within {timeout:.0f}s "
                           "(is kube-controller-manager running with --service-account-private-key-file?)")
 
+    def _watch(self, list_call: Callable[..., Any], namespace: str, field_selector: str, resource_version: str,
+               deadline: float) -> Iterator[Json]:
+        """Watch events until the deadline. Ends quietly on 410 Gone or a dropped connection:
+        callers then re-read and watch again within their own deadline."""
+        remaining = deadline - time.monotonic()
+        try:
+            for event in watch.Watch().stream(
+                list_call, namespace, field_selector=field_selector, resource_version=resource_version,
+                timeout_seconds=max(1, int(remaining)), _request_timeout=remaining + 5,
+            ):
+                if event["type"] == "ERROR":
+                    return
+                yield event
+                if time.monotonic() >= deadline:
+                    return
+        except ApiException as error:
+            if error.status != 410 and not _is_transient(error):
+                raise
+        except urllib3.exceptions.HTTPError:
+            return
+
+    def _watch_pod(self, namespace: str, name: str, resource_version: str, deadline: float) -> Iterator[Json]:
+        return self._watch(self.core.list_namespaced_pod, namespace, f"metadata.name={name}", resource_version,
+                           deadline)
+
     def wait_for_pod(self, namespace: str, name: str, condition: Callable[[Json], bool], *, what: str,
                      timeout: float) -> Json:
         """Watch the Pod until `condition(pod)` holds; on timeout describe what was seen."""
         deadline = time.monotonic() + timeout
         pod = self.read_pod(namespace, name)
         while not condition(pod):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if time.monotonic() >= deadline:
                 raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}\n{self.describe_pod(pod)}")
-            try:
-                for event in watch.Watch().stream(
-                    self.core.list_namespaced_pod, namespace, field_selector=f"metadata.name={name}",
-                    resource_version=pod["metadata"]["resourceVersion"], timeout_seconds=max(1, int(remaining)),
-                    _request_timeout=remaining + 5,
-                ):
-                    if event["type"] == "DELETED":
-                        raise WaitTimeout(f"Pod {namespace}/{name} was deleted while waiting for {what}")
-                    if event["type"] == "ERROR":
-                        break  # 410 Gone and friends: re-list below
-                    pod = event["raw_object"]
-                    if condition(pod) or time.monotonic() >= deadline:
-                        break
-            except ApiException as error:
-                if error.status != 410 and not _is_transient(error):
-                    raise
-            except urllib3.exceptions.HTTPError:
-                pass  # the watch connection dropped: re-list and continue within the deadline
-            if not condition(pod):
+            for event in self._watch_pod(namespace, name, pod["metadata"]["resourceVersion"], deadline):
+                if event["type"] == "DELETED":
+                    raise WaitTimeout(f"Pod {namespace}/{name} was deleted while waiting for {what}")
+                pod = event["raw_object"]
+                if condition(pod):
+                    break
+            else:
                 pod = self.read_pod(namespace, name)
         return pod
 
@@ -195,25 +207,12 @@ class Kube:
                 if error.status == 404:
                     return
                 raise
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if time.monotonic() >= deadline:
                 raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for Pod {name} to be gone\n"
                                   f"{self.describe_pod(pod)}")
-            try:
-                for event in watch.Watch().stream(
-                    self.core.list_namespaced_pod, namespace, field_selector=f"metadata.name={name}",
-                    resource_version=pod["metadata"]["resourceVersion"], timeout_seconds=max(1, int(remaining)),
-                    _request_timeout=remaining + 5,
-                ):
-                    if event["type"] == "DELETED":
-                        return
-                    if event["type"] == "ERROR" or time.monotonic() >= deadline:
-                        break  # re-read below
-            except ApiException as error:
-                if error.status != 410 and not _is_transient(error):
-                    raise
-            except urllib3.exceptions.HTTPError:
-                pass  # the watch connection dropped: re-read and continue within the deadline
+            for event in self._watch_pod(namespace, name, pod["metadata"]["resourceVersion"], deadline):
+                if event["type"] == "DELETED":
+                    return
 
     def wait_for_event(self, namespace: str, involved: str, condition: Callable[[Json], bool], *, what: str,
                        timeout: float) -> Json:
@@ -229,27 +228,15 @@ class Kube:
             found = next((event for event in listed["items"] if condition(event)), None)
             if found is not None:
                 return found
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if time.monotonic() >= deadline:
                 seen = "\n".join(f"  event {e.get('type')} {e.get('reason')}: {e.get('message', '')}"
                                  for e in listed["items"][-15:])
                 raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; events seen:\n"
                                   f"{seen or '  none'}")
-            try:
-                for event in watch.Watch().stream(
-                    self.core.list_namespaced_event, namespace, field_selector=selector,
-                    resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=max(1, int(remaining)),
-                    _request_timeout=remaining + 5,
-                ):
-                    if event["type"] in ("ADDED", "MODIFIED") and condition(event["raw_object"]):
-                        return event["raw_object"]
-                    if event["type"] == "ERROR" or time.monotonic() >= deadline:
-                        break  # 410 Gone and friends: re-list above
-            except ApiException as error:
-                if error.status != 410 and not _is_transient(error):
-                    raise
-            except urllib3.exceptions.HTTPError:
-                pass  # the watch connection dropped: re-list and continue within the deadline
+            for event in self._watch(self.core.list_namespaced_event, namespace, selector,
+                                     listed["metadata"]["resourceVersion"], deadline):
+                if event["type"] in ("ADDED", "MODIFIED") and condition(event["raw_object"]):
+                    return event["raw_object"]
 
     # -- exec -----------------------------------------------------------------------------------
     def exec(self, namespace: str, pod: str, command: list[str], container: str | None = None,

@@ -12,27 +12,16 @@ from dataclasses import dataclass
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from conformance.framework.kube import Json, WaitTimeout
-
-
-@dataclass(frozen=True)
-class CrictlResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
+from conformance.framework.kube import ExecResult, Json, WaitTimeout
 
 
 @dataclass(frozen=True)
 class Crictl:
     path: str  # the provider's wrapper, already pointed at the runtime socket
 
-    def run(self, *args: str, timeout: float = 60) -> CrictlResult:
+    def run(self, *args: str, timeout: float = 60) -> ExecResult:
         done = subprocess.run([self.path, *args], capture_output=True, text=True, timeout=timeout, check=False)
-        return CrictlResult(done.returncode, done.stdout, done.stderr)
+        return ExecResult(done.returncode, done.stdout, done.stderr)
 
     def image_id(self, reference: str) -> str | None:
         """The runtime's image ID for `reference`, or None when the node does not have it."""
@@ -41,7 +30,7 @@ class Crictl:
             return None
         return json.loads(result.stdout)["status"]["id"]
 
-    def remove_image(self, image_id: str) -> CrictlResult:
+    def remove_image(self, image_id: str) -> ExecResult:
         return self.run("rmi", image_id)
 
     def pod_containers(self, namespace: str, pod: str) -> list[Json]:
