@@ -63,6 +63,13 @@ def _cached(dest: Path) -> bool:
     return (dest / ".complete").exists()
 
 
+def _reuse(dest: Path, component: str, version: str) -> BuiltComponent | None:
+    if not _cached(dest):
+        return None
+    progress(f"{component} {version}: cached in {dest}")
+    return BuiltComponent(component, version, dest)
+
+
 def _mark_complete(dest: Path, info: dict[str, str]) -> None:
     (dest / ".complete").write_text(json.dumps(info, indent=2) + "\n")
 
@@ -162,9 +169,8 @@ def _finish(staged: Path, dest: Path, component: str, version: str) -> BuiltComp
 
 def build_kubernetes(version: str, cache: Path) -> BuiltComponent:
     dest = cache / f"kubernetes-{version}"
-    if _cached(dest):
-        progress(f"kubernetes {version}: cached in {dest}")
-        return BuiltComponent("kubernetes", version, dest)
+    if (cached := _reuse(dest, "kubernetes", version)) is not None:
+        return cached
     progress(f"kubernetes {version}: cold build of {', '.join(KUBERNETES_COMMANDS)} (~10 min on 2 cores)")
     gomod = Path(go_module_download("k8s.io/kubernetes", version)["GoMod"])
     staging_version = "v0." + version.lstrip("v").split(".", 1)[1]
@@ -178,9 +184,8 @@ def build_kubernetes(version: str, cache: Path) -> BuiltComponent:
 
 def build_crio(version: str, cache: Path) -> BuiltComponent:
     dest = cache / f"cri-o-{version}"
-    if _cached(dest):
-        progress(f"cri-o {version}: cached in {dest}")
-        return BuiltComponent("cri-o", version, dest)
+    if (cached := _reuse(dest, "cri-o", version)) is not None:
+        return cached
     progress(f"cri-o {version}: cold build of crio and pinns (~5 min)")
     staged = _wrapper_build(
         dest, "github.com/cri-o/cri-o", version, ["github.com/cri-o/cri-o/cmd/crio"], tags=CRIO_BUILD_TAGS,
@@ -198,9 +203,8 @@ def build_crio(version: str, cache: Path) -> BuiltComponent:
 
 def build_crictl(version: str, cache: Path) -> BuiltComponent:
     dest = cache / f"crictl-{version}"
-    if _cached(dest):
-        progress(f"crictl {version}: cached in {dest}")
-        return BuiltComponent("crictl", version, dest)
+    if (cached := _reuse(dest, "crictl", version)) is not None:
+        return cached
     staged = _wrapper_build(
         dest, "sigs.k8s.io/cri-tools", version, ["sigs.k8s.io/cri-tools/cmd/crictl"],
         ldflags=f"-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version={version}",
