@@ -151,7 +151,8 @@ class ExistingProvider:
             kubeconfig=kubeconfig,
             context=context,
             registry=registry,
-            auth_registry=None,
+            # With credentials the same registry also serves the pull-secret tests.
+            auth_registry=registry if registry.username else None,
             node_access=NodeAccess(),
             created_by_run=False,
             description=f"existing cluster at {server} (context {context}, Kubernetes {version}); "

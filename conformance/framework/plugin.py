@@ -49,6 +49,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="HOST:PORT the suite pushes its artifacts to (required for --cluster=existing)")
     group.addoption("--registry-pull", default=None,
                     help="HOST:PORT the cluster pulls the same registry from, when it differs from --registry")
+    group.addoption("--pull-secret", default=None,
+                    help="docker config.json with credentials for --registry (existing clusters); the pull-secret "
+                         "tests then use that registry")
+    group.addoption("--registry-ca", default=None, help="PEM of the CA that signed --registry's TLS certificate")
     group.addoption("--keep-cluster", action="store_true", help="leave a cluster this run created running")
     group.addoption("--reuse-cluster", action="store_true",
                     help="require a running cluster from an earlier `up`/--keep-cluster; fail fast if none")
@@ -94,8 +98,8 @@ def _selects_conformance(config: pytest.Config) -> bool:
 
 def _provider_options(config: pytest.Config) -> dict[str, object]:
     options: dict[str, object] = {}
-    for name in ("kubeconfig", "context", "registry", "registry_pull", "k8s_version", "crio_version",
-                 "feature_gates", "admission_plugins"):
+    for name in ("kubeconfig", "context", "registry", "registry_pull", "pull_secret", "registry_ca", "k8s_version",
+                 "crio_version", "feature_gates", "admission_plugins"):
         value = config.getoption(name)
         if value is not None:
             options[name] = value
