@@ -291,7 +291,8 @@ def auth_registry(ivc_session: SuiteSession) -> RegistryClient:
     endpoint = ivc_session.handle.auth_registry
     if endpoint is None or not endpoint.username or not endpoint.password:
         pytest.skip(f"the {ivc_session.handle.provider} provider offers no authenticated registry "
-                    "(ClusterHandle.auth_registry is unset): only --cluster=local runs one (TLS + htpasswd)")
+                    "(ClusterHandle.auth_registry is unset): --cluster=local runs one (TLS + htpasswd); for "
+                    "existing clusters pass --pull-secret with --registry")
     return RegistryClient(endpoint)
 
 
