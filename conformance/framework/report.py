@@ -117,23 +117,27 @@ def collect_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
                 log = kube.pod_log(namespace, pod["metadata"]["name"], container["name"])
                 (target / f"{pod['metadata']['name']}.{container['name']}.log").write_text(log)
     if target is not None:
-        _node_side_diagnostics(suite, target)
+        _node_side_diagnostics(suite, target, namespaces)
         summary.append(f"full diagnostics: {target}")
     if summary:
         report.sections.append(("ivc diagnostics", "\n".join(summary)))
 
 
-def _node_side_diagnostics(suite: Any, target: Path) -> None:
-    """Runtime and kubelet log tails and `crictl info`, where the provider gives node access."""
+def _node_side_diagnostics(suite: Any, target: Path, namespaces: list[str]) -> None:
+    """Runtime and kubelet log lines about the test's namespaces (plus a tail for context) and
+    `crictl info`, where the provider gives node access."""
     import subprocess
 
     access = suite.handle.node_access
     if access.log_dir:
         for name in ("crio", "kubelet"):
             log = Path(access.log_dir) / f"{name}.log"
-            if log.exists():
-                lines = log.read_text(errors="replace").splitlines()[-300:]
-                (target / f"node.{name}.tail.log").write_text("\n".join(lines) + "\n")
+            if not log.exists():
+                continue
+            lines = log.read_text(errors="replace").splitlines()
+            about = [line for line in lines if any(namespace in line for namespace in namespaces)]
+            (target / f"node.{name}.about-test.log").write_text("\n".join(about[-500:]) + "\n")
+            (target / f"node.{name}.tail.log").write_text("\n".join(lines[-200:]) + "\n")
     if access.crictl:
         result = subprocess.run([access.crictl, "info"], capture_output=True, text=True, timeout=30)
         (target / "crictl-info.json").write_text(result.stdout or result.stderr)
@@ -181,6 +185,7 @@ def write_summary(config: pytest.Config, terminalreporter: Any) -> None:
     lines = [f"# ImageVolume conformance: run {suite.run_id}", "",
              f"- cluster: {suite.handle.provider} ({suite.handle.description})",
              f"- Kubernetes {caps.server_version}; runtime {caps.runtime}", f"- verdict: {data['cluster']['verdict']}",
+             *(f"- {line}" for line in caps.header_lines()),
              f"- reproduce: `{data['reproduce']}`", "", "| level | passed | failed | error | skipped |",
              "|---|---|---|---|---|"]
     for level in levels:

@@ -29,6 +29,7 @@ CRIO_BUILD_TAGS = "containers_image_openpgp containers_image_ostree_stub exclude
 # A fixed build date keeps rebuilds byte-identical and the reported version stable.
 BUILD_DATE = "2026-01-01T00:00:00Z"
 PLACEHOLDER_COMMIT = "0" * 40
+HEARTBEAT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,20 @@ def go_env() -> dict[str, str]:
 
 def _run(cmd: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, what: str) -> str:
     started = time.monotonic()
-    proc = subprocess.run(list(cmd), cwd=cwd, env=env or go_env(), capture_output=True, text=True)
+    with subprocess.Popen(list(cmd), cwd=cwd, env=env or go_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        while True:
+            # A cold link of kube-apiserver is minutes of silence: say we are alive, once a minute.
+            try:
+                stdout, stderr = proc.communicate(timeout=HEARTBEAT_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                progress(f"{what}: still running ({time.monotonic() - started:.0f}s)")
     if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        tail = "\n".join((stderr or stdout).strip().splitlines()[-15:])
         raise ClusterError(f"build failed: {what}: `{' '.join(cmd)}` exited {proc.returncode}\n{tail}")
     progress(f"{what}: done in {time.monotonic() - started:.0f}s")
-    return proc.stdout
+    return stdout
 
 
 def _cached(dest: Path) -> bool:
