@@ -1,16 +1,14 @@
 """Admission: AlwaysPullImages rewrites image volume pull policies as it does container ones (§3.3).
 
 Whether the plugin is on is discovered once per run (a dry-run Pod whose IfNotPresent came back
-as Always); it is a cluster setting, not a version property, so the test skips when it is off.
+as Always); the expectation table skips this test when the plugin is off.
 """
 
 import pytest
 
 
 @pytest.mark.behaviour("always-pull-images-admission")
-def test_if_not_present_is_stored_as_always(launch, artifacts, capabilities, expectation, pod_start_timeout):
-    if not capabilities.admission_forces_always:
-        pytest.skip(expectation.reason)
+def test_if_not_present_is_stored_as_always(launch, artifacts, expectation, pod_start_timeout):
     pod = launch("basic", reference=artifacts["seed"].reference, pull_policy="IfNotPresent", wait=False)
     stored = pod.refresh()["spec"]
     assert stored["volumes"][0]["image"]["pullPolicy"] == expectation["stored"], stored["volumes"][0]

@@ -32,10 +32,7 @@ def test_rmi_is_refused_while_the_image_is_mounted_and_allowed_after_the_pod_is_
 
 
 @pytest.mark.behaviour("volume-status-image-ref")
-def test_volume_status_reports_the_pulled_digest(launch, private_push, capabilities, expectation):
-    state = capabilities.image_volume_with_digest
-    if state is not True:
-        pytest.skip(f"{expectation.reason} (kubelet reports it {'off' if state is False else 'unknown'})")
+def test_volume_status_reports_the_pulled_digest(launch, private_push):
     pushed = private_push("seed")
     pod = launch("basic", reference=pushed.reference)
     mounts = {m["name"]: m for m in (container_status(pod.raw, "main") or {}).get("volumeMounts", [])}

@@ -22,10 +22,8 @@ DIGEST = "sha256:" + "a" * 64
     ids=["latest", "no-tag", "tag", "digest", "tag+digest", "explicit-IfNotPresent", "explicit-Always",
          "explicit-Never"],
 )
-def test_pull_policy_as_stored_by_the_api(kube, namespace, render_pod, ivc_session, capabilities, reference_suffix,
+def test_pull_policy_as_stored_by_the_api(kube, namespace, render_pod, ivc_session, reference_suffix,
                                           given, stored):
-    if capabilities.admission_forces_always:
-        pytest.skip("AlwaysPullImages admission is active: every pullPolicy is rewritten to Always")
     reference = f"{ivc_session.handle.registry.pull}/{REPOSITORY}{reference_suffix}"
     pod = kube.create_pod(namespace, render_pod("basic", reference=reference, pull_policy=given), dry_run=True)
     image = pod["spec"]["volumes"][0]["image"]

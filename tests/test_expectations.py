@@ -87,3 +87,12 @@ def test_feature_unavailable_reason_is_one_actionable_line(keeps, gate, server, 
 def test_capabilities_round_trip_json():
     original = caps()
     assert Capabilities.from_json(original.to_json()) == original
+
+
+def test_cluster_settings_select_rows_too():
+    forced = Capabilities(server_version="v1.36.3", nodes=caps().nodes, apiserver_keeps_image_volumes=True,
+                          defaulted_pull_policy="Always", admission_forces_always=True)
+    assert lookup("never-pull-absent", forced).level is Level.NOT_APPLICABLE
+    assert "AlwaysPullImages" in lookup("never-pull-absent", forced).reason
+    assert lookup("always-pull-images-admission", forced).level is Level.REQUIRED
+    assert lookup("always-pull-images-admission", caps()).level is Level.NOT_APPLICABLE

@@ -35,11 +35,15 @@ class Rule:
     k8s: VersionRange = ANY
     runtime: str | None = None  # "cri-o", "containerd"; None = any
     runtime_version: VersionRange = ANY
+    # A cluster setting the row needs (a true Capabilities flag, see CAPABILITY_FLAGS), e.g. an
+    # admission plugin: not a version property, but still the table's decision, not the test's.
+    when: str | None = None
     reason: str = ""  # why not applicable (skip message) or a note shown in reports
     expected: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
-    def matches(self, kubernetes: Version, runtime: str, runtime_version: Version) -> bool:
-        if kubernetes not in self.k8s:
+    def matches(self, kubernetes: Version, runtime: str, runtime_version: Version,
+                flags: frozenset[str] = frozenset()) -> bool:
+        if kubernetes not in self.k8s or (self.when is not None and self.when not in flags):
             return False
         return self.runtime is None or (self.runtime == runtime and runtime_version in self.runtime_version)
 
@@ -47,6 +51,8 @@ class Rule:
         parts = [f"k8s {self.k8s}"]
         if self.runtime:
             parts.append(f"{self.runtime} {self.runtime_version}")
+        if self.when:
+            parts.append(f"when {self.when}")
         return ", ".join(parts)
 
 
@@ -72,6 +78,11 @@ def _x(**values: str) -> Mapping[str, str]:
 
 
 KEP = "KEP-4639"
+# Capabilities properties a row may require with `when=`.
+CAPABILITY_FLAGS = ("admission_forces_always", "image_volume_with_digest")
+ALWAYS_PULL = "admission_forces_always"
+FORCED_ALWAYS = ("AlwaysPullImages admission is active on this cluster: it rewrites every pullPolicy to Always "
+                 "(feature-facts §3.3), so IfNotPresent/Never semantics and defaulting cannot be observed")
 CRIO, CONTAINERD = "cri-o", "containerd"
 # Anything older than 1.31 has no VolumeSource.Image at all; the session-level verdict covers it.
 FEATURE = since("1.31")
@@ -109,15 +120,27 @@ TABLE: tuple[Rule, ...] = (
          reason="subPathExpr on image volumes needs Kubernetes >= 1.33"),
     Rule("subpath-expr", Level.REQUIRED, "#130135 (kubelet expands subPathExpr from env)", since("1.33")),
     # -- pullPolicy -----------------------------------------------------------------------------
+    Rule("pull-policy-default", Level.NOT_APPLICABLE, "alwayspullimages admission.go", FEATURE,
+         when=ALWAYS_PULL,
+         reason=FORCED_ALWAYS),
     Rule("pull-policy-default", Level.REQUIRED, "pkg/apis/core/v1/defaults.go SetDefaults_Volume", FEATURE),
     Rule("repull-on-recreate", Level.REQUIRED, "ImageVolumeSource docs: 're-resolved if the pod gets deleted and "
          "recreated'", FEATURE),
+    Rule("if-not-present-keeps-node-copy", Level.NOT_APPLICABLE, "alwayspullimages admission.go", FEATURE,
+         when=ALWAYS_PULL,
+         reason=FORCED_ALWAYS),
     Rule("if-not-present-keeps-node-copy", Level.REQUIRED, "kubelet image manager shared with containers", FEATURE),
+    Rule("never-pull-absent", Level.NOT_APPLICABLE, "alwayspullimages admission.go", FEATURE,
+         when=ALWAYS_PULL,
+         reason=FORCED_ALWAYS),
     Rule("never-pull-absent", Level.REQUIRED, "kubelet image manager shared with containers", FEATURE,
          expected=_x(reason="ErrImageNeverPull")),
     # The kubelet's own events say what it did with a present image (pkg/kubelet/images/image_manager.go).
     # The message gained " and can be accessed by the pod" with KubeletEnsureSecretPulledImages (beta, on
     # since 1.35); image volumes get the container wording, on the Pod itself (no fieldPath).
+    Rule("if-not-present-uses-node-copy", Level.NOT_APPLICABLE, "alwayspullimages admission.go", FEATURE,
+         when=ALWAYS_PULL,
+         reason=FORCED_ALWAYS),
     Rule("if-not-present-uses-node-copy", Level.REQUIRED, "image_manager.go EnsureImageExists: 'Container image %q "
          "already present on machine'; untested upstream (feature-facts §16)", FEATURE,
          expected=_x(reason="Pulled", message="already present on machine", pulling="Pulling")),
@@ -220,11 +243,12 @@ TABLE: tuple[Rule, ...] = (
     # -- admission (feature-facts §3.3) -----------------------------------------------------------
     Rule("always-pull-images-admission", Level.REQUIRED, "plugin/pkg/admission/alwayspullimages admission_test.go; "
          "docs: 'The AlwaysPullImages Admission Controller does also work for this volume source'", FEATURE,
-         reason="AlwaysPullImages admission is not enabled on this cluster (a dry-run Pod kept pullPolicy "
+         when=ALWAYS_PULL, expected=_x(stored="Always")),
+    Rule("always-pull-images-admission", Level.NOT_APPLICABLE, "a cluster setting, discovered by a dry-run Pod",
+         FEATURE, reason="AlwaysPullImages admission is not enabled on this cluster (a dry-run Pod kept pullPolicy "
                 "IfNotPresent); enable it with `python -m conformance.cluster up --provider local "
                 "--admission-plugins AlwaysPullImages` (a fresh local cluster) or kube-apiserver "
-                "--enable-admission-plugins=…,AlwaysPullImages",
-         expected=_x(stored="Always")),
+                "--enable-admission-plugins=…,AlwaysPullImages"),
     # -- kubelet metrics (feature-facts §8): not part of conformance, hence optional ---------------
     Rule("metrics-mount-succeeded", Level.NOT_APPLICABLE, "#130135 added the counters", before("1.33"),
          reason="the kubelet image volume metrics exist from Kubernetes 1.33 (#130135)"),
@@ -260,10 +284,13 @@ TABLE: tuple[Rule, ...] = (
     Rule("volume-status-image-ref", Level.NOT_APPLICABLE, "KEP-5365; k8s.io/api v0.36.0", before("1.36"),
          reason="status.containerStatuses[].volumeMounts[].volumeStatus.image.imageRef (KEP-5365) exists from "
                 "Kubernetes 1.36"),
-    Rule("volume-status-image-ref", Level.OPTIONAL, "KEP-5365 ImageVolumeWithDigest (alpha in 1.36, off by default); "
-         "cri-api ImageSpec.image_ref = 20; critest 'image digest in ContainerStatus mounts'", since("1.36"),
-         reason="the ImageVolumeWithDigest feature gate (KEP-5365, alpha, off by default) is not on for the "
-                "kubelet; enable it on kube-apiserver and kubelet (local: --feature-gates ImageVolumeWithDigest=true)"),
+    Rule("volume-status-image-ref", Level.OPTIONAL, "KEP-5365 ImageVolumeWithDigest (alpha in 1.36, off by "
+         "default); cri-api ImageSpec.image_ref = 20; critest 'image digest in ContainerStatus mounts'", since("1.36"),
+         when="image_volume_with_digest"),
+    Rule("volume-status-image-ref", Level.NOT_APPLICABLE, "KEP-5365 ImageVolumeWithDigest is alpha in 1.36",
+         since("1.36"), reason="the ImageVolumeWithDigest feature gate (KEP-5365, alpha, off by default) is not on "
+                               "for the kubelet; enable it on kube-apiserver and kubelet (local: --feature-gates "
+                               "ImageVolumeWithDigest=true)"),
 )
 
 _BEHAVIOURS = frozenset(rule.behaviour for rule in TABLE)
@@ -275,17 +302,19 @@ def behaviours() -> frozenset[str]:
 
 def lookup(behaviour: str, caps: Capabilities, table: tuple[Rule, ...] = TABLE) -> Expectation:
     """The expectation for `behaviour` on the cluster described by `caps`."""
-    return lookup_for(behaviour, caps.kubernetes, caps.runtime_name, caps.runtime_version, table)
+    flags = frozenset(flag for flag in CAPABILITY_FLAGS if getattr(caps, flag) is True)
+    return lookup_for(behaviour, caps.kubernetes, caps.runtime_name, caps.runtime_version, table, flags)
 
 
 def lookup_for(
-    behaviour: str, kubernetes: Version, runtime: str, runtime_version: Version, table: tuple[Rule, ...] = TABLE
+    behaviour: str, kubernetes: Version, runtime: str, runtime_version: Version, table: tuple[Rule, ...] = TABLE,
+    flags: frozenset[str] = frozenset(),
 ) -> Expectation:
     rows = [rule for rule in table if rule.behaviour == behaviour]
     if not rows:
         raise KeyError(f"behaviour {behaviour!r} has no row in the expectation table")
     for rule in rows:
-        if rule.matches(kubernetes, runtime, runtime_version):
+        if rule.matches(kubernetes, runtime, runtime_version, flags):
             return Expectation(
                 behaviour=behaviour,
                 level=rule.level,
