@@ -50,8 +50,10 @@ def main() -> int:
     slowest: tuple[str, float] = ("", 0.0)
     for workers in ("1", "auto"):
         with tempfile.TemporaryDirectory(prefix=f"ivc-bench-n{workers}-") as report_dir:
-            command = [sys.executable, "-m", "pytest", "-q", "-n", workers, f"--cluster={args.cluster}",
-                       "--reuse-cluster", "--report-dir", report_dir, *args.pytest_args]
+            # `--opt=value` form: a bare directory argument would make pytest pick it as rootdir.
+            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers,
+                       f"--cluster={args.cluster}", "--reuse-cluster", f"--report-dir={report_dir}",
+                       *(args.pytest_args or ["conformance"])]
             walls[workers], rc = timed(command)
             if rc not in (0, 1):
                 print(f"bench: pytest -n {workers} exited {rc}", file=sys.stderr)
