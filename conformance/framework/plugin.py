@@ -166,9 +166,14 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every conformance test names a behaviour the table knows: no verdict without a classification."""
     known = behaviours()
+    conformance_dir = config.rootpath / "conformance"
     for item in items:
-        for marker in item.iter_markers("behaviour"):
+        markers = list(item.iter_markers("behaviour"))
+        if not markers and conformance_dir in item.path.parents:
+            raise pytest.UsageError(f"{item.nodeid} has no @pytest.mark.behaviour: add one (and a table row)")
+        for marker in markers:
             if marker.args[0] not in known:
                 raise pytest.UsageError(f"{item.nodeid}: behaviour {marker.args[0]!r} has no row in the table")
 
