@@ -2,6 +2,8 @@
 
 import pytest
 
+from conformance.framework.artifacts import EXPECTED_TREES
+
 REPOSITORY = "ivc/policy-probe"
 DIGEST = "sha256:" + "a" * 64
 
@@ -32,22 +34,22 @@ def test_pull_policy_as_stored_by_the_api(kube, namespace, render_pod, ivc_sessi
 
 
 @pytest.mark.parametrize(
-    ("pull_policy", "expected_after_move"),
+    ("pull_policy", "tree_after_move"),
     [
-        pytest.param("Always", "moved-1", marks=pytest.mark.behaviour("repull-on-recreate"), id="Always"),
-        pytest.param("IfNotPresent", "1", marks=pytest.mark.behaviour("if-not-present-keeps-node-copy"),
+        pytest.param("Always", "seed-moved", marks=pytest.mark.behaviour("repull-on-recreate"), id="Always"),
+        pytest.param("IfNotPresent", "seed", marks=pytest.mark.behaviour("if-not-present-keeps-node-copy"),
                      id="IfNotPresent"),
     ],
 )
-def test_recreated_pod_after_the_tag_moved(launch, private_push, pull_policy, expected_after_move):
+def test_recreated_pod_after_the_tag_moved(launch, private_push, pull_policy, tree_after_move):
     first = private_push("seed", tag="moving")
     pod = launch("basic", reference=first.reference, pull_policy=pull_policy, name="before-move")
-    assert pod.read("/volume/dir/file") == "1"
+    pod.assert_tree("/volume", EXPECTED_TREES["seed"])
     pod.delete()
     moved = private_push("seed-moved", tag="moving")
     assert moved.digest != first.digest
     recreated = launch("basic", reference=moved.reference, pull_policy=pull_policy, name="after-move")
-    assert recreated.read("/volume/dir/file") == expected_after_move
+    recreated.assert_tree("/volume", EXPECTED_TREES[tree_after_move])
 
 
 @pytest.mark.behaviour("if-not-present-uses-node-copy")
