@@ -17,7 +17,6 @@ def test_pod_image_pull_secrets_mount_the_private_image(launch, auth_push, pull_
     pushed = auth_push("seed")
     pod = launch("basic", reference=pushed.reference, pull_secrets=[{"name": pull_secret}])
     pod.assert_tree("/volume", EXPECTED_TREES["seed"])
-    assert pod.listdir("/volume") == {"dir", "file"}
 
 
 @pytest.mark.behaviour("pull-secret-service-account")
@@ -28,7 +27,6 @@ def test_service_account_pull_secrets_mount_the_private_image(launch, auth_push,
     kube.wait_for_service_account(namespace, "puller")
     pod = launch("basic", reference=pushed.reference, service_account="puller")
     pod.assert_tree("/volume", EXPECTED_TREES["seed"])
-    assert pod.listdir("/volume") == {"dir", "file"}
 
 
 @pytest.mark.behaviour("pull-secret-missing")

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
@@ -135,9 +136,17 @@ class Kube:
         response = creators[kind](namespace, body, _preload_content=False, **kwargs)
         return json.loads(response.data)
 
-    def namespaces_with_label(self, selector: str) -> list[str]:
+    def namespaces_with_label(self, selector: str, older_than: float | None = None) -> list[str]:
+        """Active namespaces matching `selector`; with `older_than`, only those created that many seconds ago."""
         items = self._json(self.core.list_namespace(label_selector=selector, _preload_content=False))["items"]
-        return [item["metadata"]["name"] for item in items if item["status"].get("phase") != "Terminating"]
+        now = datetime.now(UTC)
+        return [
+            item["metadata"]["name"] for item in items
+            if item["status"].get("phase") != "Terminating" and (
+                older_than is None
+                or (now - datetime.fromisoformat(item["metadata"]["creationTimestamp"])).total_seconds() > older_than
+            )
+        ]
 
     # -- waits ----------------------------------------------------------------------------------
     def wait_for_service_account(self, namespace: str, name: str = "default", timeout: float = 60) -> None:

@@ -27,6 +27,9 @@ from conformance.oci import RegistryClient, RegistryError
 from conformance.oci.node_images import SHELL_REPOSITORY, SHELL_TAG, NodeImageError, shell_image
 
 RUN_LABEL = "ivc.conformance/run"
+# Namespaces of a run are deleted when it ends; older ones belong to a run that was killed (SIGKILL
+# skips all cleanup). No run lives this long: CI allows 90 minutes.
+STALE_NAMESPACE_SECONDS = 3 * 3600
 
 
 def new_run_id() -> str:
@@ -115,6 +118,11 @@ def start_session(handle: ClusterHandle, run_id: str | None = None) -> SuiteSess
         raise ClusterError(f"cluster at {handle.kubeconfig} is not usable: {type(error).__name__}: "
                            f"{str(error).splitlines()[0] if str(error) else ''}; check the kubeconfig/context "
                            f"and that the apiserver is up") from error
+    stale = kube.namespaces_with_label(RUN_LABEL, older_than=STALE_NAMESPACE_SECONDS)
+    if stale:
+        progress(f"deleting {len(stale)} namespaces left by killed runs: {', '.join(stale)}")
+        for name in stale:
+            kube.delete_namespace(name)
     client = RegistryClient(handle.registry)
     try:
         client.ping()
