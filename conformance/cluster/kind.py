@@ -749,25 +749,21 @@ class KindProvider:
     def _wait_for_default_service_account(self, timeout: float = 120) -> None:
         """Pods are rejected until the controller-manager made `default/default`; wait so the first test is not."""
         from kubernetes import client
+        from tenacity import RetryError, Retrying, stop_after_delay, wait_fixed
 
-        deadline = time.monotonic() + timeout
-        last = ""
         with self._api() as api:
             core = client.CoreV1Api(api)
-            while True:
-                try:
-                    core.read_namespaced_service_account("default", "default", _request_timeout=10)
-                    return
-                except client.ApiException as exc:
-                    last = f"HTTP {exc.status}"
-                except Exception as exc:  # noqa: BLE001 - connection errors while the apiserver settles
-                    last = type(exc).__name__
-                if time.monotonic() > deadline:
-                    raise ClusterError(
-                        f"ServiceAccount default/default did not appear within {timeout:.0f}s "
-                        f"(last: {last}); see `kind export logs --name {self.cluster_name}`"
-                    )
-                time.sleep(2)
+            # Any error (404 until it exists, connection errors while the apiserver settles) means "not yet".
+            retrying = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(2))
+            try:
+                retrying(core.read_namespaced_service_account, "default", "default", _request_timeout=10)
+            except RetryError as exc:
+                last = exc.last_attempt.exception()
+                raise ClusterError(
+                    f"ServiceAccount default/default did not appear within {timeout:.0f}s "
+                    f"(last: {type(last).__name__} {getattr(last, 'status', '')}); "
+                    f"see `kind export logs --name {self.cluster_name}`"
+                ) from None
 
     # -- removal --------------------------------------------------------------------------------
 
