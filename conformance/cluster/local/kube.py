@@ -44,13 +44,14 @@ def api_client(kubeconfig: Path) -> Any:
     return kconfig.new_client_from_config(config_file=str(kubeconfig))
 
 
-def _ignore_conflict(call: Any, *args: Any, **kwargs: Any) -> None:
+def _ignoring(status: int, call: Any, *args: Any, **kwargs: Any) -> None:
+    """Call the API, treating one HTTP status as success (409: already there, 404: already gone)."""
     from kubernetes.client.exceptions import ApiException
 
     try:
         call(*args, **kwargs)
     except ApiException as err:
-        if err.status != 409:
+        if err.status != status:
             raise
 
 
@@ -74,7 +75,7 @@ def create_rbac(kubeconfig: Path) -> None:
                 for kind, subject in subjects
             ],
         )
-        _ignore_conflict(rbac.create_cluster_role_binding, body)
+        _ignoring(409, rbac.create_cluster_role_binding, body)
 
 
 def node_ready(kubeconfig: Path) -> bool:
@@ -160,18 +161,8 @@ def smoke_pod(kubeconfig: Path, *, pause_image: str, kubelet: ProcessRecord, tim
             f"smoke pod {name} (image {pause_image}) to run", _api_retrying(running), timeout=timeout, record=kubelet
         )
     finally:
-        _ignore_missing(core.delete_namespaced_pod, name, "default", grace_period_seconds=0)
+        _ignoring(404, core.delete_namespaced_pod, name, "default", grace_period_seconds=0)
     wait_for(f"smoke pod {name} to be deleted", _api_retrying(gone), timeout=60, record=kubelet)
-
-
-def _ignore_missing(call: Any, *args: Any, **kwargs: Any) -> None:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        call(*args, **kwargs)
-    except ApiException as err:
-        if err.status != 404:
-            raise
 
 
 def _api_retrying(probe: Any) -> Any:
