@@ -28,7 +28,7 @@ from conformance.cluster import (
     parse_feature_gates,
     save_handle,
 )
-from conformance.cluster.base import RegistryEndpoint
+from conformance.cluster.contract import RegistryEndpoint
 from conformance.cluster.existing import ExistingProvider, credentials_for
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,13 +4,12 @@ import pytest
 
 from conformance.framework.capabilities import Capabilities, NodeInfo
 from conformance.framework.expectations import TABLE, Level, behaviours, lookup, lookup_for
-from conformance.framework.versions import Version
+from conformance.versions import Version
 
 
 def caps(k8s: str = "v1.36.3", runtime: str = "cri-o://1.36.3", keeps: bool = True) -> Capabilities:
     node = NodeInfo(name="n", kubelet_version=k8s, runtime=runtime, kubelet_gate=True)
-    return Capabilities(server_version=k8s, nodes=(node,), apiserver_keeps_image_volumes=keeps,
-                        defaulted_pull_policy="IfNotPresent")
+    return Capabilities(server_version=k8s, nodes=(node,), apiserver_keeps_image_volumes=keeps)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +38,7 @@ def test_oldest_component_decides():
     skewed = Capabilities(
         server_version="v1.36.3",
         nodes=(NodeInfo(name="old", kubelet_version="v1.32.0", runtime="cri-o://1.32.0", kubelet_gate=True),),
-        apiserver_keeps_image_volumes=True, defaulted_pull_policy="IfNotPresent",
+        apiserver_keeps_image_volumes=True,
     )
     assert skewed.kubernetes == Version(1, 32, 0)
     assert lookup("subpath-directory", skewed).level is Level.NOT_APPLICABLE
@@ -79,8 +78,7 @@ def test_every_behaviour_in_the_table_is_tested(pytestconfig):
 )
 def test_feature_unavailable_reason_is_one_actionable_line(keeps, gate, server, fragment):
     node = NodeInfo(name="n", kubelet_version=server, runtime="cri-o://1.34.0", kubelet_gate=gate)
-    reason = Capabilities(server_version=server, nodes=(node,), apiserver_keeps_image_volumes=keeps,
-                          defaulted_pull_policy=None).feature_unavailable_reason()
+    reason = Capabilities(server_version=server, nodes=(node,), apiserver_keeps_image_volumes=keeps).feature_unavailable_reason()
     assert reason and fragment in reason and "\n" not in reason
 
 
@@ -90,8 +88,7 @@ def test_capabilities_round_trip_json():
 
 
 def test_cluster_settings_select_rows_too():
-    forced = Capabilities(server_version="v1.36.3", nodes=caps().nodes, apiserver_keeps_image_volumes=True,
-                          defaulted_pull_policy="Always", admission_forces_always=True)
+    forced = Capabilities(server_version="v1.36.3", nodes=caps().nodes, apiserver_keeps_image_volumes=True, admission_forces_always=True)
     assert lookup("never-pull-absent", forced).level is Level.NOT_APPLICABLE
     assert "AlwaysPullImages" in lookup("never-pull-absent", forced).reason
     assert lookup("always-pull-images-admission", forced).level is Level.REQUIRED

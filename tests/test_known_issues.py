@@ -6,8 +6,7 @@ ROOT_MOUNTED = "AssertionError: expected only the subtree of dir/, saw ['dir', '
 
 def caps(runtime: str) -> Capabilities:
     node = NodeInfo(name="n", kubelet_version="v1.35.4", runtime=runtime, kubelet_gate=True)
-    return Capabilities(server_version="v1.35.4", nodes=(node,), apiserver_keeps_image_volumes=True,
-                        defaulted_pull_policy="IfNotPresent")
+    return Capabilities(server_version="v1.35.4", nodes=(node,), apiserver_keeps_image_volumes=True)
 
 
 def test_containerd_2_1_root_mount_gets_the_upstream_issue():

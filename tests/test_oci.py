@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cluster.base import RegistryEndpoint
+from conformance.cluster.contract import RegistryEndpoint
 from conformance.oci import node_images
 from conformance.oci.layout import (
     ANNOTATION_TITLE,

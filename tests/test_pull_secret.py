@@ -3,7 +3,7 @@
 import base64
 import json
 
-from conformance.cluster.base import RegistryEndpoint
+from conformance.cluster.contract import RegistryEndpoint
 from conformance.framework.fixtures import docker_config_secret
 
 

@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import pytest
 
-from conformance.cluster.base import RegistryEndpoint
+from conformance.cluster.contract import RegistryEndpoint
 from conformance.oci import node_images
 from conformance.oci.layout import ArtifactSpec, File, ImageSpec, Symlink, build
 from conformance.oci.registry import RegistryClient, RegistryError, RegistryUnavailable

@@ -1,7 +1,7 @@
 """Attach to a cluster someone else runs: validate, never create or delete anything cluster-wide.
 
 The suite pushes its own test artifacts, so a registry that this machine can push to and the
-cluster can pull from is mandatory. Clients come from `new_client_from_config` with an explicit file
+cluster can pull from is mandatory. Clients come from `api.new_client` with an explicit file
 and context, never the process-global default config (tests may talk to several clusters).
 """
 
@@ -11,17 +11,18 @@ import base64
 import json
 import os
 import re
-import ssl
-import urllib.error
-import urllib.request
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 import urllib3
 import yaml
 
-from conformance.cluster.base import ClusterHandle, NodeAccess, RegistryEndpoint
+from conformance.cluster import api
+from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
 from conformance.cluster.errors import ClusterError
+from conformance.cluster.options import ClusterOptions
+from conformance.cluster.probes import http_get
 from conformance.cluster.progress import progress
 
 REGISTRY_REQUIRED = (
@@ -117,27 +118,19 @@ def short_reason(exc: BaseException) -> str:
 class ExistingProvider:
     """A cluster you already run, addressed by kubeconfig + context, and a registry you name."""
 
-    name = "existing"
+    name: ClassVar[str] = "existing"
 
-    def __init__(
-        self,
-        kubeconfig: str | None = None,
-        context: str | None = None,
-        registry: str | None = None,
-        registry_pull: str | None = None,
-        pull_secret: str | None = None,
-        registry_ca: str | None = None,
-    ) -> None:
+    def __init__(self, options: ClusterOptions) -> None:
         """`pull_secret` is a docker config.json holding credentials for `registry`: the suite pushes with them
         and gives Pods the matching imagePullSecret. `registry_pull` is the host:port the nodes use when it
         differs from the one this machine pushes to; `registry_ca` a PEM file when the registry's TLS
         certificate is not publicly trusted."""
-        self.kubeconfig = kubeconfig
-        self.context = context
-        self.registry = registry
-        self.registry_pull = registry_pull
-        self.pull_secret = pull_secret
-        self.registry_ca = registry_ca
+        self.kubeconfig = options.kubeconfig
+        self.context = options.context
+        self.registry = options.registry
+        self.registry_pull = options.registry_pull
+        self.pull_secret = options.pull_secret
+        self.registry_ca = options.registry_ca
 
     def up(self) -> ClusterHandle:
         registry = self._registry()
@@ -160,8 +153,11 @@ class ExistingProvider:
         )
 
     def running_handle(self) -> ClusterHandle:
-        """An existing cluster is always "running": attach (validate) and hand it over; nobody tears it down."""
+        """An existing cluster is always "running": attaching only reads (validates), so this is `up`."""
         return self.up()
+
+    def env(self) -> dict[str, str]:
+        return self.up().exports()
 
     def down(self) -> None:
         """Nothing to undo: this provider never creates cluster-wide objects (tests clean their namespaces)."""
@@ -222,20 +218,17 @@ class ExistingProvider:
         """One bounded `/version` call: proves the server answers and the credentials are accepted."""
         from kubernetes import client, config
 
-        configuration = client.Configuration()
-        configuration.retries = 0  # a single attempt: the timeout below is then the real bound
         try:
-            api = config.new_client_from_config(
-                config_file=kubeconfig, context=context, persist_config=False, client_configuration=configuration
-            )
+            # A single attempt: the timeout below is then the real bound.
+            connection = api.new_client(kubeconfig, context, retries=0)
         except (config.ConfigException, OSError, ValueError) as exc:
             raise ClusterError(f"context '{context}' in {kubeconfig} is not usable: {exc}") from exc
-        server = configuration.host
+        server = connection.configuration.host
         # An insecure-skip-tls-verify kubeconfig is the user's choice; urllib3's warning would break the one-line error.
-        with api, warnings.catch_warnings():
+        with connection, warnings.catch_warnings():
             warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
             try:
-                info = client.VersionApi(api).get_code(_request_timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+                info = client.VersionApi(connection).get_code(_request_timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
             except client.ApiException as exc:
                 if exc.status in (401, 403):
                     raise ClusterError(
@@ -254,15 +247,12 @@ class ExistingProvider:
 
     def _probe_registry(self, registry: str) -> None:
         """Fail early if this machine cannot reach the registry; any HTTP answer (even 401) counts as reachable."""
-        context = ssl.create_default_context(cafile=self.registry_ca) if self.registry_ca else None
         reasons = []
         for scheme in ("https", "http"):
             try:
-                with urllib.request.urlopen(f"{scheme}://{registry}/v2/", timeout=CONNECT_TIMEOUT, context=context):
-                    return
-            except urllib.error.HTTPError:
+                http_get(f"{scheme}://{registry}/v2/", cafile=self.registry_ca, timeout=CONNECT_TIMEOUT)
                 return
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (OSError, ValueError) as exc:
                 reasons.append(f"{scheme}: {short_reason(exc)}")
         raise ClusterError(
             f"registry {registry} is unreachable from this machine ({'; '.join(reasons)}): "

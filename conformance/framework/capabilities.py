@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from conformance.framework.versions import Version
+from conformance.versions import Version
 
 DIGEST_GATE = "ImageVolumeWithDigest"  # KEP-5365: volumeStatus.image.imageRef in container statuses
 
@@ -37,7 +37,6 @@ class Capabilities:
     server_version: str
     nodes: tuple[NodeInfo, ...]
     apiserver_keeps_image_volumes: bool
-    defaulted_pull_policy: str | None  # what the apiserver stored for a tagged reference without pullPolicy
     admission_forces_always: bool = False  # AlwaysPullImages rewrote IfNotPresent to Always
     notes: tuple[str, ...] = field(default_factory=tuple)
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from conformance.framework.capabilities import Capabilities
-from conformance.framework.versions import ANY, Version, VersionRange, before, between, since
+from conformance.versions import ANY, Version, VersionRange, before, between, since
 
 
 class Level(StrEnum):

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conformance.cluster.base import RegistryEndpoint
+from conformance.cluster.contract import RegistryEndpoint
 from conformance.framework import artifacts as artifact_catalog
 from conformance.framework.artifacts import PushedArtifact
 from conformance.framework.capabilities import Capabilities

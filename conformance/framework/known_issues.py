@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from conformance.framework.capabilities import Capabilities
-from conformance.framework.versions import ANY, VersionRange, before, between
+from conformance.versions import ANY, VersionRange, before, between
 
 SUBPATH_BEHAVIOURS = frozenset({"subpath-directory", "subpath-expr", "metrics-mount-errors", "subpath-missing"})
 MOUNT_BEHAVIOURS = frozenset({"content", "digest-reference", "read-only", "multiple-volumes", "init-container",

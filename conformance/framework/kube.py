@@ -8,41 +8,20 @@ transient API errors are retried with tenacity, and every exec gets its own ApiC
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import urllib3
-from kubernetes import client, config, watch
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
-from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
-Json = dict[str, Any]
+from conformance.cluster import api
+from conformance.cluster.api import Json, WaitTimeout, transient_retry
 
-TRANSIENT_STATUS = {429, 500, 502, 503, 504}
-
-
-def _is_transient(error: BaseException) -> bool:
-    if isinstance(error, ApiException):
-        return error.status in TRANSIENT_STATUS or error.status == 0
-    return isinstance(error, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
-
-
-# Bounded: a flapping apiserver gets 30 s, then the real error surfaces.
-transient_retry = retry(
-    retry=retry_if_exception(_is_transient),
-    stop=stop_after_delay(30),
-    wait=wait_exponential(multiplier=0.2, max=3),
-    reraise=True,
-)
-
-
-class WaitTimeout(AssertionError):
-    """A bounded wait ran out; the message says what was waited for and what was seen."""
+__all__ = ["ExecResult", "Json", "Kube", "WaitTimeout", "container_status", "describe_state", "is_running",
+           "transient_retry", "waiting_reason"]
 
 
 @dataclass(frozen=True)
@@ -66,28 +45,24 @@ class Kube:
         self.core = client.CoreV1Api(self.api_client)
 
     def new_api_client(self) -> client.ApiClient:
-        return config.new_client_from_config(config_file=self.kubeconfig, context=self.context)
+        return api.new_client(self.kubeconfig, self.context)
 
     # -- reads: typed API calls with _preload_content=False give raw JSON on every client >= 31 ----
-    @staticmethod
-    def _json(response: Any) -> Json:
-        return json.loads(response.data)
-
     @transient_retry
     def server_version(self) -> str:
-        return self._json(client.VersionApi(self.api_client).get_code(_preload_content=False))["gitVersion"]
+        return api.raw(client.VersionApi(self.api_client).get_code(_preload_content=False))["gitVersion"]
 
     @transient_retry
     def read_pod(self, namespace: str, name: str) -> Json:
-        return self._json(self.core.read_namespaced_pod(name, namespace, _preload_content=False))
+        return api.raw(self.core.read_namespaced_pod(name, namespace, _preload_content=False))
 
     @transient_retry
     def list_pods(self, namespace: str) -> list[Json]:
-        return self._json(self.core.list_namespaced_pod(namespace, _preload_content=False))["items"]
+        return api.raw(self.core.list_namespaced_pod(namespace, _preload_content=False))["items"]
 
     @transient_retry
     def nodes(self) -> list[Json]:
-        return self._json(self.core.list_node(_preload_content=False))["items"]
+        return api.raw(self.core.list_node(_preload_content=False))["items"]
 
     @transient_retry
     def node_metrics(self, node: str) -> str:
@@ -100,7 +75,7 @@ class Kube:
     def create_pod(self, namespace: str, body: Json, dry_run: bool = False) -> Json:
         kwargs = {"dry_run": "All"} if dry_run else {}
         response = self.core.create_namespaced_pod(namespace, body, _preload_content=False, **kwargs)
-        return json.loads(response.data)
+        return api.raw(response)
 
     @transient_retry
     def delete_pod(self, namespace: str, name: str, grace_seconds: int = 0) -> None:
@@ -134,11 +109,11 @@ class Kube:
         }
         kwargs = {"dry_run": "All"} if dry_run else {}
         response = creators[kind](namespace, body, _preload_content=False, **kwargs)
-        return json.loads(response.data)
+        return api.raw(response)
 
     def namespaces_with_label(self, selector: str, older_than: float | None = None) -> list[str]:
         """Active namespaces matching `selector`; with `older_than`, only those created that many seconds ago."""
-        items = self._json(self.core.list_namespace(label_selector=selector, _preload_content=False))["items"]
+        items = api.raw(self.core.list_namespace(label_selector=selector, _preload_content=False))["items"]
         now = datetime.now(UTC)
         return [
             item["metadata"]["name"] for item in items
@@ -148,80 +123,35 @@ class Kube:
             )
         ]
 
-    # -- waits ----------------------------------------------------------------------------------
+    # -- waits: one watch primitive (api.watch_until), each ending as soon as the outcome is decided --
     def wait_for_service_account(self, namespace: str, name: str = "default", timeout: float = 60) -> None:
         """Pods cannot be created before the namespace's ServiceAccount exists (e2e framework rule)."""
-        deadline = time.monotonic() + timeout
-        for event in watch.Watch().stream(
-            self.core.list_namespaced_service_account, namespace, field_selector=f"metadata.name={name}",
-            timeout_seconds=int(timeout),
-        ):
-            if event["type"] in ("ADDED", "MODIFIED"):
-                return
-            if time.monotonic() > deadline:
-                break
-        raise WaitTimeout(f"ServiceAccount {namespace}/{name} did not appear within {timeout:.0f}s "
-                          "(is kube-controller-manager running with --service-account-private-key-file?)")
-
-    def _watch(self, list_call: Callable[..., Any], namespace: str, field_selector: str, resource_version: str,
-               deadline: float) -> Iterator[Json]:
-        """Watch events until the deadline. Ends quietly on 410 Gone or a dropped connection:
-        callers then re-read and watch again within their own deadline."""
-        remaining = deadline - time.monotonic()
-        try:
-            for event in watch.Watch().stream(
-                list_call, namespace, field_selector=field_selector, resource_version=resource_version,
-                timeout_seconds=max(1, int(remaining)), _request_timeout=remaining + 5,
-            ):
-                if event["type"] == "ERROR":
-                    return
-                yield event
-                if time.monotonic() >= deadline:
-                    return
-        except ApiException as error:
-            if error.status != 410 and not _is_transient(error):
-                raise
-        except urllib3.exceptions.HTTPError:
-            return
-
-    def _watch_pod(self, namespace: str, name: str, resource_version: str, deadline: float) -> Iterator[Json]:
-        return self._watch(self.core.list_namespaced_pod, namespace, f"metadata.name={name}", resource_version,
-                           deadline)
+        api.wait_for_service_account(self.core, namespace, name, timeout=timeout)
 
     def wait_for_pod(self, namespace: str, name: str, condition: Callable[[Json], bool], *, what: str,
                      timeout: float) -> Json:
         """Watch the Pod until `condition(pod)` holds; on timeout describe what was seen."""
-        deadline = time.monotonic() + timeout
-        pod = self.read_pod(namespace, name)
-        while not condition(pod):
-            if time.monotonic() >= deadline:
-                raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}\n{self.describe_pod(pod)}")
-            for event in self._watch_pod(namespace, name, pod["metadata"]["resourceVersion"], deadline):
-                if event["type"] == "DELETED":
+        seen: dict[str, Json] = {}
+
+        def satisfied(pods: Mapping[str, Json]) -> Json | None:
+            pod = pods.get(name)
+            if pod is None:
+                if seen:
                     raise WaitTimeout(f"Pod {namespace}/{name} was deleted while waiting for {what}")
-                pod = event["raw_object"]
-                if condition(pod):
-                    break
-            else:
-                pod = self.read_pod(namespace, name)
-        return pod
+                return None
+            seen["last"] = pod
+            return pod if condition(pod) else None
+
+        return api.watch_until(self.core.list_namespaced_pod, namespace, field_selector=f"metadata.name={name}",
+                               satisfied=satisfied, what=what, timeout=timeout,
+                               describe=lambda pods: self.describe_pod(pods[name]) if name in pods else "no such Pod")
 
     def wait_for_pod_gone(self, namespace: str, name: str, *, timeout: float) -> None:
         """Watch until the Pod object no longer exists; on timeout describe what was seen."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                pod = self.read_pod(namespace, name)
-            except ApiException as error:
-                if error.status == 404:
-                    return
-                raise
-            if time.monotonic() >= deadline:
-                raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for Pod {name} to be gone\n"
-                                  f"{self.describe_pod(pod)}")
-            for event in self._watch_pod(namespace, name, pod["metadata"]["resourceVersion"], deadline):
-                if event["type"] == "DELETED":
-                    return
+        api.watch_until(self.core.list_namespaced_pod, namespace, field_selector=f"metadata.name={name}",
+                        satisfied=lambda pods: True if name not in pods else None,
+                        what=f"Pod {name} to be gone", timeout=timeout,
+                        describe=lambda pods: self.describe_pod(pods[name]) if name in pods else "")
 
     def wait_for_event(self, namespace: str, involved: str, condition: Callable[[Json], bool], *, what: str,
                        timeout: float) -> Json:
@@ -229,23 +159,17 @@ class Kube:
 
         The kubelet records events asynchronously, so one can land after the Pod state that follows it.
         """
-        deadline = time.monotonic() + timeout
-        selector = f"involvedObject.name={involved}"
-        while True:
-            listed = self._json(self.core.list_namespaced_event(namespace, field_selector=selector,
-                                                                _preload_content=False))
-            found = next((event for event in listed["items"] if condition(event)), None)
-            if found is not None:
-                return found
-            if time.monotonic() >= deadline:
-                seen = "\n".join(f"  event {e.get('type')} {e.get('reason')}: {e.get('message', '')}"
-                                 for e in listed["items"][-15:])
-                raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; events seen:\n"
-                                  f"{seen or '  none'}")
-            for event in self._watch(self.core.list_namespaced_event, namespace, selector,
-                                     listed["metadata"]["resourceVersion"], deadline):
-                if event["type"] in ("ADDED", "MODIFIED") and condition(event["raw_object"]):
-                    return event["raw_object"]
+
+        def satisfied(events: Mapping[str, Json]) -> Json | None:
+            return next((event for event in events.values() if condition(event)), None)
+
+        def describe(events: Mapping[str, Json]) -> str:
+            return "events seen:\n" + ("\n".join(f"  event {e.get('type')} {e.get('reason')}: {e.get('message', '')}"
+                                                  for e in list(events.values())[-15:]) or "  none")
+
+        return api.watch_until(self.core.list_namespaced_event, namespace,
+                               field_selector=f"involvedObject.name={involved}", satisfied=satisfied, what=what,
+                               timeout=timeout, describe=describe)
 
     # -- exec -----------------------------------------------------------------------------------
     def exec(self, namespace: str, pod: str, command: list[str], container: str | None = None,
@@ -273,7 +197,7 @@ class Kube:
     # -- observation ----------------------------------------------------------------------------
     def events(self, namespace: str, involved: str | None = None) -> list[Json]:
         selector = {"field_selector": f"involvedObject.name={involved}"} if involved else {}
-        items = self._json(self.core.list_namespaced_event(namespace, _preload_content=False, **selector))["items"]
+        items = api.raw(self.core.list_namespaced_event(namespace, _preload_content=False, **selector))["items"]
         return sorted(items, key=lambda e: e.get("firstTimestamp") or e.get("eventTime") or "")
 
     def pod_log(self, namespace: str, name: str, container: str, previous: bool = False) -> str:

@@ -7,11 +7,11 @@ hands this out skips elsewhere. Its single node is the one crictl talks to.
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from conformance.cluster.host import run
 from conformance.framework.kube import ExecResult, Json, WaitTimeout
 
 
@@ -20,7 +20,7 @@ class Crictl:
     path: str  # the provider's wrapper, already pointed at the runtime socket
 
     def run(self, *args: str, timeout: float = 60) -> ExecResult:
-        done = subprocess.run([self.path, *args], capture_output=True, text=True, timeout=timeout, check=False)
+        done = run([self.path, *args], what=f"crictl {' '.join(args[:2])}", timeout=timeout, check=False)
         return ExecResult(done.returncode, done.stdout, done.stderr)
 
     def image_id(self, reference: str) -> str | None:

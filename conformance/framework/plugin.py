@@ -9,14 +9,15 @@ The controller is the process without `workerinput` (or the only process without
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from conformance.cluster import make_provider
-from conformance.cluster.base import ClusterHandle
+from conformance.cluster.contract import ClusterHandle, ClusterProvider
 from conformance.cluster.errors import ClusterError
+from conformance.cluster.options import DEFAULT_PROVIDER, PROVIDER_NAMES, ClusterOptions, given
+from conformance.cluster.options import add_to as add_cluster_options
 from conformance.cluster.progress import progress
 from conformance.framework import report
 from conformance.framework.expectations import behaviours, lookup
@@ -24,7 +25,7 @@ from conformance.framework.known_issues import hints_for
 from conformance.framework.session import RUN_LABEL, SuiteSession, new_run_id, start_session
 
 SESSION_KEY = pytest.StashKey[SuiteSession]()
-PROVIDER_KEY = pytest.StashKey[object]()
+PROVIDER_KEY = pytest.StashKey[ClusterProvider | None]()
 HANDLE_KEY = pytest.StashKey[ClusterHandle]()
 EXPECTATION_KEY = pytest.StashKey[object]()
 WORKER_INPUT = "ivc_session"
@@ -40,29 +41,15 @@ MARKERS = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ivc", "ImageVolume conformance")
-    group.addoption("--cluster", choices=("kind", "existing", "local"), default="kind",
+    group.addoption("--cluster", choices=PROVIDER_NAMES, default=DEFAULT_PROVIDER,
                     help="how to obtain the cluster: kind (CRI-O node image, default), existing (kubeconfig), "
                          "local (offline host processes, as CI)")
-    group.addoption("--kubeconfig", default=None, help="kubeconfig for --cluster=existing")
-    group.addoption("--context", default=None, help="kubeconfig context for --cluster=existing")
-    group.addoption("--registry", default=None,
-                    help="HOST:PORT the suite pushes its artifacts to (required for --cluster=existing)")
-    group.addoption("--registry-pull", default=None,
-                    help="HOST:PORT the cluster pulls the same registry from, when it differs from --registry")
-    group.addoption("--pull-secret", default=None,
-                    help="docker config.json with credentials for --registry (existing clusters); the pull-secret "
-                         "tests then use that registry")
-    group.addoption("--registry-ca", default=None, help="PEM of the CA that signed --registry's TLS certificate")
+    add_cluster_options(group.addoption)
     group.addoption("--keep-cluster", action="store_true", help="leave a cluster this run created running")
     group.addoption("--reuse-cluster", action="store_true",
                     help="require a running cluster from an earlier `up`/--keep-cluster; fail fast if none")
     group.addoption("--require-feature", action="store_true",
                     help="fail the run (instead of skipping) when image volumes are unavailable")
-    group.addoption("--k8s-version", default=None, help="Kubernetes version for kind/local (pinned default)")
-    group.addoption("--crio-version", default=None, help="CRI-O version for kind/local (pinned default)")
-    group.addoption("--feature-gates", default=None, help="extra gates for local clusters, e.g. ImageVolume=false")
-    group.addoption("--admission-plugins", default=None,
-                    help="extra admission plugins for local clusters, e.g. AlwaysPullImages")
     group.addoption("--report-dir", default=None, help="write junit, summary.md/json and diagnostics here")
     group.addoption("--list-artifacts", action="store_true",
                     help="print every image and artifact the run needs, then exit (for air-gapped registries)")
@@ -96,18 +83,8 @@ def _selects_conformance(config: pytest.Config) -> bool:
     return False
 
 
-def _provider_options(config: pytest.Config) -> dict[str, object]:
-    options: dict[str, object] = {}
-    for name in ("kubeconfig", "context", "registry", "registry_pull", "pull_secret", "registry_ca", "k8s_version",
-                 "crio_version", "feature_gates", "admission_plugins"):
-        value = config.getoption(name)
-        if value is not None:
-            options[name] = value
-    return options
-
-
-def _obtain_cluster(config: pytest.Config) -> ClusterHandle:
-    provider = make_provider(config.getoption("cluster"), **_provider_options(config))
+def _obtain_cluster(config: pytest.Config, options: ClusterOptions) -> ClusterHandle:
+    provider = make_provider(options)
     config.stash[PROVIDER_KEY] = provider
     running = provider.running_handle()
     if running is not None:
@@ -117,7 +94,7 @@ def _obtain_cluster(config: pytest.Config) -> ClusterHandle:
         raise ClusterError(f"--reuse-cluster: no running {provider.name} cluster found; start one with "
                            f"`python -m conformance.cluster up --provider {provider.name}`")
     progress(f"bringing up a {provider.name} cluster for this run")
-    return replace(provider.up(), created_by_run=True)
+    return provider.up()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -129,8 +106,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if not _is_controller(config) or not _selects_conformance(config):
         return
     try:
-        handle = config.stash[HANDLE_KEY] = _obtain_cluster(config)
-        suite = start_session(handle, new_run_id())
+        options = ClusterOptions.parse(config.getoption("cluster"), given(config.option))
+        handle = config.stash[HANDLE_KEY] = _obtain_cluster(config, options)
+        suite = start_session(handle, new_run_id(), cache_dir=options.cache_dir)
     except ClusterError as error:
         _teardown(config)
         # UsageError is the one channel pytest prints as a single "ERROR: …" line, without traceback.

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from conformance.cluster.host import run
+
 from conformance.framework.artifacts import CATALOG, SHARED_REPOSITORY_PREFIX, spec_of
 
 VERDICTS_KEY = pytest.StashKey["VerdictCollector"]()
@@ -126,8 +128,6 @@ def collect_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
 def _node_side_diagnostics(suite: Any, target: Path, namespaces: list[str]) -> None:
     """Runtime and kubelet log lines about the test's namespaces (plus a tail for context) and
     `crictl info`, where the provider gives node access."""
-    import subprocess
-
     access = suite.handle.node_access
     if access.log_dir:
         for name in ("crio", "kubelet"):
@@ -139,7 +139,7 @@ def _node_side_diagnostics(suite: Any, target: Path, namespaces: list[str]) -> N
             (target / f"node.{name}.about-test.log").write_text("\n".join(about[-500:]) + "\n")
             (target / f"node.{name}.tail.log").write_text("\n".join(lines[-200:]) + "\n")
     if access.crictl:
-        result = subprocess.run([access.crictl, "info"], capture_output=True, text=True, timeout=30)
+        result = run([access.crictl, "info"], what="crictl info", timeout=30, check=False)
         (target / "crictl-info.json").write_text(result.stdout or result.stderr)
 
 

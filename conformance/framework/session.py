@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
-from conformance.cluster.base import ClusterHandle
+from conformance.cluster.contract import ClusterHandle
 from conformance.cluster.errors import ClusterError
 from conformance.cluster.progress import progress
 from conformance.framework.artifacts import CATALOG, PushedArtifact, push_catalog, push_named
@@ -87,7 +88,6 @@ def discover_capabilities(kube: Kube, registry_pull: str) -> Capabilities:
     stored = kube.create_pod("default", _probe_pod(registry_pull), dry_run=True)
     volumes = {v["name"]: v for v in stored["spec"].get("volumes", [])}
     keeps = "image" in volumes.get("defaulted", {})
-    defaulted = volumes["defaulted"]["image"].get("pullPolicy") if keeps else None
     forced = keeps and volumes["explicit"]["image"].get("pullPolicy") == "Always"
     nodes = []
     notes = []
@@ -105,10 +105,10 @@ def discover_capabilities(kube: Kube, registry_pull: str) -> Capabilities:
                               runtime=info["containerRuntimeVersion"], kubelet_gate=gate, gate_stage=stage,
                               digest_gate=digest_gate))
     return Capabilities(server_version=server_version, nodes=tuple(nodes), apiserver_keeps_image_volumes=keeps,
-                        defaulted_pull_policy=defaulted, admission_forces_always=forced, notes=tuple(notes))
+                        admission_forces_always=forced, notes=tuple(notes))
 
 
-def start_session(handle: ClusterHandle, run_id: str | None = None) -> SuiteSession:
+def start_session(handle: ClusterHandle, run_id: str | None = None, *, cache_dir: Path) -> SuiteSession:
     """Discover the cluster and push the shell image and shared artifacts. Raises ClusterError."""
     run_id = run_id or new_run_id()
     kube = Kube(handle.kubeconfig, handle.context)
@@ -127,7 +127,7 @@ def start_session(handle: ClusterHandle, run_id: str | None = None) -> SuiteSess
     try:
         client.ping()
         progress(f"pushing the shell image and {len(CATALOG)} artifacts to {handle.registry.push}")
-        shell = push_named(client, "shell", shell_image(), SHELL_REPOSITORY, SHELL_TAG)
+        shell = push_named(client, "shell", shell_image(cache_dir), SHELL_REPOSITORY, SHELL_TAG)
         artifacts = push_catalog(client)
     except (RegistryError, NodeImageError) as error:
         raise ClusterError(str(error)) from error

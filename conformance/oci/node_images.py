@@ -25,8 +25,6 @@ PAUSE_TAG = "3.10.1"
 SHELL_REPOSITORY = "ivc/shell"
 SHELL_TAG = "1"
 
-# Shared with the cluster builders; IVC_CACHE_DIR lets a non-root developer point it elsewhere.
-CACHE_DIR = Path(os.environ.get("IVC_CACHE_DIR", "/var/cache/ivc"))
 PAUSE_SOURCE = Path(__file__).with_name("pause.c")
 BUSYBOX_PACKAGE = "busybox-static"
 SHELL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -38,15 +36,15 @@ class NodeImageError(RuntimeError):
     """A node image cannot be built here; the message is one line saying what to install or do."""
 
 
-def pause_image(cache_dir: Path | None = None) -> ImageSpec:
+def pause_image(cache_dir: Path) -> ImageSpec:
     """`/pause` alone, entrypoint ["/pause"]: the sandbox image for CRI-O and containerd."""
-    binary = _pause_binary(cache_dir or CACHE_DIR)
+    binary = _pause_binary(cache_dir)
     return ImageSpec(layers=((File("pause", binary.read_bytes(), mode=0o755),),), entrypoint=("/pause",))
 
 
-def shell_image(cache_dir: Path | None = None) -> ImageSpec:
+def shell_image(cache_dir: Path) -> ImageSpec:
     """Debian's static busybox with every applet linked in /bin, entrypoint ["/bin/sh"]."""
-    busybox = _busybox_binary(cache_dir or CACHE_DIR)
+    busybox = _busybox_binary(cache_dir)
     applets = _applets(busybox)
     entries: list[Entry] = [
         File("bin/busybox", busybox.read_bytes(), mode=0o755),
@@ -60,7 +58,9 @@ def shell_image(cache_dir: Path | None = None) -> ImageSpec:
     return ImageSpec(layers=(tuple(entries),), entrypoint=("/bin/sh",), env=(f"PATH={SHELL_PATH}",))
 
 
-def push_node_images(client: RegistryClient, which: Iterable[str] = ("pause", "shell")) -> dict[str, str]:
+def push_node_images(
+    client: RegistryClient, cache_dir: Path, which: Iterable[str] = ("pause", "shell")
+) -> dict[str, str]:
     """Build and push the named node images; returns {name: "<pull host>/<repository>:<tag>"}."""
     known = {
         "pause": (pause_image, PAUSE_REPOSITORY, PAUSE_TAG),
@@ -73,7 +73,7 @@ def push_node_images(client: RegistryClient, which: Iterable[str] = ("pause", "s
     references: dict[str, str] = {}
     for name in names:
         describe, repository, tag = known[name]
-        client.push(build(describe()), repository, tag)
+        client.push(build(describe(cache_dir)), repository, tag)
         references[name] = f"{client.endpoint.pull}/{repository}:{tag}"
     return references
 
@@ -197,5 +197,5 @@ def _make_dir(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except PermissionError:
         raise NodeImageError(
-            f"cannot create {path}: run as root or set IVC_CACHE_DIR to a writable directory"
+            f"cannot create {path}: run as root or pass --cache-dir (or set IVC_CACHE_DIR) to a writable directory"
         ) from None

@@ -1,10 +1,11 @@
 """The `local` cluster provider: a real single-node cluster as plain host processes (offline, root).
 
-`LocalProvider` (see provider.py) builds or reuses the cached binaries (build.py), installs the
-Debian packages it needs (packages.py), renders configs (config.py), creates PKI (pki.py) and runs
-the daemons (processes.py); `down` removes all of it again (hostprep.py).
+`LocalProvider` (provider.py) declares its daemons (the runtime's come from its declaration in
+`conformance.cluster.runtimes`), renders the Kubernetes side's files (config.py), creates PKI
+(pki.py), and prepares and afterwards restores the host (hostprep.py). Binaries come from
+`conformance.cluster.components`.
 """
 
-from conformance.cluster.local.provider import LocalProvider, add_arguments, from_args
+from conformance.cluster.local.provider import LocalProvider
 
-__all__ = ["LocalProvider", "add_arguments", "from_args"]
+__all__ = ["LocalProvider"]

@@ -1,26 +1,25 @@
-"""Pure rendering of every file and command line the local cluster uses (inputs → text/argv).
+"""Pure rendering of every file and command line of the local cluster's Kubernetes side (inputs → text/argv).
 
-Nothing here touches the host, so it is all unit-testable. Paths come from `Layout`, which puts
-every piece of mutable state under one state directory so that `down` can remove it exactly.
+The runtime's own files come from its declaration (`conformance.cluster.runtimes`). Nothing here
+touches the host, so it is all unit-testable. Paths come from `Layout`, which puts every piece of
+mutable state under one state directory so that `down` can remove it exactly.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from conformance.cluster import gates
+
 NODE_NAME = "ivc-node"
 CLUSTER_NAME = "ivc-local"
 SERVICE_SUBNET = "10.96.0.0/16"
 POD_SUBNET = "10.85.0.0/16"  # CRI-O's contrib bridge subnet
-CNI_NETWORK = "ivc"  # also names libcni's cache files (/var/lib/cni/results/ivc-*), so cleanup is exact
 CNI_BRIDGE = "cni0"
-CRIO_SOCKET = "/var/run/crio/crio.sock"
-CRIO_ENDPOINT = f"unix://{CRIO_SOCKET}"
 APISERVER_PORT = 6443
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
@@ -42,8 +41,6 @@ PORTS = {
     "registry": int(REGISTRY_ADDR.rsplit(":", 1)[1]),
     "auth-registry": int(AUTH_REGISTRY_ADDR.rsplit(":", 1)[1]),
 }
-RUNC = "/usr/sbin/runc"
-CONMON = "/usr/bin/conmon"
 
 
 @dataclass(frozen=True)
@@ -93,28 +90,16 @@ class Layout:
         return self.state / "pod-logs"
 
     @property
+    def run(self) -> Path:
+        return self.state / "run"
+
+    @property
     def cni_conf_dir(self) -> Path:
         return self.state / "cni" / "net.d"
 
     @property
     def cni_ipam_dir(self) -> Path:
         return self.state / "cni" / "networks"
-
-    @property
-    def storage_root(self) -> Path:
-        return self.state / "containers" / "storage"
-
-    @property
-    def storage_runroot(self) -> Path:
-        return self.state / "containers" / "run"
-
-    @property
-    def namespaces_dir(self) -> Path:
-        return self.state / "containers" / "ns"
-
-    @property
-    def crio_state(self) -> Path:
-        return self.state / "crio"
 
     @property
     def registry_storage(self) -> Path:
@@ -147,54 +132,15 @@ class Layout:
         return self.config / name
 
 
-# --- versions and feature gates -------------------------------------------------------------
-
-
-def minor_version(version: str) -> tuple[int, int]:
-    """`v1.36.3` → (1, 36)."""
-    parts = version.lstrip("v").split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        raise ValueError(f"not a Kubernetes version: {version!r}") from None
-
-
-def parse_feature_gates(text: str) -> dict[str, bool]:
-    """`A=true,B=false` → {"A": True, "B": False}; the CLI form of --feature-gates."""
-    gates: dict[str, bool] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, value = item.partition("=")
-        if not sep or value.strip().lower() not in ("true", "false") or not name.strip():
-            raise ValueError(f"feature gate {item!r} is not of the form Name=true|false")
-        gates[name.strip()] = value.strip().lower() == "true"
-    return gates
-
-
-def effective_feature_gates(k8s_version: str, passthrough: Mapping[str, bool]) -> dict[str, bool]:
-    """ImageVolume must be switched on below 1.36 (off by default ≤1.34, harmless on 1.35) and
-    never passed from 1.36 (GA, locked; ≈1.38 removes it). Explicit gates win, for negative checks."""
-    gates: dict[str, bool] = {}
-    if minor_version(k8s_version) < (1, 36):
-        gates["ImageVolume"] = True
-    gates.update(passthrough)
-    return gates
-
-
-def feature_gates_flag(gates: Mapping[str, bool]) -> list[str]:
-    if not gates:
-        return []
-    return ["--feature-gates=" + ",".join(f"{k}={str(v).lower()}" for k, v in sorted(gates.items()))]
-
-
 # --- kubeadm (PKI and kubeconfigs only) -----------------------------------------------------
 
 
-def render_kubeadm_config(layout: Layout, *, k8s_version: str, host_ip: str) -> str:
+def render_kubeadm_config(layout: Layout, *, k8s_version: str, host_ip: str, runtime_endpoint: str) -> str:
     init = {
         "apiVersion": "kubeadm.k8s.io/v1beta4",
         "kind": "InitConfiguration",
         "localAPIEndpoint": {"advertiseAddress": host_ip, "bindPort": APISERVER_PORT},
-        "nodeRegistration": {"name": NODE_NAME, "criSocket": CRIO_ENDPOINT},
+        "nodeRegistration": {"name": NODE_NAME, "criSocket": runtime_endpoint},
     }
     cluster = {
         "apiVersion": "kubeadm.k8s.io/v1beta4",
@@ -212,173 +158,12 @@ def render_kubeadm_config(layout: Layout, *, k8s_version: str, host_ip: str) -> 
     return yaml.safe_dump(init, sort_keys=False) + "---\n" + yaml.safe_dump(cluster, sort_keys=False)
 
 
-# --- CRI-O, containers/image, CNI, crictl ---------------------------------------------------
+# --- crictl -----------------------------------------------------------------------------------
 
 
-def _toml(value: object) -> str:
-    """Enough TOML for our scalars and string lists (JSON string escaping is valid TOML)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(str(value))
-
-
-def _toml_table(name: str, values: Mapping[str, object]) -> str:
-    return f"[{name}]\n" + "".join(f"{key} = {_toml(value)}\n" for key, value in values.items()) + "\n"
-
-
-# bookworm's crun 1.8.1 only accepts runtime-spec 1.0.x ("container create failed: unknown version
-# specified" on the newer specs CRI-O 1.36 writes), so runc 1.1.5 is the only handler configured.
-DEFAULT_RUNTIME = "runc"
-
-
-def render_crio_conf(
-    layout: Layout,
-    *,
-    pause_image: str,
-    pinns_path: str,
-    cni_plugin_dirs: Sequence[str],
-    default_runtime: str = DEFAULT_RUNTIME,
-    runc_path: str = RUNC,
-) -> str:
-    crio = layout.crio_state
-    return (
-        _toml_table(
-            "crio",
-            {
-                "root": str(layout.storage_root),
-                "runroot": str(layout.storage_runroot),
-                "storage_driver": "overlay",
-                "log_dir": str(layout.pod_logs / "crio"),
-                "version_file": str(crio / "version"),
-                "version_file_persist": str(crio / "version-persist"),
-                "clean_shutdown_file": str(crio / "clean.shutdown"),
-            },
-        )
-        + _toml_table("crio.api", {"listen": CRIO_SOCKET})
-        + _toml_table(
-            "crio.runtime",
-            {
-                "cgroup_manager": "cgroupfs",  # no systemd here; the systemd manager would try D-Bus
-                "default_runtime": default_runtime,
-                "pinns_path": pinns_path,
-                "namespaces_dir": str(layout.namespaces_dir),
-                "drop_infra_ctr": True,  # the pause image is still needed to create the sandbox
-            },
-        )
-        + _toml_table(
-            "crio.runtime.runtimes.runc",
-            {
-                "runtime_path": runc_path,
-                "runtime_type": "oci",
-                "runtime_root": "/run/runc",
-                "monitor_path": CONMON,
-                "monitor_cgroup": "pod",
-            },
-        )
-        + _toml_table(
-            "crio.image",
-            {
-                "pause_image": pause_image,
-                "pause_command": "/pause",
-                "signature_policy": str(layout.conf("policy.json")),
-                "oci_artifact_mount_support": True,
-            },
-        )
-        + _toml_table(
-            "crio.network",
-            {
-                "cni_default_network": CNI_NETWORK,
-                "network_dir": str(layout.cni_conf_dir),
-                "plugin_dirs": list(cni_plugin_dirs),
-            },
-        )
-        # NRI would leave a socket under /var/run/nri; nothing here uses it.
-        + _toml_table("crio.nri", {"enable_nri": False})
-    )
-
-
-def render_runc_wrapper(runc: str = RUNC) -> str:
-    """runc that drops hugetlb limits when this host has no hugetlb hierarchy mounted.
-
-    CRI-O decides hugetlb exists from /proc/cgroups (listed, though in no hierarchy here) and
-    passes on the kubelet's zero limits per page size; runc then fails "cannot set hugetlb limit:
-    container could not join or create cgroup". Limits of an unmounted controller cannot be
-    enforced anyway, and the cgroup hierarchy must not be remounted, so drop them.
-    """
-    return f"""#!/bin/sh
-# runc for the ivc local cluster: strips hugepageLimits (no hugetlb cgroup hierarchy on this host).
-bundle=""
-prev=""
-update=""
-for arg in "$@"; do
-    case "$prev" in --bundle|-b) bundle="$arg" ;; esac
-    case "$arg" in --bundle=*) bundle="${{arg#--bundle=}}" ;; update) update=1 ;; esac
-    prev="$arg"
-done
-if [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then
-    jq -c 'del(.linux.resources.hugepageLimits?)' "$bundle/config.json" >"$bundle/config.json.ivc" &&
-        mv "$bundle/config.json.ivc" "$bundle/config.json" || exit 1
-fi
-if [ -n "$update" ]; then
-    case " $* " in
-    *" --resources - "* | *" -r - "*)
-        jq -c 'del(.hugepageLimits?)' | exec {runc} "$@" ;;
-    esac
-fi
-exec {runc} "$@"
-"""
-
-
-def render_storage_conf(layout: Layout) -> str:
-    """containers/storage settings of our own, so /etc/containers/storage.conf is never consulted."""
-    return _toml_table(
-        "storage", {"driver": "overlay", "graphroot": str(layout.storage_root), "runroot": str(layout.storage_runroot)}
-    )
-
-
-def render_registries_conf(insecure: Sequence[str] = (REGISTRY_ADDR,)) -> str:
-    # containers/image does not trust loopback by itself: without insecure=true it tries TLS.
-    out = "unqualified-search-registries = []\n\n"
-    for location in insecure:
-        out += f"[[registry]]\nlocation = {_toml(location)}\ninsecure = true\n\n"
-    return out
-
-
-def render_policy_json() -> str:
-    return json.dumps({"default": [{"type": "insecureAcceptAnything"}]}, indent=2) + "\n"
-
-
-def render_cni_conflist(layout: Layout) -> str:
-    conflist = {
-        "cniVersion": "1.0.0",
-        "name": CNI_NETWORK,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": CNI_BRIDGE,
-                "isGateway": True,
-                "ipMasq": True,
-                "hairpinMode": True,
-                "ipam": {
-                    "type": "host-local",
-                    "dataDir": str(layout.cni_ipam_dir),  # default /var/lib/cni/networks; ours is removed by down
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                    "ranges": [[{"subnet": POD_SUBNET}]],
-                },
-            },
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    }
-    return json.dumps(conflist, indent=2) + "\n"
-
-
-def render_crictl_yaml() -> str:
+def render_crictl_yaml(runtime_endpoint: str) -> str:
     return yaml.safe_dump(
-        {"runtime-endpoint": CRIO_ENDPOINT, "image-endpoint": CRIO_ENDPOINT, "timeout": 10, "debug": False},
+        {"runtime-endpoint": runtime_endpoint, "image-endpoint": runtime_endpoint, "timeout": 10, "debug": False},
         sort_keys=False,
     )
 
@@ -390,15 +175,15 @@ def render_crictl_wrapper(crictl: Path, config: Path) -> str:
 # --- kubelet ------------------------------------------------------------------------------
 
 
-def render_kubelet_config(layout: Layout, *, k8s_version: str, feature_gates: Mapping[str, bool]) -> str:
+def render_kubelet_config(layout: Layout, *, runtime_endpoint: str, feature_gates: Mapping[str, bool]) -> str:
     config: dict[str, object] = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         "cgroupDriver": "cgroupfs",
         "failCgroupV1": False,  # this host is cgroup v1; the kubelet refuses it by default from 1.35
         "failSwapOn": False,
-        "containerRuntimeEndpoint": CRIO_ENDPOINT,
-        "imageServiceEndpoint": CRIO_ENDPOINT,
+        "containerRuntimeEndpoint": runtime_endpoint,
+        "imageServiceEndpoint": runtime_endpoint,
         "address": "0.0.0.0",
         "port": KUBELET_PORT,
         "readOnlyPort": 0,
@@ -425,9 +210,8 @@ def render_kubelet_config(layout: Layout, *, k8s_version: str, feature_gates: Ma
         "rotateCertificates": False,
         "serializeImagePulls": False,
     }
-    gates = effective_feature_gates(k8s_version, feature_gates)
-    if gates:
-        config["featureGates"] = dict(sorted(gates.items()))
+    if feature_gates:
+        config["featureGates"] = dict(sorted(feature_gates.items()))
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -437,14 +221,15 @@ def render_kubelet_config(layout: Layout, *, k8s_version: str, feature_gates: Ma
 def render_registry_config(
     *, addr: str, root: Path, secret: str, tls: tuple[Path, Path] | None = None, htpasswd: Path | None = None
 ) -> str:
+    http: dict[str, object] = {"addr": addr, "secret": secret, "headers": {"X-Content-Type-Options": ["nosniff"]}}
+    if tls:
+        http["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
     config: dict[str, object] = {
         "version": 0.1,
         "log": {"level": "info", "accesslog": {"disabled": True}},
         "storage": {"filesystem": {"rootdirectory": str(root)}, "delete": {"enabled": True}},
-        "http": {"addr": addr, "secret": secret, "headers": {"X-Content-Type-Options": ["nosniff"]}},
+        "http": http,
     }
-    if tls:
-        config["http"]["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}  # type: ignore[index]
     if htpasswd:
         config["auth"] = {"htpasswd": {"realm": "ivc-registry", "path": str(htpasswd)}}
     return yaml.safe_dump(config, sort_keys=False)
@@ -453,10 +238,10 @@ def render_registry_config(
 # --- command lines ------------------------------------------------------------------------
 
 
-def etcd_args(etcd: Path, layout: Layout) -> list[str]:
+def etcd_args(etcd: Path, layout: Layout) -> tuple[str, ...]:
     client = f"http://127.0.0.1:{ETCD_CLIENT_PORT}"
     peer = f"http://127.0.0.1:{ETCD_PEER_PORT}"
-    return [
+    return (
         str(etcd),
         "--name=ivc",
         f"--data-dir={layout.etcd_data}",
@@ -467,7 +252,7 @@ def etcd_args(etcd: Path, layout: Layout) -> list[str]:
         f"--initial-cluster=ivc={peer}",
         "--listen-metrics-urls=",
         "--unsafe-no-fsync",  # a throwaway test cluster: durability is not worth the latency
-    ]
+    )
 
 
 def apiserver_args(
@@ -477,11 +262,10 @@ def apiserver_args(
     host_ip: str,
     feature_gates: Mapping[str, bool],
     admission_plugins: Sequence[str],
-    k8s_version: str,
-) -> list[str]:
+) -> tuple[str, ...]:
     pki = layout.pki
     plugins = ["NodeRestriction", *[p for p in admission_plugins if p != "NodeRestriction"]]
-    return [
+    return (
         str(binary),
         f"--advertise-address={host_ip}",
         "--bind-address=0.0.0.0",
@@ -508,15 +292,15 @@ def apiserver_args(
         "--enable-admission-plugins=" + ",".join(plugins),
         "--allow-privileged=true",
         "--profiling=false",
-        *feature_gates_flag(effective_feature_gates(k8s_version, feature_gates)),
-    ]
+        *gates.flag(feature_gates),
+    )
 
 
 def controller_manager_args(
-    binary: Path, layout: Layout, *, feature_gates: Mapping[str, bool], k8s_version: str
-) -> list[str]:
+    binary: Path, layout: Layout, *, feature_gates: Mapping[str, bool]
+) -> tuple[str, ...]:
     pki, conf = layout.pki, layout.kubeconfigs / "controller-manager.conf"
-    return [
+    return (
         str(binary),
         f"--kubeconfig={conf}",
         f"--authentication-kubeconfig={conf}",
@@ -536,13 +320,13 @@ def controller_manager_args(
         "--leader-elect=false",
         f"--service-cluster-ip-range={SERVICE_SUBNET}",
         "--profiling=false",
-        *feature_gates_flag(effective_feature_gates(k8s_version, feature_gates)),
-    ]
+        *gates.flag(feature_gates),
+    )
 
 
-def scheduler_args(binary: Path, layout: Layout, *, feature_gates: Mapping[str, bool], k8s_version: str) -> list[str]:
+def scheduler_args(binary: Path, layout: Layout, *, feature_gates: Mapping[str, bool]) -> tuple[str, ...]:
     conf = layout.kubeconfigs / "scheduler.conf"
-    return [
+    return (
         str(binary),
         f"--kubeconfig={conf}",
         f"--authentication-kubeconfig={conf}",
@@ -551,29 +335,12 @@ def scheduler_args(binary: Path, layout: Layout, *, feature_gates: Mapping[str, 
         f"--secure-port={SCHEDULER_PORT}",
         "--leader-elect=false",
         "--profiling=false",
-        *feature_gates_flag(effective_feature_gates(k8s_version, feature_gates)),
-    ]
+        *gates.flag(feature_gates),
+    )
 
 
-def crio_args(binary: Path, layout: Layout) -> list[str]:
-    return [
-        str(binary),
-        f"--config={layout.conf('crio.conf')}",
-        f"--config-dir={layout.conf('crio.conf.d')}",  # empty: never pick up /etc/crio/crio.conf.d
-        # The host's global registries.conf (and its drop-ins) stay untouched and unread.
-        f"--registries-conf={layout.conf('registries.conf')}",
-        f"--registries-conf-dir={layout.conf('registries.conf.d')}",
-        "--log-level=info",
-    ]
-
-
-def crio_env(layout: Layout, path: str) -> dict[str, str]:
-    # conmon/runc/iptables/jq are found on PATH; storage.conf of our own keeps /etc out of it.
-    return {"PATH": path, "CONTAINERS_STORAGE_CONF": str(layout.conf("storage.conf"))}
-
-
-def kubelet_args(binary: Path, layout: Layout, *, host_ip: str) -> list[str]:
-    return [
+def kubelet_args(binary: Path, layout: Layout, *, host_ip: str) -> tuple[str, ...]:
+    return (
         str(binary),
         f"--config={layout.conf('kubelet.yaml')}",
         f"--kubeconfig={layout.kubeconfigs / 'kubelet.conf'}",
@@ -582,8 +349,8 @@ def kubelet_args(binary: Path, layout: Layout, *, host_ip: str) -> list[str]:
         f"--hostname-override={NODE_NAME}",
         f"--node-ip={host_ip}",
         "--v=2",
-    ]
+    )
 
 
-def registry_args(binary: str, config: Path) -> list[str]:
-    return [binary, "serve", str(config)]
+def registry_args(binary: str, config: Path) -> tuple[str, ...]:
+    return (binary, "serve", str(config))

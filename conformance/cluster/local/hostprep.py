@@ -17,8 +17,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from conformance.cluster.errors import ClusterError
+from conformance.cluster import cni
 from conformance.cluster.local import config
-from conformance.cluster.local.processes import run
+from conformance.cluster.host import run
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 # Sysctls the kubelet rewrites at start (setupKernelTunables: panic=10, panic_on_oops=1,
@@ -58,6 +59,14 @@ MOUNT_PREFIXES = (
 )
 
 
+def _quiet(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    """A best-effort host command (cleanup, discovery): its failure is data, not an error."""
+    try:
+        return run(cmd, what=cmd[0], check=False, timeout=60)
+    except ClusterError as error:  # not installed, or hung
+        return subprocess.CompletedProcess(cmd, 127, "", str(error))
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         raise ClusterError("the local cluster must be managed as root (it runs kubelet, CRI-O and edits iptables)")
@@ -65,12 +74,10 @@ def require_root() -> None:
 
 def host_ip() -> str:
     """The IPv4 address of the default route's interface (the apiserver needs a non-loopback one)."""
-    out = subprocess.run(["ip", "-4", "-o", "route", "show", "default"], capture_output=True, text=True, check=False)
+    out = _quiet(["ip", "-4", "-o", "route", "show", "default"])
     dev = re.search(r"\bdev (\S+)", out.stdout)
     devices = [dev.group(1)] if dev else []
-    addrs = subprocess.run(
-        ["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True, check=False
-    )
+    addrs = _quiet(["ip", "-4", "-o", "addr", "show", "scope", "global"])
     candidates = re.findall(r"^\d+:\s+(\S+)\s+inet (\d+\.\d+\.\d+\.\d+)/", addrs.stdout, re.MULTILINE)
     for name, addr in candidates:
         if name in devices:
@@ -88,7 +95,7 @@ _SS_USER = re.compile(r'\("([^"]+)",pid=(\d+)')
 def listeners(ports: Iterable[int]) -> dict[int, tuple[str, int]]:
     """port → (process name, pid) for TCP listeners on any of `ports`."""
     wanted = set(ports)
-    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=False).stdout
+    out = _quiet(["ss", "-Hltnp"]).stdout
     found: dict[int, tuple[str, int]] = {}
     for line in out.splitlines():
         fields = line.split()
@@ -201,8 +208,8 @@ def unmount_all(prefixes: Iterable[str]) -> list[str]:
         if not mounts:
             return []
         for mountpoint in mounts:
-            if subprocess.run(["umount", mountpoint], capture_output=True, check=False).returncode != 0:
-                subprocess.run(["umount", "-l", mountpoint], capture_output=True, check=False)
+            if _quiet(["umount", mountpoint]).returncode != 0:
+                _quiet(["umount", "-l", mountpoint])
     return mounts_under(prefixes)
 
 
@@ -211,18 +218,15 @@ def delete_bridge(existed_before: bool) -> None:
     if existed_before or not Path(f"/sys/class/net/{bridge}").exists():
         return
     # Veths normally vanish with their netns; any left behind still hang on our bridge.
-    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True, check=False)
+    out = _quiet(["ip", "-o", "link", "show", "master", bridge])
     for match in re.finditer(r"^\d+:\s+([^:@\s]+)", out.stdout, re.MULTILINE):
-        subprocess.run(["ip", "link", "delete", match.group(1)], capture_output=True, check=False)
-    subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
+        _quiet(["ip", "link", "delete", match.group(1)])
+    _quiet(["ip", "link", "delete", bridge])
 
 
 def _iptables_save(tool: str) -> list[tuple[str, list[str], list[list[str]]]]:
     """[(table, chains, rules as argv after -A)] from `<tool>-save`; empty if the tool is missing."""
-    try:
-        out = subprocess.run([f"{tool}-save"], capture_output=True, text=True, check=False, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return []
+    out = _quiet([f"{tool}-save"]).stdout
     tables: list[tuple[str, list[str], list[list[str]]]] = []
     for line in out.splitlines():
         if line.startswith("*"):
@@ -253,11 +257,11 @@ def delete_iptables_chains(before: Mapping[str, Mapping[str, list[str]]]) -> lis
             for rule in rules:
                 chain = rule[0]
                 if chain not in ours and _jump_target(rule) in ours:
-                    subprocess.run([tool, "-w", "-t", table, "-D", *rule], capture_output=True, check=False)
+                    _quiet([tool, "-w", "-t", table, "-D", *rule])
             for chain in ours:
-                subprocess.run([tool, "-w", "-t", table, "-F", chain], capture_output=True, check=False)
+                _quiet([tool, "-w", "-t", table, "-F", chain])
             for chain in sorted(ours):
-                subprocess.run([tool, "-w", "-t", table, "-X", chain], capture_output=True, check=False)
+                _quiet([tool, "-w", "-t", table, "-X", chain])
                 removed.append(f"{tool} -t {table} {chain}")
     return removed
 
@@ -301,7 +305,7 @@ def remove_created_paths(before: Iterable[str]) -> None:
             shutil.rmtree(path, ignore_errors=True)
     # libcni keeps per-attachment results in /var/lib/cni/results/<network>-<id>-<if>, even when
     # that directory belongs to someone else: remove only our network's files.
-    for stale in Path("/var/lib/cni/results").glob(f"{config.CNI_NETWORK}-*"):
+    for stale in Path("/var/lib/cni/results").glob(f"{cni.NETWORK}-*"):
         stale.unlink(missing_ok=True)
 
 

@@ -8,33 +8,25 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import tempfile
 from pathlib import Path
 
 from conformance.cluster.errors import ClusterError
+from conformance.cluster.host import run, write_private
 from conformance.cluster.local import config
 from conformance.cluster.local.config import Layout
-from conformance.cluster.local.processes import run
 
 KUBECONFIGS = ("admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf", "kubelet.conf")
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a file readable by root only, without a window in which it is world-readable."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
-
-
-def kubeadm_phases(kubeadm: Path, layout: Layout, *, k8s_version: str, host_ip: str) -> None:
+def kubeadm_phases(kubeadm: Path, layout: Layout, *, k8s_version: str, host_ip: str, runtime_endpoint: str) -> None:
     layout.pki.mkdir(parents=True, exist_ok=True)
     layout.kubeconfigs.mkdir(parents=True, exist_ok=True)
     kubeadm_yaml = layout.conf("kubeadm.yaml")
     kubeadm_yaml.parent.mkdir(parents=True, exist_ok=True)
-    kubeadm_yaml.write_text(config.render_kubeadm_config(layout, k8s_version=k8s_version, host_ip=host_ip))
+    kubeadm_yaml.write_text(config.render_kubeadm_config(
+        layout, k8s_version=k8s_version, host_ip=host_ip, runtime_endpoint=runtime_endpoint
+    ))
     run(
         [str(kubeadm), "init", "phase", "certs", "all", f"--config={kubeadm_yaml}"], what="kubeadm init phase certs all"
     )
@@ -120,14 +112,3 @@ def read_registry_password(layout: Layout) -> str | None:
         return layout.registry_password.read_text().strip() or None
     except OSError:
         return None
-
-
-CERTS_D = Path("/etc/containers/certs.d")
-
-
-def install_registry_ca(layout: Layout) -> Path:
-    """containers/image (inside CRI-O) trusts per-registry CAs from certs.d/<host:port>/."""
-    dest_dir = CERTS_D / config.AUTH_REGISTRY_ADDR
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(layout.registry_ca, dest_dir / "ca.crt")
-    return dest_dir / "ca.crt"

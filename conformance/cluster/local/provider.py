@@ -1,14 +1,13 @@
 """`LocalProvider`: a real single-node cluster as plain host processes on this machine.
 
-Start order (offline-cluster.md §11.3): host prep → registries (+ pause image) → etcd →
-kube-apiserver → RBAC → controller-manager, scheduler → CRI-O → kubelet → default ServiceAccount
-→ smoke Pod. `<state>/cluster.json` is rewritten after every daemon starts, so `down` (also the
-automatic one after a failed or interrupted `up`) always knows exactly what to stop.
+The bring-up is data: `_plan` declares every daemon once (registries, etcd, control plane, the
+runtime's own daemons, kubelet), and that list drives start and readiness (in order), health and
+status, and `down` (reverse order). `<state>/cluster.json` is rewritten after every daemon starts,
+so `down` — also the automatic one after a failed or interrupted `up` — knows exactly what to stop.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import json
@@ -16,83 +15,53 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from conformance.cluster.base import ClusterHandle, NodeAccess, RegistryEndpoint
+from conformance.cluster import api, cni, gates
+from conformance.cluster.components import debian, gomodules
+from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
+from conformance.cluster.daemons import Daemon, ProcessRecord, alive, exited, start, start_ticks, stop, wait_ready
 from conformance.cluster.errors import ClusterError
-from conformance.cluster.local import build, config, hostprep, kube, packages, pki, processes
+from conformance.cluster.host import run, write_atomic, write_executable, write_private
+from conformance.cluster.local import config, hostprep, kube, pki
 from conformance.cluster.local.config import Layout
-from conformance.cluster.local.processes import ProcessRecord, not_yet, wait_for
+from conformance.cluster.options import ClusterOptions
+from conformance.cluster.probes import expect_status
 from conformance.cluster.progress import progress
+from conformance.cluster.runtimes import Runtime, runtime
+from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
+from conformance.cluster.runtimes.oci import RUNC, render_runc_wrapper
+from conformance.cluster.state import provider_dir
 
 DEFAULT_K8S_VERSION = "v1.36.3"
-DEFAULT_CRIO_VERSION = "v1.36.3"
-DEFAULT_CRICTL_VERSION = "v1.36.0"
-DEFAULT_CACHE_DIR = Path("/var/cache/ivc")
-DEFAULT_STATE_DIR = Path("/var/lib/ivc/local")
-STATE_FORMAT = 1
+DEFAULT_RUNTIME = "cri-o"
+CRICTL_VERSION = "v1.36.0"
+STATE_FORMAT = 2
 DAEMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 REGISTRY_BINARY = "/usr/bin/docker-registry"
-# Stop order for `down`: kubelet first (so it doesn't restart pods), runtime, control plane, data.
-STOP_ORDER = (
-    "kubelet",
-    "crio",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kube-apiserver",
-    "etcd",
-    "auth-registry",
-    "registry",
+# What the cluster needs on the host besides the runtime's own packages.
+PACKAGES = (
+    "containernetworking-plugins",
+    "docker-registry",
+    "iptables",
+    "apache2-utils",  # htpasswd -B for the auth registry
+    "openssl",  # the auth registry's CA and serving certificate
+    "iproute2",  # ss and ip, for the port check and network teardown
+    "util-linux",  # mount/umount
+    # cgo and libseccomp headers for CRI-O, a static libc for pinns and the pause binary.
+    "gcc",
+    "libc6-dev",
+    "libseccomp-dev",
+    "pkg-config",
 )
-TIMEOUTS = {
-    "registry": 30,
-    "etcd": 60,
-    "kube-apiserver": 180,
-    "kube-controller-manager": 90,
-    "kube-scheduler": 90,
-    "crio": 90,
-    "node": 180,
-    "service-account": 90,
-    "smoke-pod": 180,
-}
-
-
-def resolve_crio_version(version: str) -> str:
-    """CRI-O is built from an exact module version; a bare minor stream (`v1.36`) means our pin."""
-    if version.count(".") == 1:
-        if version.lstrip("v") == DEFAULT_CRIO_VERSION.lstrip("v").rsplit(".", 1)[0]:
-            return DEFAULT_CRIO_VERSION
-        raise ClusterError(f"--crio-version {version}: the local provider builds an exact release, e.g. v1.36.3")
-    return version if version.startswith("v") else "v" + version
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The local provider's options, shared by `python -m conformance.cluster` and its own __main__."""
-    group = parser.add_argument_group("local provider (offline: host processes, built from the Go proxy)")
-    group.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION, help=f"default: {DEFAULT_K8S_VERSION}")
-    group.add_argument("--crio-version", default=DEFAULT_CRIO_VERSION, help=f"default: {DEFAULT_CRIO_VERSION}")
-    group.add_argument("--crictl-version", default=DEFAULT_CRICTL_VERSION, help=f"default: {DEFAULT_CRICTL_VERSION}")
-    group.add_argument("--feature-gates", default="", help="extra gates k=v,k=v, e.g. ImageVolume=false (≤1.35)")
-    group.add_argument("--admission-plugins", default="", help="extra admission plugins, e.g. AlwaysPullImages")
-    group.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="build cache (default: %(default)s)")
-    group.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="cluster state (default: %(default)s)")
-
-
-def from_args(args: argparse.Namespace) -> LocalProvider:
-    return LocalProvider(
-        k8s_version=args.k8s_version,
-        crio_version=args.crio_version,
-        crictl_version=args.crictl_version,
-        feature_gates=args.feature_gates or "",
-        admission_plugins=args.admission_plugins or "",
-        cache_dir=args.cache_dir,
-        state_dir=args.state_dir,
-    )
+ETCD_PACKAGE, ETCD_SUITE = "etcd-server", "sid"  # bookworm's 3.4 is EOL; sid's 3.5 runs on bookworm
+SMOKE_POD_TIMEOUT = 180.0
+SERVICE_ACCOUNT_TIMEOUT = 90.0
 
 
 class _Interrupted(KeyboardInterrupt):
@@ -115,11 +84,19 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _daemon_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    # A clean environment: ETCD_*/REGISTRY_*/KUBE* variables of the caller must not leak into daemons.
-    env = {"PATH": DAEMON_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
-    env.update(extra or {})
-    return env
+class _Unbuilt(dict[str, Path]):
+    """Binary paths for a plan that is only stopped or inspected, never started."""
+
+    def __missing__(self, key: str) -> Path:
+        return Path(f"/nonexistent/{key}")
+
+
+@dataclass(frozen=True)
+class _Binaries:
+    kubernetes: Mapping[str, Path]
+    runtime: Mapping[str, Path]
+    crictl: Path
+    etcd: Path
 
 
 def _cgroup_version() -> str:
@@ -127,36 +104,20 @@ def _cgroup_version() -> str:
 
 
 class LocalProvider:
-    name = "local"
+    name: ClassVar[str] = "local"
 
-    def __init__(
-        self,
-        *,
-        k8s_version: str = DEFAULT_K8S_VERSION,
-        crio_version: str = DEFAULT_CRIO_VERSION,
-        crictl_version: str = DEFAULT_CRICTL_VERSION,
-        feature_gates: Mapping[str, bool] | str | None = None,
-        admission_plugins: Sequence[str] | str = (),
-        cache_dir: str | Path = DEFAULT_CACHE_DIR,
-        state_dir: str | Path = DEFAULT_STATE_DIR,
-    ) -> None:
-        try:
-            config.minor_version(k8s_version)  # validate before anything slow happens
-            if isinstance(feature_gates, str):  # the CLI and the pytest plugin pass the flag string
-                feature_gates = config.parse_feature_gates(feature_gates)
-        except ValueError as exc:
-            raise ClusterError(str(exc)) from None
-        if isinstance(admission_plugins, str):
-            admission_plugins = [p.strip() for p in admission_plugins.split(",") if p.strip()]
-        self.k8s_version = k8s_version
-        self.crio_version = resolve_crio_version(crio_version)
-        self.crictl_version = crictl_version
-        self.feature_gates = dict(feature_gates or {})
-        self.admission_plugins = list(admission_plugins)
-        self.cache_dir = Path(cache_dir)
-        self.layout = Layout(Path(state_dir))
+    def __init__(self, options: ClusterOptions) -> None:
+        self.options = options
+        self.k8s_version = options.k8s_version or DEFAULT_K8S_VERSION
+        self.runtime: Runtime = runtime(DEFAULT_RUNTIME)
+        self.runtime_version = options.crio_version or self.runtime.default_version
+        # Validated before anything slow happens: a locked gate fails here, not after a build.
+        self.gates = gates.gates_for(self.k8s_version, options.feature_gates)
+        self.admission_plugins = list(options.admission_plugins)
+        self.cache_dir = options.cache_dir
+        self.layout = Layout(options.state_dir or provider_dir(self.name))
 
-    # --- public API ---------------------------------------------------------------------
+    # --- the contract -------------------------------------------------------------------
 
     def up(self) -> ClusterHandle:
         hostprep.require_root()
@@ -166,10 +127,10 @@ class LocalProvider:
             if problem is None:
                 self._check_same_settings(state)
                 progress(f"local cluster already running (since {state['started_at']}), reusing it")
-                return self._handle(state)
+                return self._handle(state, created=False)
             progress(f"found a local cluster that is not healthy ({problem}); removing it first")
             self.down()
-        elif self.layout.state.exists():
+        elif self.layout.state.exists() and any(self.layout.state.iterdir()):
             progress(f"found leftovers of a local cluster in {self.layout.state}; removing them first")
             self.down()
         started = time.monotonic()
@@ -178,30 +139,29 @@ class LocalProvider:
                 state = self._bring_up()
             except BaseException as exc:
                 reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                state = self._load_state()
-                if state is None and not self.layout.state.exists():
+                leftover = self._load_state()
+                if leftover is None and not self.layout.cluster_json.exists():
                     raise  # failed before anything was started
                 progress(f"local cluster bring-up {reason}; tearing down what was started")
                 try:
-                    self._teardown(state)
+                    self._teardown(leftover)
                 except Exception as cleanup_error:  # noqa: BLE001 - the original error matters more
                     progress(f"teardown after failed bring-up was incomplete: {cleanup_error}")
                 raise
         progress(f"local cluster is up in {time.monotonic() - started:.0f}s (kubeconfig {self.layout.kubeconfig})")
-        return self._handle(state)
+        return self._handle(state, created=True)
 
     def running_handle(self) -> ClusterHandle | None:
-        """The handle of a healthy running local cluster, else None (starts nothing).
+        """The handle of a healthy running local cluster, else None (starts and changes nothing).
 
-        Like the kind provider, a running cluster is reused as it is; the suite discovers its versions.
+        A running cluster is reused as it is; the suite discovers its versions.
         """
         state = self._load_state()
         if state is None or os.geteuid() != 0 or self._health_problem(state) is not None:
             return None
         if {key: state.get(key) for key in self._settings()} != self._settings():
             progress("the running local cluster has other settings than requested; reusing it as it is")
-        progress(f"local cluster already running (since {state['started_at']}), reusing it")
-        return self._handle(state)
+        return self._handle(state, created=False)
 
     def down(self) -> None:
         hostprep.require_root()
@@ -226,20 +186,22 @@ class LocalProvider:
             if problem is None
             else f"local cluster: NOT healthy ({problem})"
         ]
-        kubeconfig = self.layout.kubeconfig
+        for name, record in self._records(state).items():
+            lines.append(f"  {name}: pid {record.pid} {'running' if alive(record) else 'EXITED'}, log {record.log}")
         try:
-            lines.append(f"kubernetes: {kube.server_version(kubeconfig)}")
-            lines.append(f"runtime: {kube.runtime_version(kubeconfig)}")
+            server, runtime_version = kube.versions(self.layout.kubeconfig)
+            lines.append(f"kubernetes: {server}; runtime: {runtime_version}")
         except Exception as exc:  # noqa: BLE001 - status must still print what it knows
             lines.append(f"kubernetes: unknown ({type(exc).__name__})")
-        registries = f"{config.REGISTRY_ADDR} and {config.AUTH_REGISTRY_ADDR} (TLS + htpasswd)"
-        lines.append(f"registry: {self._registry_version()} on {registries}")
-        lines.append(f"kubeconfig: {kubeconfig}")
-        lines.append(f"logs: {self.layout.logs}")
+        lines.append(f"registries: {config.REGISTRY_ADDR} and {config.AUTH_REGISTRY_ADDR} (TLS + htpasswd)")
+        lines.append(f"kubeconfig: {self.layout.kubeconfig}")
         return "\n".join(lines)
 
-    def env(self) -> str:
-        return f"export KUBECONFIG={self.layout.kubeconfig}\nexport IVC_REGISTRY={config.REGISTRY_ADDR}\n"
+    def env(self) -> dict[str, str]:
+        handle = self.running_handle()
+        if handle is None:
+            raise ClusterError("no healthy local cluster is running: `python -m conformance.cluster up --provider local`")
+        return handle.exports()
 
     # --- state --------------------------------------------------------------------------
 
@@ -248,26 +210,25 @@ class LocalProvider:
             state = json.loads(self.layout.cluster_json.read_text())
         except (OSError, ValueError):
             return None
-        return state if state.get("format") == STATE_FORMAT else None
+        return state if isinstance(state, dict) and state.get("format") == STATE_FORMAT else None
 
     def _save_state(self, state: Mapping[str, Any]) -> None:
-        path = self.layout.cluster_json
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)  # atomic: a crash never leaves a half-written record
+        write_atomic(self.layout.cluster_json, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
     def _records(self, state: Mapping[str, Any] | None) -> dict[str, ProcessRecord]:
         if state is not None:
-            return {name: ProcessRecord.from_dict(raw) for name, raw in state.get("processes", {}).items()}
+            # A list, in start order: `down` stops in reverse.
+            records = [ProcessRecord.from_dict(raw) for raw in state.get("processes", [])]
+            return {record.name: record for record in records}
         # cluster.json is gone: trust a pid file only if that process's command line names our state dir.
         records = {}
-        for pidfile in self.layout.pids.glob("*.pid"):
+        for pidfile in sorted(self.layout.pids.glob("*.pid"), key=lambda p: p.stat().st_mtime):
             try:
                 pid = int(pidfile.read_text().strip())
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except (OSError, ValueError):
                 continue
-            ticks = processes.start_ticks(pid)
+            ticks = start_ticks(pid)
             if ticks is not None and str(self.layout.state).encode() in cmdline:
                 records[pidfile.stem] = ProcessRecord(pidfile.stem, pid, ticks, str(self.layout.log(pidfile.stem)))
         return records
@@ -276,12 +237,11 @@ class LocalProvider:
         if state.get("phase") != "running":
             return "a previous bring-up did not finish"
         for name, record in self._records(state).items():
-            if not processes.alive(record):
+            if not alive(record):
                 return f"{name} (pid {record.pid}) is not running"
         try:
-            kube.expect_status(f"https://127.0.0.1:{config.APISERVER_PORT}/readyz", cafile=self.layout.pki / "ca.crt")
-            if not kube.node_ready(self.layout.kubeconfig):
-                return f"node {config.NODE_NAME} is not Ready"
+            expect_status(f"https://127.0.0.1:{config.APISERVER_PORT}/readyz", cafile=self.layout.pki / "ca.crt")
+            kube.node_ready(self.layout.kubeconfig)
         except Exception as exc:  # noqa: BLE001 - any failure to confirm health means "not healthy"
             return f"API check failed: {exc}"
         return None
@@ -298,14 +258,13 @@ class LocalProvider:
     def _settings(self) -> dict[str, Any]:
         return {
             "k8s_version": self.k8s_version,
-            "crio_version": self.crio_version,
-            "crictl_version": self.crictl_version,
-            "feature_gates": dict(sorted(self.feature_gates.items())),
+            "runtime": self.runtime.name,
+            "runtime_version": self.runtime_version,
+            "feature_gates": dict(sorted(self.options.feature_gates.items())),
             "admission_plugins": self.admission_plugins,
         }
 
-    def _handle(self, state: Mapping[str, Any]) -> ClusterHandle:
-        password = pki.read_registry_password(self.layout)
+    def _handle(self, state: Mapping[str, Any], *, created: bool) -> ClusterHandle:
         return ClusterHandle(
             provider=self.name,
             kubeconfig=str(self.layout.kubeconfig),
@@ -315,252 +274,247 @@ class LocalProvider:
                 push=config.AUTH_REGISTRY_ADDR,
                 pull=config.AUTH_REGISTRY_ADDR,
                 username=config.AUTH_REGISTRY_USER,
-                password=password,
+                password=pki.read_registry_password(self.layout),
                 ca_file=str(self.layout.registry_ca),
             ),
-            node_access=NodeAccess(
-                crictl=str(self.layout.crictl_wrapper),
-                runtime_endpoint=config.CRIO_ENDPOINT,
-                log_dir=str(self.layout.logs),
-            ),
+            node_access=NodeAccess(crictl=str(self.layout.crictl_wrapper), log_dir=str(self.layout.logs)),
+            created_by_run=created,
             description=(
-                f"local: Kubernetes {state['k8s_version']}, CRI-O {str(state['crio_version']).lstrip('v')} "
-                f"(cgroupfs, {_cgroup_version()})"
+                f"local: Kubernetes {state['k8s_version']}, {state['runtime']} "
+                f"{str(state['runtime_version']).lstrip('v')} (cgroupfs, {_cgroup_version()})"
             ),
         )
 
+    # --- the plan -----------------------------------------------------------------------
+
+    def _node_setup(self) -> NodeSetup:
+        layout = self.layout
+        oci_runtime = Path(RUNC)
+        if not hostprep.cgroup_controller_mounted("hugetlb"):
+            oci_runtime = layout.bin / "runc"
+        return NodeSetup(
+            state_dir=layout.state,
+            run_dir=layout.run,
+            config_dir=layout.config / self.runtime.name,
+            log_dir=layout.pod_logs,
+            cgroup_manager="cgroupfs",  # no systemd on the host; the systemd manager would try D-Bus
+            pause_image=f"{config.REGISTRY_ADDR}/{_pause_repository()}",
+            cni_conf_dir=layout.cni_conf_dir,
+            cni_plugin_dirs=(cni.PLUGIN_DIR,),
+            oci_runtime=oci_runtime,
+            registries=(
+                RegistryRoute(config.REGISTRY_ADDR, config.REGISTRY_ADDR, insecure=True),
+                RegistryRoute(
+                    config.AUTH_REGISTRY_ADDR, config.AUTH_REGISTRY_ADDR, insecure=False, ca_file=layout.registry_ca
+                ),
+            ),
+        )
+
+    def _endpoint(self) -> str:
+        return f"unix://{self.runtime.socket(self._node_setup())}"
+
+    def _plan(self, binaries: _Binaries, host_ip: str) -> list[Daemon]:
+        """Every daemon of the cluster, in start order; `down` stops them in reverse."""
+        layout = self.layout
+        pki_dir = layout.pki
+        setup = self._node_setup()
+
+        def healthz(port: int) -> Any:
+            return lambda: expect_status(f"https://127.0.0.1:{port}/healthz", verify=False)
+
+        def remove_sandboxes() -> None:
+            # Through the runtime, so CNI releases addresses and tears down veths and iptables rules.
+            if layout.crictl_wrapper.exists() and self.runtime.socket(setup).is_socket():
+                progress("removing all pod sandboxes (crictl rmp -fa)")
+                try:
+                    run([str(layout.crictl_wrapper), "rmp", "-fa"], what="crictl rmp -fa", timeout=180)
+                except ClusterError as exc:
+                    progress(f"{exc}; continuing")
+
+        k8s = binaries.kubernetes
+        return [
+            Daemon(
+                "registry",
+                config.registry_args(REGISTRY_BINARY, layout.conf("registry.yml")),
+                ready=lambda: expect_status(f"http://{config.REGISTRY_ADDR}/v2/"),
+                timeout=30,
+                then=self._push_pause_image,
+            ),
+            Daemon(
+                "auth-registry",
+                config.registry_args(REGISTRY_BINARY, layout.conf("auth-registry.yml")),
+                ready=lambda: expect_status(
+                    f"https://{config.AUTH_REGISTRY_ADDR}/v2/", (401,), cafile=layout.registry_ca
+                ),
+                timeout=30,
+            ),
+            Daemon(
+                "etcd",
+                config.etcd_args(binaries.etcd, layout),
+                ready=lambda: expect_status(f"http://127.0.0.1:{config.ETCD_CLIENT_PORT}/health"),
+                timeout=60,
+            ),
+            Daemon(
+                "kube-apiserver",
+                config.apiserver_args(
+                    k8s["kube-apiserver"], layout, host_ip=host_ip, feature_gates=self.gates,
+                    admission_plugins=self.admission_plugins,
+                ),
+                ready=lambda: expect_status(
+                    f"https://127.0.0.1:{config.APISERVER_PORT}/readyz", cafile=pki_dir / "ca.crt"
+                ),
+                timeout=180,
+                then=lambda: kube.create_rbac(layout.kubeconfig),
+            ),
+            Daemon(
+                "kube-controller-manager",
+                config.controller_manager_args(k8s["kube-controller-manager"], layout, feature_gates=self.gates),
+                ready=healthz(config.CONTROLLER_MANAGER_PORT),
+                timeout=90,
+            ),
+            Daemon(
+                "kube-scheduler",
+                config.scheduler_args(k8s["kube-scheduler"], layout, feature_gates=self.gates),
+                ready=healthz(config.SCHEDULER_PORT),
+                timeout=90,
+            ),
+            *self.runtime.daemons(setup, binaries.runtime, binaries.crictl),
+            Daemon(
+                "kubelet",
+                config.kubelet_args(k8s["kubelet"], layout, host_ip=host_ip),
+                ready=lambda: kube.node_ready(layout.kubeconfig),
+                timeout=180,
+                after_stop=remove_sandboxes,
+            ),
+        ]
+
     # --- bring-up -----------------------------------------------------------------------
+
+    def _build(self) -> _Binaries:
+        debian.ensure_packages((*PACKAGES, *self.runtime.packages))
+        _stop_packaged_registry()
+        built = gomodules.build(gomodules.KUBERNETES, self.k8s_version, self.cache_dir)
+        etcd = debian.unpacked(ETCD_PACKAGE, ETCD_SUITE, self.cache_dir) / "usr" / "bin" / "etcd"
+        debian.runs_here(etcd)
+        return _Binaries(
+            kubernetes={name: built.binary(name) for name in gomodules.KUBERNETES.binaries},
+            runtime=self.runtime.binaries(self.runtime_version, self.cache_dir),
+            crictl=gomodules.build(gomodules.CRICTL, CRICTL_VERSION, self.cache_dir).binary("crictl"),
+            etcd=etcd,
+        )
 
     def _bring_up(self) -> dict[str, Any]:
         layout = self.layout
-        packages.ensure_runtime_packages()
-        packages.ensure_build_packages()
-        kubernetes = build.build_kubernetes(self.k8s_version, self.cache_dir)
-        crio = build.build_crio(self.crio_version, self.cache_dir)
-        crictl = build.build_crictl(self.crictl_version, self.cache_dir)
-        etcd = packages.ensure_etcd(self.cache_dir)
+        binaries = self._build()
         hostprep.check_ports_free(config.PORTS)
-
         ip = hostprep.host_ip()
         state: dict[str, Any] = {
             "format": STATE_FORMAT,
             **self._settings(),
-            "etcd_version": packages.etcd_version(self.cache_dir),
+            "etcd_version": debian.unpacked_version(binaries.etcd.parents[2]),
             "host_ip": ip,
-            "ports": config.PORTS,
             "phase": "starting",
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "baseline": hostprep.baseline(),
-            "processes": {},
+            "processes": [],
         }
         for directory in (layout.state, layout.logs, layout.pids, layout.config, layout.bin):
             directory.mkdir(parents=True, exist_ok=True)
         self._save_state(state)
 
-        def launch(name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> ProcessRecord:
-            progress(f"starting {name}")
-            record = processes.start(name, argv, log=layout.log(name), pid_dir=layout.pids, env=_daemon_env(env))
-            state["processes"][name] = record.to_dict()
-            self._save_state(state)
-            return record
-
         progress(f"preparing host (node {config.NODE_NAME}, address {ip})")
         hostprep.prepare()
-        pki.kubeadm_phases(kubernetes.binary("kubeadm"), layout, k8s_version=self.k8s_version, host_ip=ip)
-        self._write_static_configs(crictl.binary("crictl"))
-
-        # Registries first: the pause image must be in place before CRI-O creates any sandbox.
-        tls = pki.registry_tls(layout)
-        pki.registry_htpasswd(layout)
-        pki.install_registry_ca(layout)
-        plain_conf, auth_conf = layout.conf("registry.yml"), layout.conf("auth-registry.yml")
-        plain_conf.write_text(
-            config.render_registry_config(
-                addr=config.REGISTRY_ADDR, root=layout.registry_storage / "plain", secret=secrets.token_hex(16)
-            )
+        pki.kubeadm_phases(
+            binaries.kubernetes["kubeadm"], layout, k8s_version=self.k8s_version, host_ip=ip,
+            runtime_endpoint=self._endpoint(),
         )
-        pki.write_private(
-            auth_conf,
-            config.render_registry_config(
-                addr=config.AUTH_REGISTRY_ADDR,
-                root=layout.registry_storage / "auth",
-                secret=secrets.token_hex(16),
-                tls=tls,
-                htpasswd=layout.htpasswd,
-            ),
-        )
-        registry = launch("registry", config.registry_args(REGISTRY_BINARY, plain_conf))
-        auth_registry = launch("auth-registry", config.registry_args(REGISTRY_BINARY, auth_conf))
-        wait_for(
-            f"registry on {config.REGISTRY_ADDR}",
-            lambda: kube.expect_status(f"http://{config.REGISTRY_ADDR}/v2/"),
-            timeout=TIMEOUTS["registry"],
-            record=registry,
-        )
-        wait_for(
-            f"auth registry on {config.AUTH_REGISTRY_ADDR}",
-            lambda: kube.expect_status(f"https://{config.AUTH_REGISTRY_ADDR}/v2/", (401,), cafile=layout.registry_ca),
-            timeout=TIMEOUTS["registry"],
-            record=auth_registry,
-        )
-        pause_image = self._push_pause_image()
-        state["pause_image"] = pause_image
-        runc = config.RUNC
-        if not hostprep.cgroup_controller_mounted("hugetlb"):
-            runc_wrapper = layout.bin / "runc"
-            runc_wrapper.write_text(config.render_runc_wrapper())
-            runc_wrapper.chmod(0o755)
-            runc = str(runc_wrapper)
-        layout.conf("crio.conf").write_text(
-            config.render_crio_conf(
-                layout,
-                pause_image=pause_image,
-                pinns_path=str(crio.binary("pinns")),
-                cni_plugin_dirs=[str(packages.CNI_PLUGIN_DIR)],
-                runc_path=runc,
-            )
-        )
-
-        etcd_record = launch("etcd", config.etcd_args(etcd, layout))
-        wait_for(
-            "etcd /health",
-            lambda: kube.expect_status(f"http://127.0.0.1:{config.ETCD_CLIENT_PORT}/health"),
-            timeout=TIMEOUTS["etcd"],
-            record=etcd_record,
-        )
-
-        apiserver = launch(
-            "kube-apiserver",
-            config.apiserver_args(
-                kubernetes.binary("kube-apiserver"),
-                layout,
-                host_ip=ip,
-                feature_gates=self.feature_gates,
-                admission_plugins=self.admission_plugins,
-                k8s_version=self.k8s_version,
-            ),
-        )
-        wait_for(
-            "kube-apiserver /readyz",
-            lambda: kube.expect_status(
-                f"https://127.0.0.1:{config.APISERVER_PORT}/readyz", cafile=layout.pki / "ca.crt"
-            ),
-            timeout=TIMEOUTS["kube-apiserver"],
-            record=apiserver,
-        )
-        kube.create_rbac(layout.kubeconfig)
-
-        gates = {"feature_gates": self.feature_gates, "k8s_version": self.k8s_version}
-        controller_manager = launch(
-            "kube-controller-manager",
-            config.controller_manager_args(kubernetes.binary("kube-controller-manager"), layout, **gates),
-        )
-        scheduler = launch(
-            "kube-scheduler", config.scheduler_args(kubernetes.binary("kube-scheduler"), layout, **gates)
-        )
-        for record, port in ((controller_manager, config.CONTROLLER_MANAGER_PORT), (scheduler, config.SCHEDULER_PORT)):
-            wait_for(
-                f"{record.name} /healthz",
-                lambda port=port: kube.expect_status(f"https://127.0.0.1:{port}/healthz", verify=False),
-                timeout=TIMEOUTS[record.name],
-                record=record,
-            )
-
-        crio_record = launch(
-            "crio", config.crio_args(crio.binary("crio"), layout), env=config.crio_env(layout, DAEMON_PATH)
-        )
-        wait_for("CRI-O socket and `crictl info`", self._crictl_info, timeout=TIMEOUTS["crio"], record=crio_record)
-
-        kubelet = launch("kubelet", config.kubelet_args(kubernetes.binary("kubelet"), layout, host_ip=ip))
-        kube.wait_node_ready(layout.kubeconfig, kubelet=kubelet, timeout=TIMEOUTS["node"])
-        kube.wait_default_service_account(
-            layout.kubeconfig, controller_manager=controller_manager, timeout=TIMEOUTS["service-account"]
+        self._write_configs(binaries)
+        env = {"PATH": DAEMON_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
+        for daemon in self._plan(binaries, ip):
+            progress(f"starting {daemon.name}")
+            record = start(daemon, log=layout.log(daemon.name), pid_dir=layout.pids, base_env=env)
+            state["processes"].append(record.to_dict())
+            self._save_state(state)
+            wait_ready(daemon, record)
+        records = self._records(state)
+        api.wait_default_service_account(
+            str(layout.kubeconfig), timeout=SERVICE_ACCOUNT_TIMEOUT, gone=exited(records["kube-controller-manager"])
         )
         progress("starting a smoke pod from the pause image")
-        kube.smoke_pod(layout.kubeconfig, pause_image=pause_image, kubelet=kubelet, timeout=TIMEOUTS["smoke-pod"])
-
+        kube.smoke_pod(layout.kubeconfig, pause_image=self._node_setup().pause_image, timeout=SMOKE_POD_TIMEOUT,
+                       gone=exited(records["kubelet"]))
         state["phase"] = "running"
         self._save_state(state)
         return state
 
-    def _write_static_configs(self, crictl: Path) -> None:
+    def _write_configs(self, binaries: _Binaries) -> None:
         layout = self.layout
-        layout.conf("crio.conf.d").mkdir(parents=True, exist_ok=True)
-        layout.conf("registries.conf.d").mkdir(parents=True, exist_ok=True)
-        layout.conf("registries.conf").write_text(config.render_registries_conf())
-        layout.conf("policy.json").write_text(config.render_policy_json())
-        layout.conf("storage.conf").write_text(config.render_storage_conf(layout))
-        layout.conf("crictl.yaml").write_text(config.render_crictl_yaml())
-        layout.conf("kubelet.yaml").write_text(
-            config.render_kubelet_config(layout, k8s_version=self.k8s_version, feature_gates=self.feature_gates)
-        )
+        setup = self._node_setup()
+        endpoint = self._endpoint()
+        if setup.oci_runtime != Path(RUNC):
+            write_executable(setup.oci_runtime, render_runc_wrapper())
         layout.cni_conf_dir.mkdir(parents=True, exist_ok=True)
-        (layout.cni_conf_dir / "10-ivc-bridge.conflist").write_text(config.render_cni_conflist(layout))
-        layout.crictl_wrapper.write_text(config.render_crictl_wrapper(crictl, layout.conf("crictl.yaml")))
-        layout.crictl_wrapper.chmod(0o755)
+        write_atomic(
+            layout.cni_conf_dir / "10-ivc-bridge.conflist",
+            cni.render_bridge_conflist(subnet=config.POD_SUBNET, bridge=config.CNI_BRIDGE, ipam_dir=layout.cni_ipam_dir),
+        )
+        write_atomic(layout.conf("crictl.yaml"), config.render_crictl_yaml(endpoint))
+        write_executable(layout.crictl_wrapper, config.render_crictl_wrapper(binaries.crictl, layout.conf("crictl.yaml")))
+        write_atomic(
+            layout.conf("kubelet.yaml"),
+            config.render_kubelet_config(layout, runtime_endpoint=endpoint, feature_gates=self.gates),
+        )
+        # Registries: the auth one with its own CA, serving certificate and a fresh htpasswd.
+        tls = pki.registry_tls(layout)
+        pki.registry_htpasswd(layout)
+        write_atomic(
+            layout.conf("registry.yml"),
+            config.render_registry_config(
+                addr=config.REGISTRY_ADDR, root=layout.registry_storage / "plain", secret=secrets.token_hex(16)
+            ),
+        )
+        write_private(
+            layout.conf("auth-registry.yml"),
+            config.render_registry_config(
+                addr=config.AUTH_REGISTRY_ADDR, root=layout.registry_storage / "auth", secret=secrets.token_hex(16),
+                tls=tls, htpasswd=layout.htpasswd,
+            ),
+        )
+        for path, text in self.runtime.config_files(setup, binaries.runtime).items():
+            write_atomic(path, text)
 
-    def _push_pause_image(self) -> str:
-        try:
-            from conformance.oci.node_images import push_node_images
-            from conformance.oci.registry import RegistryClient
-        except ImportError as exc:
-            raise ClusterError(f"cannot push the pause image: conformance.oci is not importable ({exc})") from exc
+    def _push_pause_image(self) -> None:
+        from conformance.oci.node_images import push_node_images
+        from conformance.oci.registry import RegistryClient
+
         progress(f"pushing the pause image to {config.REGISTRY_ADDR}")
         client = RegistryClient(RegistryEndpoint(push=config.REGISTRY_ADDR, pull=config.REGISTRY_ADDR))
         client.ping()
-        return push_node_images(client, which=("pause",))["pause"]
-
-    def _crictl_info(self) -> None:
-        if not Path(config.CRIO_SOCKET).is_socket():
-            raise not_yet(f"{config.CRIO_SOCKET} does not exist yet")
-        proc = subprocess.run(
-            [str(self.layout.crictl_wrapper), "info"], capture_output=True, text=True, timeout=30, check=False
-        )
-        if proc.returncode != 0:
-            raise not_yet(f"crictl info: {(proc.stderr or proc.stdout).strip()[-200:]}")
-
-    def _registry_version(self) -> str:
-        try:
-            out = subprocess.run([REGISTRY_BINARY, "--version"], capture_output=True, text=True, check=False).stdout
-        except OSError:
-            return "docker-registry (not installed)"
-        return out.strip() or "docker-registry (unknown version)"
+        push_node_images(client, which=("pause",), cache_dir=self.cache_dir)
 
     # --- teardown -----------------------------------------------------------------------
 
     def _teardown(self, state: Mapping[str, Any] | None) -> None:
         layout = self.layout
         records = self._records(state)
+        plan = {daemon.name: daemon for daemon in self._plan(_Binaries(_Unbuilt(), _Unbuilt(), Path(), Path()), "")}
         # Without the baseline taken before `up` we cannot tell our chains, bridge and directories
         # from someone else's, so host-wide cleanup is skipped and only our state dir is handled.
         baseline: Mapping[str, Any] | None = (state or {}).get("baseline")
-
-        if "kubelet" in records:
-            progress("stopping kubelet")
-            processes.stop(records["kubelet"], timeout=30)
-        crio = records.get("crio")
-        if crio is not None and processes.alive(crio) and layout.crictl_wrapper.exists():
-            # Removing the sandboxes through CRI-O lets CNI release IPs and tear down veths/iptables.
-            progress("removing all pod sandboxes (crictl rmp -fa)")
-            try:
-                processes.run([str(layout.crictl_wrapper), "rmp", "-fa"], what="crictl rmp -fa", timeout=180)
-            except ClusterError as exc:
-                progress(f"{exc}; continuing")
-        for name in STOP_ORDER[1:]:
-            if name in records:
-                progress(f"stopping {name}")
-                processes.stop(records[name], timeout=30)
-            if name == "crio":
-                # conmon double-forks away from CRI-O; ours are recognisable by our state dir in argv.
-                processes.kill_pids(processes.processes_with_arg("conmon", str(layout.state)))
-                if baseline is not None:
-                    hostprep.kill_cgroup_members(baseline.get("cgroups", []))
-
+        for name in reversed(list(records)):
+            daemon = plan.get(name)
+            if daemon is not None and daemon.before_stop is not None:
+                daemon.before_stop()
+            progress(f"stopping {name}")
+            stop(records[name])
+            if daemon is not None and daemon.after_stop is not None:
+                daemon.after_stop()
         if baseline is None:
             progress("no record of the host before `up`: cleaning up only below " + str(layout.state))
             leftover = hostprep.unmount_all([str(layout.state)])
         else:
             progress("cleaning up mounts, network, iptables and cgroups")
+            hostprep.kill_cgroup_members(baseline.get("cgroups", []))
             leftover = hostprep.unmount_all([str(layout.state), *hostprep.MOUNT_PREFIXES])
             hostprep.delete_bridge(bool(baseline.get("bridge", False)))
             hostprep.delete_iptables_chains(baseline.get("iptables", {}))
@@ -575,3 +529,18 @@ class LocalProvider:
         shutil.rmtree(layout.state, ignore_errors=True)
         if layout.state.exists():
             raise ClusterError(f"could not remove {layout.state}: remove it by hand")
+
+
+def _pause_repository() -> str:
+    from conformance.oci.node_images import PAUSE_REPOSITORY, PAUSE_TAG
+
+    return f"{PAUSE_REPOSITORY}:{PAUSE_TAG}"
+
+
+def _stop_packaged_registry() -> None:
+    """Debian's docker-registry package may start a registry on :5000 (all interfaces); ours must own that port."""
+    if not Path("/etc/init.d/docker-registry").exists():
+        return
+    if Path("/var/run/docker-registry.pid").exists():
+        run(["/etc/init.d/docker-registry", "stop"], what="stop Debian's docker-registry service", check=False)
+    run(["update-rc.d", "docker-registry", "disable"], what="disable Debian's docker-registry service", check=False)

@@ -1,4 +1,4 @@
-"""Version parsing and ranges: the vocabulary the expectation table is written in."""
+"""Version parsing and ranges: the one vocabulary providers, the expectation table and reports share."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import total_ordering
 
 _VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
+# A release as the Go module proxy names it: v1.36.3, v1.38.0-beta.0.
+_RELEASE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.]+)?")
 
 
 @total_ordering
@@ -24,11 +26,32 @@ class Version:
             raise ValueError(f"not a version: {text!r}")
         return cls(int(match[1]), int(match[2]), int(match[3] or 0))
 
+    @classmethod
+    def parse_or_none(cls, text: str) -> Version | None:
+        """`Version.parse`, or None for a string without a version (a vendor's `acme://devel`)."""
+        try:
+            return cls.parse(text)
+        except ValueError:
+            return None
+
+    @property
+    def minor_release(self) -> Version:
+        """1.36.3 → 1.36.0: what minor-keyed rules compare against."""
+        return Version(self.major, self.minor)
+
     def __lt__(self, other: Version) -> bool:
         return (self.major, self.minor, self.patch) < (other.major, other.minor, other.patch)
 
     def __str__(self) -> str:
         return f"{self.major}.{self.minor}.{self.patch}"
+
+
+def release(text: str, what: str = "version") -> str:
+    """A release exactly as tags and module versions spell it: `1.36.3` → `v1.36.3`. ValueError otherwise."""
+    value = text.strip()
+    if not _RELEASE.fullmatch(value):
+        raise ValueError(f"{what} {text!r} is not a release like v1.36.3")
+    return value if value.startswith("v") else f"v{value}"
 
 
 @dataclass(frozen=True)

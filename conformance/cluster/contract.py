@@ -1,4 +1,4 @@
-"""What every cluster provider hands the suite: a `ClusterHandle` of plain, serialisable values.
+"""The provider contract: what every provider is told (`ClusterOptions`) and hands back (`ClusterHandle`).
 
 Providers hide how a cluster came to be; tests only ever see a handle. The handle crosses the
 xdist controller→worker boundary as JSON, so it holds paths and strings, never clients.
@@ -7,8 +7,11 @@ xdist controller→worker boundary as JSON, so it holds paths and strings, never
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
+
+from conformance.cluster.options import ClusterOptions
 
 
 @dataclass(frozen=True)
@@ -27,19 +30,20 @@ class RegistryEndpoint:
 
     def __repr__(self) -> str:  # never leak credentials into reports or tracebacks
         secret = "***" if self.password else None
-        return (f"RegistryEndpoint(push={self.push!r}, pull={self.pull!r}, username={self.username!r}, "
-                f"password={secret!r})")
+        return (
+            f"RegistryEndpoint(push={self.push!r}, pull={self.pull!r}, username={self.username!r}, "
+            f"password={secret!r})"
+        )
 
 
 @dataclass(frozen=True)
 class NodeAccess:
-    """How to look behind the API on a node the suite runs on (local provider only).
+    """How to look behind the API on the nodes (crictl, runtime and kubelet logs).
 
-    Empty for kind/existing clusters: diagnostics then fall back to the API alone.
+    Empty for existing clusters: diagnostics then fall back to the API alone.
     """
 
     crictl: str | None = None  # path to crictl, configured for the node's runtime socket
-    runtime_endpoint: str | None = None
     log_dir: str | None = None  # directory with one <component>.log per daemon
 
 
@@ -51,7 +55,7 @@ class ClusterHandle:
     registry: RegistryEndpoint
     auth_registry: RegistryEndpoint | None = None  # TLS + htpasswd, for pull-secret tests
     node_access: NodeAccess = field(default_factory=NodeAccess)
-    created_by_run: bool = False  # True when this run started it and so must tear it down
+    created_by_run: bool = False  # True when `up` created what `down` removes
     description: str = ""
 
     def to_json(self) -> str:
@@ -66,24 +70,42 @@ class ClusterHandle:
         raw["node_access"] = NodeAccess(**raw.get("node_access") or {})
         return cls(**raw)
 
+    def exports(self) -> dict[str, str]:
+        """The environment that points kubectl and scripts at this cluster."""
+        env = {"KUBECONFIG": self.kubeconfig, "IVC_REGISTRY": self.registry.pull}
+        if self.context:
+            env["IVC_CONTEXT"] = self.context
+        return env
+
+
+def export_lines(env: dict[str, str]) -> list[str]:
+    return [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+
 
 class ClusterProvider(Protocol):
-    """One per way of obtaining a cluster: `kind`, `existing`, `local`."""
+    """One per way of obtaining a cluster: `kind`, `existing`, `local` (declared in `PROVIDERS`)."""
 
-    name: str
+    name: ClassVar[str]
+
+    def __init__(self, options: ClusterOptions) -> None: ...
 
     def up(self) -> ClusterHandle:
-        """Create (or reuse) the cluster and return its coordinates. Raises ClusterError."""
+        """Create (or reuse) the cluster and return its coordinates. Raises ClusterError; a failed or
+        interrupted `up` removes what it had created before it raises."""
         ...
 
     def running_handle(self) -> ClusterHandle | None:
-        """The handle of this provider's cluster if it is already up and healthy, else None."""
+        """The handle of this provider's cluster if it is up and usable, else None. Starts and changes nothing."""
         ...
 
     def down(self) -> None:
-        """Remove everything `up` created. Safe to call twice and after a failed `up`."""
+        """Remove everything the suite created for this cluster. Safe to call twice and after a failed `up`."""
         ...
 
     def status(self) -> str:
         """Human-readable: running or not, versions, kubeconfig and log locations."""
+        ...
+
+    def env(self) -> dict[str, str]:
+        """`KUBECONFIG`, `IVC_REGISTRY`… of the running cluster; ClusterError when there is none."""
         ...

@@ -1,0 +1,218 @@
+"""Binaries built from the Go module proxy, cached by component and version.
+
+Each component is declared once (`GoComponent`: module, packages, ldflags, tags, cgo, an optional
+extra step) and built by the one function `build`, which every provider and the kind node-image
+builder call. A build happens in a throwaway *wrapper module* that requires exactly the release:
+`go install pkg@version` refuses modules with replace directives (Kubernetes replaces every staging
+module with a local path, kubernetes/kubernetes#79384) and asks the proxy for version lists, which
+this machine's proxy refuses for CRI-O and cri-tools.
+
+Everything lands in `<cache>/<component>-<version>/` and is reused while that directory holds a
+`.complete` marker and every declared binary, so only a changed pin triggers a rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conformance.cluster.errors import ClusterError
+from conformance.cluster.host import output, run
+from conformance.cluster.progress import progress
+
+# A fixed build date keeps rebuilds byte-identical and the reported version stable.
+BUILD_DATE = "2026-01-01T00:00:00Z"
+PLACEHOLDER_COMMIT = "0" * 40
+HEARTBEAT_SECONDS = 60.0
+BUILD_TIMEOUT = 60 * 60.0
+
+
+@dataclass(frozen=True)
+class BuiltComponent:
+    name: str
+    version: str
+    bindir: Path
+
+    def binary(self, name: str) -> Path:
+        return self.bindir / name
+
+
+@dataclass(frozen=True)
+class GoComponent:
+    """What to build for one component. `binaries` are the file names the build must leave."""
+
+    name: str
+    module: str
+    packages: tuple[str, ...]
+    ldflags: Callable[[str], str] = lambda version: "-s -w"
+    tags: str = ""
+    cgo: bool = False
+    # Extra replace directives for the wrapper module, from the release's own go.mod.
+    replaces: Callable[[str, Path], list[tuple[str, str]]] = lambda version, gomod: []
+    # A step after `go build` (e.g. CRI-O's pinns, plain C in the module zip): (module dir, staged bindir).
+    finish: Callable[[Path, Path], None] | None = None
+    extra_binaries: tuple[str, ...] = field(default=())
+
+    @property
+    def binaries(self) -> tuple[str, ...]:
+        return tuple(p.rsplit("/", 1)[-1] for p in self.packages) + self.extra_binaries
+
+
+def go_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    # The machine's toolchain must do; never download another one mid-build.
+    env.setdefault("GOTOOLCHAIN", "local")
+    env.setdefault("GOFLAGS", "-buildvcs=false")
+    env.update(extra)
+    return env
+
+
+def _go(args: Sequence[str], *, what: str, cwd: Path | None = None, **env: str) -> str:
+    return output(["go", *args], what=what, cwd=cwd, env=go_env(**env), timeout=BUILD_TIMEOUT,
+                  heartbeat=HEARTBEAT_SECONDS)
+
+
+def module_info(module: str, version: str) -> dict[str, str]:
+    """`go mod download -json`: the module's directory and go.mod in the module cache."""
+    info: dict[str, str] = json.loads(_go(["mod", "download", "-json", f"{module}@{version}"],
+                                          what=f"download {module}@{version}"))
+    if info.get("Error"):
+        raise ClusterError(f"download {module}@{version}: {info['Error']}")
+    return info
+
+
+def render_wrapper_gomod(
+    name: str,
+    go_directive: str,
+    requires: Sequence[tuple[str, str]],
+    tools: Sequence[str],
+    replaces: Sequence[tuple[str, str]] = (),
+) -> str:
+    """A throwaway main module that pins exactly the release we build."""
+    lines = [f"module local/ivc-build-{name}", "", f"go {go_directive}", "", "godebug default=go1.26", ""]
+    lines += [f"require {module} {version}" for module, version in requires]
+    lines.append("")
+    lines += [f"replace {module} => {module} {version}" for module, version in replaces]
+    lines.append("")
+    lines += [f"tool {package}" for package in tools]
+    return "\n".join(lines) + "\n"
+
+
+def go_directive(gomod: Path, fallback: str = "1.26.0") -> str:
+    match = re.search(r"^go (\S+)", gomod.read_text(), re.MULTILINE)
+    return match.group(1) if match else fallback
+
+
+def cached(component: GoComponent, version: str, cache: Path) -> BuiltComponent | None:
+    dest = cache / f"{component.name}-{version}"
+    if (dest / ".complete").exists() and all((dest / b).exists() for b in component.binaries):
+        return BuiltComponent(component.name, version, dest)
+    return None
+
+
+def build(component: GoComponent, version: str, cache: Path) -> BuiltComponent:
+    """The component's binaries at `version`, from the cache or built now."""
+    if (hit := cached(component, version, cache)) is not None:
+        progress(f"{component.name} {version}: cached in {hit.bindir}")
+        return hit
+    dest = cache / f"{component.name}-{version}"
+    progress(f"{component.name} {version}: building {', '.join(component.binaries)} from {component.module}")
+    info = module_info(component.module, version)
+    work = dest.with_name(f".work-{dest.name}")
+    staged = dest.with_name(dest.name + ".partial")
+    for scratch in (work, staged):
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+    gomod = Path(info["GoMod"])
+    (work / "go.mod").write_text(
+        render_wrapper_gomod(
+            dest.name, go_directive(gomod), [(component.module, version)], component.packages,
+            component.replaces(version, gomod),
+        )
+    )
+    _go(["mod", "tidy"], cwd=work, what=f"{component.module}@{version}: resolve module graph")
+    command = ["build", "-trimpath", "-ldflags", component.ldflags(version), "-o", f"{staged}/"]
+    if component.tags:
+        command += ["-tags", component.tags]
+    _go([*command, *component.packages], cwd=work, CGO_ENABLED="1" if component.cgo else "0",
+        what=f"{component.module}@{version}: compile and link {', '.join(component.binaries)}")
+    if component.finish is not None:
+        component.finish(Path(info["Dir"]), staged)
+    shutil.rmtree(work, ignore_errors=True)
+    (staged / ".complete").write_text(json.dumps({"component": component.name, "version": version}) + "\n")
+    shutil.rmtree(dest, ignore_errors=True)
+    staged.rename(dest)
+    progress(f"{component.name} {version}: built into {dest}")
+    return BuiltComponent(component.name, version, dest)
+
+
+# --- the components ---------------------------------------------------------------------------
+
+
+def staging_modules(kubernetes_gomod: Path) -> list[str]:
+    """Every module the release's go.mod replaces with a staging directory (never a hard-coded list)."""
+    pattern = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/src/", re.MULTILINE)
+    return sorted(set(pattern.findall(kubernetes_gomod.read_text())))
+
+
+def _staging_replaces(version: str, gomod: Path) -> list[tuple[str, str]]:
+    staging_version = "v0." + version.lstrip("v").split(".", 1)[1]
+    return [(module, staging_version) for module in staging_modules(gomod)]
+
+
+def kubernetes_ldflags(version: str) -> str:
+    """hack/lib/version.sh's stamping; unstamped binaries report v0.0.0-master and misjudge gates."""
+    major, minor = version.lstrip("v").split(".")[:2]
+    values = {
+        "gitVersion": version,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitCommit": PLACEHOLDER_COMMIT,
+        "gitTreeState": "clean",
+        "buildDate": BUILD_DATE,
+    }
+    flags = ["-s", "-w"]
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [f"-X {package}.{key}={value}" for key, value in values.items()]
+    return " ".join(flags)
+
+
+KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubeadm")
+KUBERNETES = GoComponent(
+    name="kubernetes",
+    module="k8s.io/kubernetes",
+    packages=tuple(f"k8s.io/kubernetes/cmd/{command}" for command in KUBERNETES_COMMANDS),
+    ldflags=kubernetes_ldflags,
+    replaces=_staging_replaces,
+)
+
+
+def _pinns(module_dir: Path, bindir: Path) -> None:
+    """pinns is plain C inside the CRI-O module zip; CRI-O refuses to start without it."""
+    sources = sorted(str(p) for p in (module_dir / "pinns" / "src").glob("*.c"))
+    run(["gcc", "-std=c99", "-Os", "-Wall", "-static", "-o", str(bindir / "pinns"), *sources],
+        what="cri-o: compile pinns")
+
+
+CRIO = GoComponent(
+    name="cri-o",
+    module="github.com/cri-o/cri-o",
+    packages=("github.com/cri-o/cri-o/cmd/crio",),
+    ldflags=lambda version: f"-s -w -X github.com/cri-o/cri-o/internal/version.buildDate={BUILD_DATE}",
+    tags="containers_image_openpgp containers_image_ostree_stub exclude_graphdriver_btrfs seccomp",
+    cgo=True,
+    finish=_pinns,
+    extra_binaries=("pinns",),
+)
+
+CRICTL = GoComponent(
+    name="crictl",
+    module="sigs.k8s.io/cri-tools",
+    packages=("sigs.k8s.io/cri-tools/cmd/crictl",),
+    ldflags=lambda version: f"-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version={version}",
+)

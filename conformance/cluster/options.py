@@ -1,0 +1,174 @@
+"""Cluster options, declared once and parsed once at the edge (the CLI and the pytest plugin).
+
+`OPTIONS` lists every flag with its help text and the providers that take it; both front ends add
+exactly these flags, collect the strings the user gave, and call `ClusterOptions.parse`, which
+validates and converts them into one typed object. Providers receive that object and never see a
+flag string. A flag given to a provider that does not take it is refused in one line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from conformance.cluster.errors import ClusterError
+from conformance.cluster.gates import parse_feature_gates
+from conformance.versions import release
+
+PROVIDER_NAMES = ("kind", "existing", "local")
+DEFAULT_PROVIDER = "kind"
+KIND, EXISTING, LOCAL = "kind", "existing", "local"
+BUILT = frozenset({KIND, LOCAL})  # providers that build and start a cluster of their own
+DEFAULT_CACHE_DIR = Path("/var/cache/ivc")
+
+
+def default_cache_dir() -> Path:
+    """Where built binaries and images are cached by version: $IVC_CACHE_DIR, else /var/cache/ivc."""
+    return Path(os.environ.get("IVC_CACHE_DIR") or DEFAULT_CACHE_DIR)
+
+
+def _release(what: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        try:
+            return release(text, what)
+        except ValueError as error:
+            raise ClusterError(str(error)) from None
+
+    return parse
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+
+
+def _path(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    help: str
+    providers: frozenset[str]
+    parse: Callable[[str], Any] = str
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--k8s-version", "Kubernetes release to build and run, e.g. v1.35.4 (default: the provider's pin)",
+           BUILT, _release("--k8s-version"), "VERSION"),
+    Option("--crio-version", "CRI-O release, e.g. v1.36.3 (default: the provider's pin)",
+           BUILT, _release("--crio-version"), "VERSION"),
+    Option("--feature-gates", "extra gates for every component, e.g. ImageVolume=false (<= 1.35 only)",
+           BUILT, parse_feature_gates, "NAME=BOOL,…"),
+    Option("--admission-plugins", "extra kube-apiserver admission plugins, e.g. AlwaysPullImages",
+           BUILT, _names, "NAME,…"),
+    Option("--cache-dir", "cache of built binaries and images, by component and version (default: "
+           "$IVC_CACHE_DIR, else /var/cache/ivc)", frozenset(PROVIDER_NAMES), _path, "DIR"),
+    Option("--state-dir", "where the local cluster keeps all of its state (default: <state dir>/local)",
+           frozenset({LOCAL}), _path, "DIR"),
+    Option("--cluster-name", "kind cluster name (default: ivc)", frozenset({KIND}), str, "NAME"),
+    Option("--node-image", "use this kind node image instead of building one", frozenset({KIND}), str, "IMAGE"),
+    Option("--kubeconfig", "kubeconfig of the cluster (default: $KUBECONFIG, then ~/.kube/config)",
+           frozenset({EXISTING}), str, "PATH"),
+    Option("--context", "kubeconfig context (default: its current-context)", frozenset({EXISTING}), str, "NAME"),
+    Option("--registry", "HOST:PORT the suite pushes its artifacts to; the nodes must pull from it",
+           frozenset({EXISTING}), str, "HOST:PORT"),
+    Option("--registry-pull", "HOST:PORT the nodes pull from, when it differs from --registry",
+           frozenset({EXISTING}), str, "HOST:PORT"),
+    Option("--pull-secret", "docker config.json with credentials for --registry; the pull-secret tests then use it",
+           frozenset({EXISTING}), str, "FILE"),
+    Option("--registry-ca", "PEM of the CA that signed --registry's TLS certificate", frozenset({EXISTING}), str,
+           "PEM"),
+)
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Everything a provider may be told, typed. None means "the provider's default"."""
+
+    provider: str = DEFAULT_PROVIDER
+    k8s_version: str | None = None
+    crio_version: str | None = None
+    feature_gates: Mapping[str, bool] = field(default_factory=dict)
+    admission_plugins: tuple[str, ...] = ()
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    state_dir: Path | None = None
+    cluster_name: str | None = None
+    node_image: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    registry: str | None = None
+    registry_pull: str | None = None
+    pull_secret: str | None = None
+    registry_ca: str | None = None
+
+    @classmethod
+    def parse(cls, provider: str, given: Mapping[str, str | None]) -> ClusterOptions:
+        """Validate and convert the flag strings the user gave (`dest` → text; None = not given)."""
+        if provider not in PROVIDER_NAMES:
+            raise ClusterError(f"unknown cluster provider {provider!r}: choose one of {', '.join(PROVIDER_NAMES)}")
+        values: dict[str, Any] = {"provider": provider}
+        refused = []
+        for option in OPTIONS:
+            text = given.get(option.dest)
+            if text is None:
+                continue
+            if provider not in option.providers:
+                refused.append(option.flag)
+                continue
+            values[option.dest] = option.parse(text)
+        if refused:
+            it = "it" if len(refused) == 1 else "them"
+            raise ClusterError(
+                f"--cluster={provider} does not take {', '.join(refused)}: drop {it}, or choose the --cluster {it} "
+                "belongs to"
+            )
+        return cls(**values)
+
+    def merged_over(self, saved: ClusterOptions) -> ClusterOptions:
+        """These options, with what they leave unset taken from `saved` (the options of the last `up`)."""
+        defaults = ClusterOptions(provider=self.provider)
+        values = {
+            f.name: getattr(self, f.name) if getattr(self, f.name) != getattr(defaults, f.name) else getattr(saved, f.name)
+            for f in fields(self)
+        }
+        return ClusterOptions(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["feature_gates"] = dict(self.feature_gates)
+        raw["admission_plugins"] = list(self.admission_plugins)
+        raw["cache_dir"] = str(self.cache_dir)
+        raw["state_dir"] = str(self.state_dir) if self.state_dir else None
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ClusterOptions:
+        values = dict(raw)
+        values["admission_plugins"] = tuple(values.get("admission_plugins") or ())
+        values["cache_dir"] = Path(values.get("cache_dir") or default_cache_dir())
+        values["state_dir"] = Path(values["state_dir"]) if values.get("state_dir") else None
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+
+def add_to(add: Callable[..., Any], providers: Iterable[str] = PROVIDER_NAMES) -> None:
+    """Declare the flags of `providers` through `add` (argparse's add_argument or pytest's addoption)."""
+    wanted = set(providers)
+    for option in OPTIONS:
+        if option.providers & wanted:
+            takes = "/".join(sorted(option.providers))
+            add(option.flag, dest=option.dest, default=None, metavar=option.metavar, help=f"[{takes}] {option.help}")
+
+
+def given(namespace: object) -> dict[str, str | None]:
+    """The option strings of an argparse Namespace or pytest's config.option."""
+    return {option.dest: getattr(namespace, option.dest, None) for option in OPTIONS}

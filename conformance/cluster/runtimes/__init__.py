@@ -1,0 +1,24 @@
+"""Container runtimes, declared: what to build and install, how to configure them, which daemons run.
+
+A runtime is a `Runtime` (see `base.py`) registered in `RUNTIMES`. The local provider starts the
+daemons it declares; the kind node-image builder writes the same configuration files into the node
+image (with systemd paths and the systemd cgroup manager). Adding a runtime means adding a module
+with one `Runtime` and a line here, never editing a provider's bring-up.
+"""
+
+from __future__ import annotations
+
+from conformance.cluster.errors import ClusterError
+from conformance.cluster.runtimes.base import NodeSetup, Runtime
+from conformance.cluster.runtimes.crio import CRIO_RUNTIME
+
+__all__ = ["RUNTIMES", "NodeSetup", "Runtime", "runtime"]
+
+RUNTIMES: dict[str, Runtime] = {CRIO_RUNTIME.name: CRIO_RUNTIME}
+
+
+def runtime(name: str) -> Runtime:
+    try:
+        return RUNTIMES[name]
+    except KeyError:
+        raise ClusterError(f"unknown runtime {name!r}: choose one of {', '.join(RUNTIMES)}") from None

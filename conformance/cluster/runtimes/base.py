@@ -1,0 +1,63 @@
+"""What a runtime declaration is given (`NodeSetup`) and what it provides (`Runtime`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from conformance.cluster.daemons import Daemon
+
+
+@dataclass(frozen=True)
+class RegistryRoute:
+    """A registry as Pods name it (`prefix`) and as the runtime dials it (`location`)."""
+
+    prefix: str
+    location: str
+    insecure: bool = True  # plain HTTP
+    ca_file: Path | None = None  # PEM to trust for a TLS registry with its own CA
+
+
+@dataclass(frozen=True)
+class NodeSetup:
+    """Everything about the node a runtime's configuration depends on.
+
+    The local provider puts every path under its state directory and uses the cgroupfs manager (no
+    systemd on the host); a kind node uses the standard paths and systemd.
+    """
+
+    state_dir: Path  # persistent state (image store, runtime state)
+    run_dir: Path  # runtime state (sockets, mounts)
+    config_dir: Path  # where the runtime's configuration files are written
+    log_dir: Path  # container logs
+    cgroup_manager: str  # "cgroupfs" | "systemd"
+    pause_image: str
+    cni_conf_dir: Path
+    cni_plugin_dirs: tuple[Path, ...]
+    oci_runtime: Path  # runc, or the wrapper that adapts it to this host
+    registries: tuple[RegistryRoute, ...] = ()
+
+
+class Runtime(Protocol):
+    name: str  # as nodes report it in containerRuntimeVersion: "cri-o", "containerd"
+    default_version: str
+    packages: tuple[str, ...]  # Debian packages it needs beside its own binaries
+
+    def binaries(self, version: str, cache: Path) -> Mapping[str, Path]:
+        """Build (or take from the cache) the runtime's binaries; name → path."""
+        ...
+
+    def socket(self, setup: NodeSetup) -> Path:
+        """The CRI socket the kubelet and crictl talk to."""
+        ...
+
+    def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path]) -> dict[Path, str]:
+        """Every configuration file the runtime reads, by absolute path."""
+        ...
+
+    def daemons(self, setup: NodeSetup, binaries: Mapping[str, Path], crictl: Path | None = None) -> list[Daemon]:
+        """The processes to start on a host without an init system, in order; `crictl` (pointed at
+        nothing: the probe passes the socket) lets the readiness probe make a real CRI call."""
+        ...
