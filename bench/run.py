@@ -51,9 +51,20 @@ def main() -> int:
     for workers in ("1", "auto"):
         with tempfile.TemporaryDirectory(prefix=f"ivc-bench-n{workers}-") as report_dir:
             # `--opt=value` form: a bare directory argument would make pytest pick it as rootdir.
-            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers,
-                       f"--cluster={args.cluster}", "--reuse-cluster", f"--report-dir={report_dir}",
-                       *(args.pytest_args or ["conformance"])]
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-n",
+                workers,
+                f"--cluster={args.cluster}",
+                "--reuse-cluster",
+                f"--report-dir={report_dir}",
+                *(args.pytest_args or ["conformance"]),
+            ]
             walls[workers], rc = timed(command)
             if rc not in (0, 1):
                 print(f"bench: pytest -n {workers} exited {rc}", file=sys.stderr)

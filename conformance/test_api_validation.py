@@ -21,7 +21,8 @@ def _rejection(kube, namespace, body):
 def _assert_invalid(status, body, field, message):
     causes = [(c.get("field"), c.get("message")) for c in body.get("details", {}).get("causes", [])]
     assert (status, body.get("reason")) == (422, "Invalid"), (
-        f"expected 422 Invalid, got {status} {body.get('reason')}: {body.get('message')}")
+        f"expected 422 Invalid, got {status} {body.get('reason')}: {body.get('message')}"
+    )
     assert (field, message) in causes, f"expected cause {field}: {message}; causes: {causes}"
     assert f"{field}: {message}" in body["message"], body["message"]
 
@@ -33,8 +34,9 @@ def test_empty_reference_on_a_pod_is_rejected(kube, namespace, render_pod, expec
 
 
 @pytest.mark.behaviour("api-pull-policy-unsupported")
-def test_unsupported_pull_policy_is_rejected_listing_the_supported_ones(kube, namespace, render_pod, artifacts,
-                                                                          expectation):
+def test_unsupported_pull_policy_is_rejected_listing_the_supported_ones(
+    kube, namespace, render_pod, artifacts, expectation
+):
     body = render_pod("basic", reference=artifacts["seed"].reference, pull_policy=UNSUPPORTED_POLICY)
     status, rejection = _rejection(kube, namespace, body)
     message = f'Unsupported value: "{UNSUPPORTED_POLICY}": {expectation["supported"]}'
@@ -42,10 +44,12 @@ def test_unsupported_pull_policy_is_rejected_listing_the_supported_ones(kube, na
 
 
 @pytest.mark.behaviour("api-one-volume-source")
-@pytest.mark.parametrize("other_source", [{"emptyDir": {}}, {"hostPath": {"path": "/tmp"}}],
-                         ids=["emptyDir", "hostPath"])
-def test_image_with_another_source_in_one_volume_is_rejected(kube, namespace, render_pod, artifacts, expectation,
-                                                             other_source):
+@pytest.mark.parametrize(
+    "other_source", [{"emptyDir": {}}, {"hostPath": {"path": "/tmp"}}], ids=["emptyDir", "hostPath"]
+)
+def test_image_with_another_source_in_one_volume_is_rejected(
+    kube, namespace, render_pod, artifacts, expectation, other_source
+):
     body = render_pod("basic", reference=artifacts["seed"].reference)
     body["spec"]["volumes"][0].update(other_source)
     status, rejection = _rejection(kube, namespace, body)
@@ -60,8 +64,11 @@ def test_empty_reference_is_accepted_in_a_deployment_template(kube, namespace, r
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "template-without-reference"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": pod["spec"]}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod["spec"]},
+        },
     }
     stored = kube.create(namespace, "Deployment", deployment, dry_run=True)
     volumes = {v["name"]: v for v in stored["spec"]["template"]["spec"].get("volumes", [])}

@@ -22,8 +22,9 @@ def test_unused_missing_image_does_not_block_the_pod(launch, absent_reference):
 
 
 @pytest.mark.behaviour("never-pull-absent")
-def test_never_with_an_absent_image_is_err_image_never_pull(launch, absent_reference, expectation,
-                                                            pull_failure_timeout):
+def test_never_with_an_absent_image_is_err_image_never_pull(
+    launch, absent_reference, expectation, pull_failure_timeout
+):
     pod = launch("basic", reference=absent_reference, pull_policy="Never", wait=False)
     assert pod.wait_waiting_reason([expectation["reason"]], timeout=pull_failure_timeout) == expectation["reason"]
     assert pod.phase == "Pending"
@@ -38,10 +39,14 @@ def test_what_a_restarted_container_sees_after_the_tag_moved(launch, private_pus
     private_push("seed-moved", tag="moving")
     pod.sh("touch /tmp/exit")
     pod.raw = kube.wait_for_pod(
-        pod.namespace, pod.name,
-        lambda p: any(cs.get("restartCount", 0) >= 1 and "running" in cs.get("state", {})
-                      for cs in p.get("status", {}).get("containerStatuses", [])),
-        what="the container to be restarted and running", timeout=pod_start_timeout,
+        pod.namespace,
+        pod.name,
+        lambda p: any(
+            cs.get("restartCount", 0) >= 1 and "running" in cs.get("state", {})
+            for cs in p.get("status", {}).get("containerStatuses", [])
+        ),
+        what="the container to be restarted and running",
+        timeout=pod_start_timeout,
     )
     seen = pod.read("/volume/dir/file")
     observe("content_after_restart", {"1": "old (pulled once per Pod)", "moved-1": "new (re-resolved)"}.get(seen, seen))

@@ -17,11 +17,14 @@ MODES = {"/volume/owners/owned-dir": "755", "/volume/modes/file-600": "600", "/v
 
 @pytest.mark.parametrize("change_policy", [None, "Always", "OnRootMismatch"], ids=["unset", "Always", "OnRootMismatch"])
 def test_fs_group_leaves_ownership_unchanged(launch, artifacts, expectation, change_policy):
-    pod = launch("basic", reference=artifacts["layered"].reference, fs_group=FS_GROUP,
-                 fs_group_change_policy=change_policy)
+    pod = launch(
+        "basic", reference=artifacts["layered"].reference, fs_group=FS_GROUP, fs_group_change_policy=change_policy
+    )
     groups = pod.sh("id -G").stdout.split()
-    assert str(FS_GROUP) in groups, f"fsGroup {FS_GROUP} is not among the container's groups {groups}: " \
-                                    "the Pod did not get the fsGroup, so this test would prove nothing"
+    assert str(FS_GROUP) in groups, (
+        f"fsGroup {FS_GROUP} is not among the container's groups {groups}: "
+        "the Pod did not get the fsGroup, so this test would prove nothing"
+    )
     result = pod.sh("find /volume -exec stat -c '%u:%g %a %n' {} +")
     assert result.returncode == 0, result.output
     owners, modes = {}, {}
@@ -30,8 +33,13 @@ def test_fs_group_leaves_ownership_unchanged(launch, artifacts, expectation, cha
         owners[path], modes[path] = owner, mode
     missing = OWNED - owners.keys()
     assert not missing, f"find did not list {sorted(missing)}"
-    changed = {path: owner for path, owner in owners.items()
-               if owner != (expectation["owned"] if path in OWNED else expectation["other"])}
-    assert not changed, (f"ownership changed on {len(changed)} of {len(owners)} entries (owned entries should be "
-                         f"{expectation['owned']}, others {expectation['other']}), e.g. {sorted(changed.items())[:4]}")
+    changed = {
+        path: owner
+        for path, owner in owners.items()
+        if owner != (expectation["owned"] if path in OWNED else expectation["other"])
+    }
+    assert not changed, (
+        f"ownership changed on {len(changed)} of {len(owners)} entries (owned entries should be "
+        f"{expectation['owned']}, others {expectation['other']}), e.g. {sorted(changed.items())[:4]}"
+    )
     assert {path: modes[path] for path in MODES} == MODES, "modes changed (setgid or group bits added by fsGroup?)"

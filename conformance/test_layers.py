@@ -116,8 +116,11 @@ def test_many_small_files_are_all_there_with_their_contents(layered):
     seen = dict(line.split("=", 1) for line in result.stdout.splitlines())
     expected = {f"{i:03d}": f"small file {i}" for i in range(500)}
     assert len(seen) == len(expected), f"expected {len(expected)} files in many/, saw {len(seen)}"
-    wrong = [f"{name}: expected {expected.get(name)!r}, saw {content!r}"
-             for name, content in sorted(seen.items()) if expected.get(name) != content]
+    wrong = [
+        f"{name}: expected {expected.get(name)!r}, saw {content!r}"
+        for name, content in sorted(seen.items())
+        if expected.get(name) != content
+    ]
     assert not wrong, f"{len(wrong)} files in many/ differ or are unexpected, e.g. {wrong[:3]}"
 
 

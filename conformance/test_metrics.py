@@ -30,7 +30,8 @@ def test_successful_mount_counts_requested_and_succeeded(launch, artifacts, kube
         grew = _increase(before[node], after, name, node)
         assert grew >= 1, f"{name} on {node} grew by {grew:g} over a successful image volume mount, expected >= 1"
         assert stability(after, name) == expectation["stability"], (
-            f"{name} on {node} is {stability(after, name)}, expected {expectation['stability']}")
+            f"{name} on {node} is {stability(after, name)}, expected {expectation['stability']}"
+        )
 
 
 @pytest.mark.behaviour("metrics-mount-errors")
@@ -44,4 +45,5 @@ def test_failed_mount_counts_an_error(launch, artifacts, kube, capabilities, exp
     grew = _increase(before[node], after, name, node)
     assert grew >= 1, f"{name} on {node} grew by {grew:g} over a failed image volume mount, expected >= 1"
     assert stability(after, name) == expectation["stability"], (
-        f"{name} on {node} is {stability(after, name)}, expected {expectation['stability']}")
+        f"{name} on {node} is {stability(after, name)}, expected {expectation['stability']}"
+    )

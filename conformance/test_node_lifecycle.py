@@ -9,7 +9,8 @@ from conformance.oci import File, ImageSpec
 
 @pytest.mark.behaviour("rmi-refused-while-in-use")
 def test_rmi_is_refused_while_the_image_is_mounted_and_allowed_after_the_pod_is_gone(
-        request, launch, private_push, crictl, expectation, namespace, ivc_session, pod_start_timeout):
+    request, launch, private_push, crictl, expectation, namespace, ivc_session, pod_start_timeout
+):
     # Content of its own: image IDs are content digests, and `rmi <id>` of a shared tree (the seed)
     # would remove every repository of that tree, including ones other tests mount right now.
     own = ImageSpec(layers=((File("owner", f"{ivc_session.run_id} {request.node.nodeid}".encode()),),))
@@ -21,7 +22,8 @@ def test_rmi_is_refused_while_the_image_is_mounted_and_allowed_after_the_pod_is_
     refused = crictl.remove_image(image_id)
     assert refused.returncode != 0, f"crictl rmi removed {pushed.reference} while a Running Pod mounts it"
     assert expectation["message"] in refused.stderr, (
-        f"rmi failed, but without {expectation['message']!r}: {refused.stderr.strip()}")
+        f"rmi failed, but without {expectation['message']!r}: {refused.stderr.strip()}"
+    )
     assert pod.read("/volume/owner").startswith(ivc_session.run_id)
 
     pod.delete_and_wait_gone(timeout=pod_start_timeout)

@@ -21,11 +21,18 @@ DIGEST = "sha256:" + "a" * 64
         (":v1", "Always", "Always"),
         (":v1", "Never", "Never"),
     ],
-    ids=["latest", "no-tag", "tag", "digest", "tag+digest", "explicit-IfNotPresent", "explicit-Always",
-         "explicit-Never"],
+    ids=[
+        "latest",
+        "no-tag",
+        "tag",
+        "digest",
+        "tag+digest",
+        "explicit-IfNotPresent",
+        "explicit-Always",
+        "explicit-Never",
+    ],
 )
-def test_pull_policy_as_stored_by_the_api(kube, namespace, render_pod, ivc_session, reference_suffix,
-                                          given, stored):
+def test_pull_policy_as_stored_by_the_api(kube, namespace, render_pod, ivc_session, reference_suffix, given, stored):
     reference = f"{ivc_session.handle.registry.pull}/{REPOSITORY}{reference_suffix}"
     pod = kube.create_pod(namespace, render_pod("basic", reference=reference, pull_policy=given), dry_run=True)
     image = pod["spec"]["volumes"][0]["image"]
@@ -37,8 +44,9 @@ def test_pull_policy_as_stored_by_the_api(kube, namespace, render_pod, ivc_sessi
     ("pull_policy", "tree_after_move"),
     [
         pytest.param("Always", "seed-moved", marks=pytest.mark.behaviour("repull-on-recreate"), id="Always"),
-        pytest.param("IfNotPresent", "seed", marks=pytest.mark.behaviour("if-not-present-keeps-node-copy"),
-                     id="IfNotPresent"),
+        pytest.param(
+            "IfNotPresent", "seed", marks=pytest.mark.behaviour("if-not-present-keeps-node-copy"), id="IfNotPresent"
+        ),
     ],
 )
 def test_recreated_pod_after_the_tag_moved(launch, private_push, pull_policy, tree_after_move):
@@ -60,8 +68,9 @@ def test_if_not_present_second_pod_uses_the_node_copy(launch, private_push, expe
     # The first Pod's pull proves the node had no copy, so the second Pod's verdict is about IfNotPresent.
     first.wait_for_event(expectation["pulling"], quoted, timeout=pod_start_timeout)
     second = launch("basic", reference=pushed.reference, pull_policy="IfNotPresent", name="second")
-    message = second.wait_for_event(expectation["reason"], f"{quoted} {expectation['message']}",
-                                    timeout=pod_start_timeout)
+    message = second.wait_for_event(
+        expectation["reason"], f"{quoted} {expectation['message']}", timeout=pod_start_timeout
+    )
     pulls = [m for m in second.event_messages(expectation["pulling"]) if quoted in m]
     assert not pulls, f"IfNotPresent pulled an image the node had ({message!r}): {pulls}"
     assert second.read("/volume/dir/file") == "1"
@@ -72,6 +81,7 @@ def test_always_second_pod_pulls_again(launch, private_push, expectation, pod_st
     pushed = private_push("seed")
     launch("basic", reference=pushed.reference, pull_policy="Always", name="first")  # Running: the node has it
     second = launch("basic", reference=pushed.reference, pull_policy="Always", name="second")
-    second.wait_for_event(expectation["reason"], f'{expectation["message"]} "{pushed.reference}"',
-                          timeout=pod_start_timeout)
+    second.wait_for_event(
+        expectation["reason"], f'{expectation["message"]} "{pushed.reference}"', timeout=pod_start_timeout
+    )
     assert second.read("/volume/dir/file") == "1"

@@ -22,8 +22,9 @@ def test_pod_image_pull_secrets_mount_the_private_image(launch, auth_push, pull_
 @pytest.mark.behaviour("pull-secret-service-account")
 def test_service_account_pull_secrets_mount_the_private_image(launch, auth_push, pull_secret, kube, namespace):
     pushed = auth_push("seed")
-    kube.create(namespace, "ServiceAccount", {"metadata": {"name": "puller"},
-                                              "imagePullSecrets": [{"name": pull_secret}]})
+    kube.create(
+        namespace, "ServiceAccount", {"metadata": {"name": "puller"}, "imagePullSecrets": [{"name": pull_secret}]}
+    )
     kube.wait_for_service_account(namespace, "puller")
     pod = launch("basic", reference=pushed.reference, service_account="puller")
     pod.assert_tree("/volume", EXPECTED_TREES["seed"])
@@ -42,8 +43,9 @@ def test_without_credentials_the_pull_fails(launch, auth_push, expectation, pull
 
 
 @pytest.mark.behaviour("pull-secret-not-exposed")
-def test_credentials_never_appear_in_status_events_or_diagnostics(launch, auth_push, pull_secret, auth_registry, kube,
-                                                                  namespace, pull_failure_timeout):
+def test_credentials_never_appear_in_status_events_or_diagnostics(
+    launch, auth_push, pull_secret, auth_registry, kube, namespace, pull_failure_timeout
+):
     pushed = auth_push("seed")
     with_secret = launch("basic", reference=pushed.reference, pull_secrets=[{"name": pull_secret}], name="with-secret")
     without = launch("basic", reference=pushed.reference, wait=False, name="without-credentials")
@@ -63,6 +65,7 @@ def test_credentials_never_appear_in_status_events_or_diagnostics(launch, auth_p
         "registry client repr": repr(auth_registry),
     }
     # The message names where, never the value: a failing check must not leak what it protects.
-    leaks = [f"{what} in {where}" for where, text in outputs.items() for what, value in secrets.items()
-             if value in text]
+    leaks = [
+        f"{what} in {where}" for where, text in outputs.items() for what, value in secrets.items() if value in text
+    ]
     assert not leaks, f"registry credentials exposed: {leaks}"

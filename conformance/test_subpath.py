@@ -19,10 +19,14 @@ def test_directory_subpath_shows_only_that_directory(launch, artifacts):
 def test_file_subpath_is_mounted_exactly_or_refused(launch, artifacts, expectation, observe, pod_start_timeout):
     """Runtimes may refuse a file subPath; mounting anything but that file would be a silent lie."""
     refused = expectation["refused_reason"]
-    pod = launch("basic", reference=artifacts["seed"].reference, sub_path="dir/file", mount_path="/mounted-file",
-                 wait=False)
-    pod.wait_until(lambda p: is_running(p) or waiting_reason(p, "main") == refused,
-                   what=f"the container to run or to wait with {refused}", timeout=pod_start_timeout)
+    pod = launch(
+        "basic", reference=artifacts["seed"].reference, sub_path="dir/file", mount_path="/mounted-file", wait=False
+    )
+    pod.wait_until(
+        lambda p: is_running(p) or waiting_reason(p, "main") == refused,
+        what=f"the container to run or to wait with {refused}",
+        timeout=pod_start_timeout,
+    )
     if is_running(pod.raw):
         observe("file_subpath", "mounted")
         assert pod.read("/mounted-file") == "1", "a file subPath must mount exactly that file"

@@ -71,14 +71,22 @@ def test_layered_overrides_across_three_layers():
     assert len(layers) == 4
     assert [("override.txt" in members) for members in layers] == [True, True, True, False]
     assert [file_content("layered", i, "override.txt") for i in range(3)] == [
-        b"from layer 0", b"from layer 1", b"from layer 2"]
+        b"from layer 0",
+        b"from layer 1",
+        b"from layer 2",
+    ]
 
 
 def test_layered_whiteouts_and_opaque_marker_hide_lower_entries():
     base, changes, _, _ = layer_members("layered")
     # What the markers hide exists below them…
-    assert {"whiteout/file.txt", "whiteout/dir/inner.txt", "whiteout/kept.txt", "opaque/lower.txt",
-            "opaque/lower-dir/inner.txt"} <= base.keys()
+    assert {
+        "whiteout/file.txt",
+        "whiteout/dir/inner.txt",
+        "whiteout/kept.txt",
+        "opaque/lower.txt",
+        "opaque/lower-dir/inner.txt",
+    } <= base.keys()
     # …and the markers sit in the next layer, next to the opaque directory's own new entry.
     assert {"whiteout/.wh.file.txt", "whiteout/.wh.dir", "opaque/.wh..wh..opq", "opaque/upper.txt"} <= changes.keys()
     assert "whiteout/kept.txt" not in changes
@@ -89,10 +97,16 @@ def test_layered_links_modes_owners_and_names():
     assert metadata["links/relative"].issym() and metadata["links/relative"].linkname == "target.txt"
     assert metadata["links/absolute"].linkname == "/links/target.txt"
     assert metadata["links/hardlink"].islnk() and metadata["links/hardlink"].linkname == "links/target.txt"
-    assert {path: metadata[path].mode for path in ("modes/file-750", "modes/file-600", "modes/file-644",
-                                                   "modes/dir-755", "modes/dir-700")} == {
-        "modes/file-750": 0o750, "modes/file-600": 0o600, "modes/file-644": 0o644,
-        "modes/dir-755": 0o755, "modes/dir-700": 0o700}
+    assert {
+        path: metadata[path].mode
+        for path in ("modes/file-750", "modes/file-600", "modes/file-644", "modes/dir-755", "modes/dir-700")
+    } == {
+        "modes/file-750": 0o750,
+        "modes/file-600": 0o600,
+        "modes/file-644": 0o644,
+        "modes/dir-755": 0o755,
+        "modes/dir-700": 0o700,
+    }
     owned = [path for path, info in metadata.items() if (info.uid, info.gid) == (1234, 5678)]
     assert sorted(owned) == ["owners/owned-dir", "owners/owned.txt"]
     assert metadata["empty"].isdir() and not any(path.startswith("empty/") for path in metadata)
@@ -111,14 +125,17 @@ def test_artifact_is_a_real_oci_artifact_with_titled_files():
     manifest = json.loads(built.manifest)
     assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
     assert "artifactType" in manifest
-    titles = {layer["annotations"]["org.opencontainers.image.title"]: built.blobs[layer["digest"]]
-              for layer in manifest["layers"]}
+    titles = {
+        layer["annotations"]["org.opencontainers.image.title"]: built.blobs[layer["digest"]]
+        for layer in manifest["layers"]
+    }
     assert titles == {"artifact.txt": b"hello artifact", "subpath/2": b"2", "subpath/3": b"3"}
 
 
 def test_reference_forms():
-    pushed = PushedArtifact(name="seed", repository="ivc/artifacts/seed", tag="c-1", digest="sha256:" + "a" * 64,
-                            pull_host="registry:5000")
+    pushed = PushedArtifact(
+        name="seed", repository="ivc/artifacts/seed", tag="c-1", digest="sha256:" + "a" * 64, pull_host="registry:5000"
+    )
     assert pushed.reference == "registry:5000/ivc/artifacts/seed:c-1"
     assert pushed.by_digest == f"registry:5000/ivc/artifacts/seed@sha256:{'a' * 64}"
     assert pushed.by_tag_and_digest == f"registry:5000/ivc/artifacts/seed:c-1@sha256:{'a' * 64}"

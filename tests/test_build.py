@@ -1,18 +1,25 @@
 """Pure parts of the from-module build: wrapper go.mod, staging list, version stamping."""
 
-from conformance.cluster.local.build import kubernetes_ldflags, render_wrapper_gomod, staging_modules
+from conformance.cluster.components.gomodules import kubernetes_ldflags, render_wrapper_gomod, staging_modules
 
 
 def test_staging_modules_are_read_from_the_release_gomod(tmp_path):
     gomod = tmp_path / "go.mod"
-    gomod.write_text("module k8s.io/kubernetes\nreplace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n"
-                     "\tk8s.io/kubelet => ./staging/src/k8s.io/kubelet\n\tgithub.com/x/y => github.com/x/y v1\n)\n")
+    gomod.write_text(
+        "module k8s.io/kubernetes\nreplace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n"
+        "\tk8s.io/kubelet => ./staging/src/k8s.io/kubelet\n\tgithub.com/x/y => github.com/x/y v1\n)\n"
+    )
     assert staging_modules(gomod) == ["k8s.io/api", "k8s.io/kubelet"]
 
 
 def test_wrapper_gomod_pins_release_and_replaces():
-    text = render_wrapper_gomod("kubernetes-v1.36.3", "1.26.0", [("k8s.io/kubernetes", "v1.36.3")],
-                                ["k8s.io/kubernetes/cmd/kubelet"], [("k8s.io/api", "v0.36.3")])
+    text = render_wrapper_gomod(
+        "kubernetes-v1.36.3",
+        "1.26.0",
+        [("k8s.io/kubernetes", "v1.36.3")],
+        ["k8s.io/kubernetes/cmd/kubelet"],
+        [("k8s.io/api", "v0.36.3")],
+    )
     assert "require k8s.io/kubernetes v1.36.3" in text
     assert "replace k8s.io/api => k8s.io/api v0.36.3" in text
     assert "tool k8s.io/kubernetes/cmd/kubelet" in text

@@ -19,17 +19,11 @@ from pathlib import Path
 import pytest
 
 import conformance.cluster.__main__ as cli
-from conformance.cluster import (
-    ClusterError,
-    ClusterHandle,
-    handle_path,
-    load_handle,
-    make_provider,
-    parse_feature_gates,
-    save_handle,
-)
+from conformance.cluster import ClusterError, ClusterHandle, ClusterOptions, make_provider
 from conformance.cluster.contract import RegistryEndpoint
 from conformance.cluster.existing import ExistingProvider, credentials_for
+from conformance.cluster.gates import parse_feature_gates
+from conformance.cluster.state import handle_path, load_handle, load_options, save
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -189,10 +183,10 @@ def test_unreachable_cluster_is_bounded_and_one_line(capsys: pytest.CaptureFixtu
     assert err.count("\n") == 1 and "object at 0x" not in err
 
 
-def test_env_without_a_saved_cluster(capsys: pytest.CaptureFixture[str], state: Path) -> None:
-    code, out, err = run_cli(capsys, "env", "--provider", "kind")
+def test_env_without_a_running_cluster(capsys: pytest.CaptureFixture[str], state: Path) -> None:
+    code, out, err = run_cli(capsys, "env", "--provider", "local")
     assert code == 2 and out == ""
-    assert f"no saved kind cluster ({state}/kind/handle.json is missing)" in err
+    assert err == "ivc: no healthy local cluster is running: `python -m conformance.cluster up --provider local`\n"
 
 
 def test_entry_point_prints_no_traceback() -> None:
@@ -228,7 +222,7 @@ def test_interrupt_exits_130(capsys: pytest.CaptureFixture[str], monkeypatch: py
         def up(self) -> ClusterHandle:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "make_provider", lambda name, **options: Interrupted())
+    monkeypatch.setattr(cli, "make_provider", lambda options: Interrupted())
     code, _, err = run_cli(capsys, "up")
     assert code == 130 and err == "interrupted; cleaned up\n"
 
@@ -247,12 +241,14 @@ def kind_handle() -> ClusterHandle:
     )
 
 
-def test_handle_round_trip(state: Path) -> None:
+def test_handle_and_options_round_trip(state: Path) -> None:
     assert load_handle("kind") is None
-    path = save_handle(kind_handle())
+    options = ClusterOptions.parse("kind", {"cluster_name": "ivc2", "feature_gates": "Foo=true"})
+    path = save(kind_handle(), options)
     assert path == handle_path("kind") == state / "kind" / "handle.json"
     assert path.stat().st_mode & 0o077 == 0  # may hold registry credentials
     assert load_handle("kind") == kind_handle()
+    assert load_options("kind") == options
 
 
 def test_corrupt_handle_is_one_line(state: Path) -> None:
@@ -262,9 +258,24 @@ def test_corrupt_handle_is_one_line(state: Path) -> None:
         load_handle("kind")
 
 
-def test_env_prints_exports_of_the_saved_cluster(capsys: pytest.CaptureFixture[str]) -> None:
-    save_handle(kind_handle())
+def test_env_prints_the_providers_exports_with_the_saved_options(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save(kind_handle(), ClusterOptions.parse("kind", {"cluster_name": "ivc2"}))
+    told: list[ClusterOptions] = []
+
+    class Fake:
+        name = "kind"
+
+        def __init__(self, options: ClusterOptions) -> None:
+            told.append(options)
+
+        def env(self) -> dict[str, str]:
+            return kind_handle().exports()
+
+    monkeypatch.setattr(cli, "make_provider", Fake)
     code, out, _ = run_cli(capsys, "env")
+    assert told[0].cluster_name == "ivc2"  # `env` needs no flags repeated
     assert code == 0
     assert "export KUBECONFIG='/var/lib/ivc/kind/ivc/kube config'\n" in out
     assert "export IVC_REGISTRY=localhost:5001\n" in out
@@ -280,25 +291,26 @@ def test_up_saves_the_handle_and_prints_summary_and_exports(
         def up(self) -> ClusterHandle:
             return kind_handle()
 
-    seen: dict[str, object] = {}
+    seen: list[ClusterOptions] = []
 
-    def fake_make_provider(name: str, **options: object) -> Fake:
-        seen.update(options, provider=name)
+    def fake_make_provider(options: ClusterOptions) -> Fake:
+        seen.append(options)
         return Fake()
 
     monkeypatch.setattr(cli, "make_provider", fake_make_provider)
-    code, out, _ = run_cli(capsys, "up", "--name", "ivc2", "--k8s-version", "v1.35.4")
+    code, out, _ = run_cli(capsys, "up", "--cluster-name", "ivc2", "--k8s-version", "1.35.4")
     assert code == 0
-    assert seen == {"provider": "kind", "cluster_name": "ivc2", "k8s_version": "v1.35.4"}
+    assert (seen[0].provider, seen[0].cluster_name, seen[0].k8s_version) == ("kind", "ivc2", "v1.35.4")
     assert "# kind cluster is up: kind cluster 'ivc'" in out and "export IVC_REGISTRY=localhost:5001" in out
     assert load_handle("kind") == kind_handle()
 
 
 def test_down_of_an_existing_cluster_only_forgets_it(capsys: pytest.CaptureFixture[str]) -> None:
-    save_handle(
+    save(
         ClusterHandle(
             provider="existing", kubeconfig="/x", context="a", registry=RegistryEndpoint(push="r:5000", pull="r:5000")
-        )
+        ),
+        ClusterOptions(provider="existing"),
     )
     code, _, _ = run_cli(capsys, "down", "--provider", "existing")
     assert code == 0 and load_handle("existing") is None
@@ -307,12 +319,23 @@ def test_down_of_an_existing_cluster_only_forgets_it(capsys: pytest.CaptureFixtu
 # -- make_provider and option parsing --------------------------------------------------------------------
 
 
-def test_make_provider_errors() -> None:
+def test_options_are_parsed_once_and_refused_where_they_do_not_belong() -> None:
     with pytest.raises(ClusterError, match="unknown cluster provider 'minikube': choose one of kind, existing, local"):
-        make_provider("minikube")
-    with pytest.raises(ClusterError, match="--cluster=kind does not take --kubeconfig"):
-        make_provider("kind", kubeconfig="/x")
-    assert isinstance(make_provider("existing", registry="r:5000"), ExistingProvider)
+        ClusterOptions.parse("minikube", {})
+    with pytest.raises(ClusterError, match="--cluster=kind does not take --kubeconfig, --registry: drop them"):
+        ClusterOptions.parse("kind", {"kubeconfig": "/x", "registry": "r:1"})
+    with pytest.raises(ClusterError, match=r"--k8s-version 'latest' is not a release like v1\.36\.3"):
+        ClusterOptions.parse("local", {"k8s_version": "latest"})
+    options = ClusterOptions.parse("local", {"k8s_version": "1.35.4", "admission_plugins": "A, B,A"})
+    assert (options.k8s_version, options.admission_plugins) == ("v1.35.4", ("A", "B"))
+    assert isinstance(make_provider(ClusterOptions.parse("existing", {"registry": "r:5000"})), ExistingProvider)
+
+
+def test_locked_gate_is_refused_by_every_provider_before_building() -> None:
+    for provider in ("kind", "local"):
+        options = ClusterOptions.parse(provider, {"k8s_version": "v1.36.3", "feature_gates": "ImageVolume=false"})
+        with pytest.raises(ClusterError, match=r"ImageVolume is GA and locked on in Kubernetes v1\.36\.3"):
+            make_provider(options)
 
 
 def test_feature_gate_syntax() -> None:
@@ -401,7 +424,11 @@ def test_existing_up_saves_a_handle_and_env_reads_it(
 
 def test_existing_provider_creates_nothing(tmp_path: Path, fake_cluster: str) -> None:
     provider = ExistingProvider(
-        kubeconfig=str(write_kubeconfig(tmp_path / "kc", server=f"http://{fake_cluster}")), registry=fake_cluster
+        ClusterOptions(
+            provider="existing",
+            kubeconfig=str(write_kubeconfig(tmp_path / "kc", server=f"http://{fake_cluster}")),
+            registry=fake_cluster,
+        )
     )
     assert provider.up().created_by_run is False
     assert provider.running_handle() == provider.up()  # what the pytest plugin asks first
@@ -412,7 +439,11 @@ def test_existing_provider_creates_nothing(tmp_path: Path, fake_cluster: str) ->
 def test_unreachable_registry(tmp_path: Path, fake_cluster: str) -> None:
     registry = f"127.0.0.1:{closed_port()}"
     provider = ExistingProvider(
-        kubeconfig=str(write_kubeconfig(tmp_path / "kc", server=f"http://{fake_cluster}")), registry=registry
+        ClusterOptions(
+            provider="existing",
+            kubeconfig=str(write_kubeconfig(tmp_path / "kc", server=f"http://{fake_cluster}")),
+            registry=registry,
+        )
     )
     with pytest.raises(ClusterError, match=f"registry {registry} is unreachable from this machine"):
         provider.up()

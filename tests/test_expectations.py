@@ -78,7 +78,9 @@ def test_every_behaviour_in_the_table_is_tested(pytestconfig):
 )
 def test_feature_unavailable_reason_is_one_actionable_line(keeps, gate, server, fragment):
     node = NodeInfo(name="n", kubelet_version=server, runtime="cri-o://1.34.0", kubelet_gate=gate)
-    reason = Capabilities(server_version=server, nodes=(node,), apiserver_keeps_image_volumes=keeps).feature_unavailable_reason()
+    reason = Capabilities(
+        server_version=server, nodes=(node,), apiserver_keeps_image_volumes=keeps
+    ).feature_unavailable_reason()
     assert reason and fragment in reason and "\n" not in reason
 
 
@@ -88,7 +90,9 @@ def test_capabilities_round_trip_json():
 
 
 def test_cluster_settings_select_rows_too():
-    forced = Capabilities(server_version="v1.36.3", nodes=caps().nodes, apiserver_keeps_image_volumes=True, admission_forces_always=True)
+    forced = Capabilities(
+        server_version="v1.36.3", nodes=caps().nodes, apiserver_keeps_image_volumes=True, admission_forces_always=True
+    )
     assert lookup("never-pull-absent", forced).level is Level.NOT_APPLICABLE
     assert "AlwaysPullImages" in lookup("never-pull-absent", forced).reason
     assert lookup("always-pull-images-admission", forced).level is Level.REQUIRED

@@ -12,16 +12,29 @@ def test_null_parameters_drop_the_field():
 
 
 def test_values_are_quoted_safely():
-    pod = render("basic", name="p", shell_image="r/shell:1", reference="r/a:v1", sub_path_expr="$(X)",
-                 read_only=False, pull_policy="Never")
+    pod = render(
+        "basic",
+        name="p",
+        shell_image="r/shell:1",
+        reference="r/a:v1",
+        sub_path_expr="$(X)",
+        read_only=False,
+        pull_policy="Never",
+    )
     mount = pod["spec"]["containers"][0]["volumeMounts"][0]
     assert mount["subPathExpr"] == "$(X)" and mount["readOnly"] is False
     assert pod["spec"]["volumes"][0]["image"]["pullPolicy"] == "Never"
 
 
 def test_pull_secrets_and_service_account_are_set_only_when_given():
-    pod = render("basic", name="p", shell_image="r/shell:1", reference="r/a:v1",
-                 pull_secrets=[{"name": "ivc-pull-secret"}], service_account="puller")
+    pod = render(
+        "basic",
+        name="p",
+        shell_image="r/shell:1",
+        reference="r/a:v1",
+        pull_secrets=[{"name": "ivc-pull-secret"}],
+        service_account="puller",
+    )
     assert pod["spec"]["imagePullSecrets"] == [{"name": "ivc-pull-secret"}]
     assert pod["spec"]["serviceAccountName"] == "puller"
     unset = render("basic", name="p", shell_image="r/shell:1", reference="r/a:v1")["spec"]
@@ -46,8 +59,15 @@ def test_every_template_renders_to_a_pod(template):
 def test_fs_group_and_node_name_are_optional_on_the_basic_pod():
     unset = render("basic", name="p", shell_image="r/shell:1", reference="r/a:v1")
     assert "nodeName" not in unset["spec"] and not unset["spec"].get("securityContext")
-    pod = render("basic", name="p", shell_image="r/shell:1", reference="r/a:v1", fs_group=4242,
-                 fs_group_change_policy="OnRootMismatch", node_name="node-1")
+    pod = render(
+        "basic",
+        name="p",
+        shell_image="r/shell:1",
+        reference="r/a:v1",
+        fs_group=4242,
+        fs_group_change_policy="OnRootMismatch",
+        node_name="node-1",
+    )
     assert pod["spec"]["securityContext"] == {"fsGroup": 4242, "fsGroupChangePolicy": "OnRootMismatch"}
     assert pod["spec"]["nodeName"] == "node-1"
 

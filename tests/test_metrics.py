@@ -63,8 +63,10 @@ def test_feature_gates_by_exact_name():
 
 @pytest.mark.parametrize(("gates", "state"), [((True, True), True), ((True, False), False), ((True, None), None)])
 def test_digest_gate_must_be_on_on_every_kubelet(gates, state):
-    nodes = tuple(NodeInfo(name=f"n{i}", kubelet_version="v1.36.3", runtime="cri-o://1.36.3", kubelet_gate=True,
-                           digest_gate=gate) for i, gate in enumerate(gates))
+    nodes = tuple(
+        NodeInfo(name=f"n{i}", kubelet_version="v1.36.3", runtime="cri-o://1.36.3", kubelet_gate=True, digest_gate=gate)
+        for i, gate in enumerate(gates)
+    )
     caps = Capabilities(server_version="v1.36.3", nodes=nodes, apiserver_keeps_image_volumes=True)
     assert caps.image_volume_with_digest is state
     assert Capabilities.from_json(caps.to_json()) == caps

@@ -439,10 +439,10 @@ class FakeClient:
 
 
 def test_push_node_images_uses_the_pull_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(node_images, "pause_image", lambda: SEED)
-    monkeypatch.setattr(node_images, "shell_image", lambda: SEED)
+    monkeypatch.setattr(node_images, "pause_image", lambda cache_dir: SEED)
+    monkeypatch.setattr(node_images, "shell_image", lambda cache_dir: SEED)
     client = FakeClient()
-    refs = node_images.push_node_images(client)  # type: ignore[arg-type]
+    refs = node_images.push_node_images(client, Path("/unused"))  # type: ignore[arg-type]
     assert refs == {
         "pause": f"registry.internal:5000/{node_images.PAUSE_REPOSITORY}:{node_images.PAUSE_TAG}",
         "shell": f"registry.internal:5000/{node_images.SHELL_REPOSITORY}:{node_images.SHELL_TAG}",
@@ -453,5 +453,5 @@ def test_push_node_images_uses_the_pull_host(monkeypatch: pytest.MonkeyPatch) ->
 def test_push_node_images_rejects_unknown_names_before_pushing() -> None:
     client = FakeClient()
     with pytest.raises(ValueError, match="unknown node image 'nginx'"):
-        node_images.push_node_images(client, which=("pause", "nginx"))  # type: ignore[arg-type]
+        node_images.push_node_images(client, Path("/unused"), which=("pause", "nginx"))  # type: ignore[arg-type]
     assert client.pushed == []

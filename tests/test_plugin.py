@@ -8,8 +8,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_pytest(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_collect_only_never_obtains_a_cluster():
@@ -20,8 +25,13 @@ def test_collect_only_never_obtains_a_cluster():
 
 
 def test_a_bad_kubeconfig_is_one_actionable_line():
-    result = run_pytest("-q", "--cluster=existing", "--kubeconfig=/nonexistent", "--registry=127.0.0.1:1",
-                        "conformance/test_contents.py")
+    result = run_pytest(
+        "-q",
+        "--cluster=existing",
+        "--kubeconfig=/nonexistent",
+        "--registry=127.0.0.1:1",
+        "conformance/test_contents.py",
+    )
     assert result.returncode != 0
     errors = [line for line in (result.stdout + result.stderr).splitlines() if "ivc:" in line]
     assert len(errors) == 1, result.stdout + result.stderr

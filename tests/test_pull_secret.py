@@ -8,8 +8,9 @@ from conformance.framework.fixtures import docker_config_secret
 
 
 def test_secret_holds_the_credentials_for_the_pull_host():
-    endpoint = RegistryEndpoint(push="127.0.0.1:5443", pull="registry.test:5443", username="ivc", password="s3cret",
-                                ca_file="/ca.pem")
+    endpoint = RegistryEndpoint(
+        push="127.0.0.1:5443", pull="registry.test:5443", username="ivc", password="s3cret", ca_file="/ca.pem"
+    )
     secret = docker_config_secret("pull", endpoint)
     assert secret["type"] == "kubernetes.io/dockerconfigjson"
     assert secret["metadata"] == {"name": "pull"}

@@ -161,8 +161,10 @@ def test_invalid_names_are_rejected_before_any_request() -> None:
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
-def test_push_node_images_returns_pull_references(client: RegistryClient, registry: RegistryEndpoint) -> None:
-    refs = node_images.push_node_images(client, which=("pause",))
+def test_push_node_images_returns_pull_references(
+    client: RegistryClient, registry: RegistryEndpoint, tmp_path: Path
+) -> None:
+    refs = node_images.push_node_images(client, tmp_path, which=("pause",))
     assert refs == {"pause": f"{registry.pull}/ivc/pause:3.10.1"}
     manifest = json.loads(client.fetch_manifest(node_images.PAUSE_REPOSITORY, node_images.PAUSE_TAG))
     config = json.loads(client.fetch_blob(node_images.PAUSE_REPOSITORY, manifest["config"]["digest"]))

@@ -6,8 +6,13 @@ from conformance.versions import Version, before, between, since
 
 @pytest.mark.parametrize(
     ("text", "parsed"),
-    [("v1.36.3", Version(1, 36, 3)), ("1.36", Version(1, 36, 0)), ("cri-o://1.36.3", Version(1, 36, 3)),
-     ("containerd://2.1.9", Version(2, 1, 9)), ("v1.37.0-rc.1+abc", Version(1, 37, 0))],
+    [
+        ("v1.36.3", Version(1, 36, 3)),
+        ("1.36", Version(1, 36, 0)),
+        ("cri-o://1.36.3", Version(1, 36, 3)),
+        ("containerd://2.1.9", Version(2, 1, 9)),
+        ("v1.37.0-rc.1+abc", Version(1, 37, 0)),
+    ],
 )
 def test_parse(text, parsed):
     assert Version.parse(text) == parsed

@@ -38,7 +38,11 @@ def build_parser(provider: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("command", choices=list(COMMANDS), help="; ".join(f"{k}: {v}" for k, v in COMMANDS.items()))
     parser.add_argument(
-        "--provider", "--cluster", dest="provider", choices=list(PROVIDER_NAMES), default=DEFAULT_PROVIDER,
+        "--provider",
+        "--cluster",
+        dest="provider",
+        choices=list(PROVIDER_NAMES),
+        default=DEFAULT_PROVIDER,
         help=f"how the cluster is obtained (default: {DEFAULT_PROVIDER}; same values as pytest --cluster)",
     )
     add_to(parser.add_argument_group(f"{provider} provider").add_argument, [provider])
@@ -51,7 +55,8 @@ def summary(handle: ClusterHandle) -> list[str]:
         f"# {handle.provider} cluster is up: {handle.description}",
         f"#   kubeconfig: {handle.kubeconfig}",
         f"#   context:    {handle.context or '(current-context)'}",
-        f"#   registry:   push {registry.push}, pull {registry.pull}" + (" (with credentials)" if registry.username else ""),
+        f"#   registry:   push {registry.push}, pull {registry.pull}"
+        + (" (with credentials)" if registry.username else ""),
     ]
     if handle.auth_registry:
         lines.append(f"#   auth registry: push {handle.auth_registry.push}, pull {handle.auth_registry.pull}")

@@ -145,7 +145,7 @@ def watch_until(
                     return result
                 if time.monotonic() >= deadline:
                     break
-        except Exception as error:  # noqa: BLE001 - a dropped or expired watch means "re-list"
+        except Exception as error:
             if not (is_transient(error) or getattr(error, "status", None) == 410):
                 raise
 

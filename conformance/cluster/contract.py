@@ -31,8 +31,7 @@ class RegistryEndpoint:
     def __repr__(self) -> str:  # never leak credentials into reports or tracebacks
         secret = "***" if self.password else None
         return (
-            f"RegistryEndpoint(push={self.push!r}, pull={self.pull!r}, username={self.username!r}, "
-            f"password={secret!r})"
+            f"RegistryEndpoint(push={self.push!r}, pull={self.pull!r}, username={self.username!r}, password={secret!r})"
         )
 
 

@@ -13,6 +13,7 @@ a recycled pid is never signalled.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -48,8 +49,12 @@ class ProcessRecord:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, object]) -> ProcessRecord:
-        return cls(name=str(raw["name"]), pid=int(str(raw["pid"])), start_ticks=int(str(raw["start_ticks"])),
-                   log=str(raw["log"]))
+        return cls(
+            name=str(raw["name"]),
+            pid=int(str(raw["pid"])),
+            start_ticks=int(str(raw["start_ticks"])),
+            log=str(raw["log"]),
+        )
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
@@ -89,8 +94,13 @@ def start(daemon: Daemon, *, log: Path, pid_dir: Path, base_env: Mapping[str, st
         out.flush()
         try:
             proc = subprocess.Popen(
-                list(daemon.argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env={**base_env, **daemon.env}, start_new_session=True, close_fds=True,
+                list(daemon.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**base_env, **daemon.env},
+                start_new_session=True,
+                close_fds=True,
             )
         except OSError as exc:
             raise ClusterError(f"cannot start {daemon.name}: {daemon.argv[0]}: {exc.strerror}") from exc
@@ -137,7 +147,9 @@ def kill_all(pids: Sequence[int], *, timeout: float = 10.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     for record in records:
-        wait_for(f"{record.name} to exit after SIGKILL", lambda r=record: _gone(r), timeout=timeout, interval=0.5)
+        wait_for(
+            f"{record.name} to exit after SIGKILL", functools.partial(_gone, record), timeout=timeout, interval=0.5
+        )
 
 
 def processes_with_arg(executable_name: str, needle: str) -> list[int]:

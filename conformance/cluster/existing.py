@@ -104,8 +104,8 @@ def read_contexts(kubeconfig: str) -> tuple[list[str], str | None]:
 
 def short_reason(exc: BaseException) -> str:
     """The innermost, human part of a urllib3/requests error chain ("Connection refused", not object reprs)."""
-    while getattr(exc, "reason", None) is not None and isinstance(exc.reason, BaseException):
-        exc = exc.reason
+    while isinstance(inner := getattr(exc, "reason", None), BaseException):
+        exc = inner
     text = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
     text = re.sub(r"<[^>]*object at 0x[0-9a-f]+>:?\s*", "", text)
     text = re.sub(r"^.*?(Failed to establish a new connection|Max retries exceeded[^(]*)[:\s(]*", "", text)

@@ -8,6 +8,7 @@ Long-running daemons are started by `conformance.cluster.local.daemons`, not her
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -104,10 +105,8 @@ def _short(argv: Sequence[str], limit: int = 6) -> str:
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     proc.wait()
 
 

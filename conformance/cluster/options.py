@@ -62,31 +62,78 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("--k8s-version", "Kubernetes release to build and run, e.g. v1.35.4 (default: the provider's pin)",
-           BUILT, _release("--k8s-version"), "VERSION"),
-    Option("--crio-version", "CRI-O release, e.g. v1.36.3 (default: the provider's pin)",
-           BUILT, _release("--crio-version"), "VERSION"),
-    Option("--feature-gates", "extra gates for every component, e.g. ImageVolume=false (<= 1.35 only)",
-           BUILT, parse_feature_gates, "NAME=BOOL,…"),
-    Option("--admission-plugins", "extra kube-apiserver admission plugins, e.g. AlwaysPullImages",
-           BUILT, _names, "NAME,…"),
-    Option("--cache-dir", "cache of built binaries and images, by component and version (default: "
-           "$IVC_CACHE_DIR, else /var/cache/ivc)", frozenset(PROVIDER_NAMES), _path, "DIR"),
-    Option("--state-dir", "where the local cluster keeps all of its state (default: <state dir>/local)",
-           frozenset({LOCAL}), _path, "DIR"),
+    Option(
+        "--k8s-version",
+        "Kubernetes release to build and run, e.g. v1.35.4 (default: the provider's pin)",
+        BUILT,
+        _release("--k8s-version"),
+        "VERSION",
+    ),
+    Option(
+        "--crio-version",
+        "CRI-O release, e.g. v1.36.3 (default: the provider's pin)",
+        BUILT,
+        _release("--crio-version"),
+        "VERSION",
+    ),
+    Option(
+        "--feature-gates",
+        "extra gates for every component, e.g. ImageVolume=false (<= 1.35 only)",
+        BUILT,
+        parse_feature_gates,
+        "NAME=BOOL,…",
+    ),
+    Option(
+        "--admission-plugins", "extra kube-apiserver admission plugins, e.g. AlwaysPullImages", BUILT, _names, "NAME,…"
+    ),
+    Option(
+        "--cache-dir",
+        "cache of built binaries and images, by component and version (default: $IVC_CACHE_DIR, else /var/cache/ivc)",
+        frozenset(PROVIDER_NAMES),
+        _path,
+        "DIR",
+    ),
+    Option(
+        "--state-dir",
+        "where the local cluster keeps all of its state (default: <state dir>/local)",
+        frozenset({LOCAL}),
+        _path,
+        "DIR",
+    ),
     Option("--cluster-name", "kind cluster name (default: ivc)", frozenset({KIND}), str, "NAME"),
     Option("--node-image", "use this kind node image instead of building one", frozenset({KIND}), str, "IMAGE"),
-    Option("--kubeconfig", "kubeconfig of the cluster (default: $KUBECONFIG, then ~/.kube/config)",
-           frozenset({EXISTING}), str, "PATH"),
+    Option(
+        "--kubeconfig",
+        "kubeconfig of the cluster (default: $KUBECONFIG, then ~/.kube/config)",
+        frozenset({EXISTING}),
+        str,
+        "PATH",
+    ),
     Option("--context", "kubeconfig context (default: its current-context)", frozenset({EXISTING}), str, "NAME"),
-    Option("--registry", "HOST:PORT the suite pushes its artifacts to; the nodes must pull from it",
-           frozenset({EXISTING}), str, "HOST:PORT"),
-    Option("--registry-pull", "HOST:PORT the nodes pull from, when it differs from --registry",
-           frozenset({EXISTING}), str, "HOST:PORT"),
-    Option("--pull-secret", "docker config.json with credentials for --registry; the pull-secret tests then use it",
-           frozenset({EXISTING}), str, "FILE"),
-    Option("--registry-ca", "PEM of the CA that signed --registry's TLS certificate", frozenset({EXISTING}), str,
-           "PEM"),
+    Option(
+        "--registry",
+        "HOST:PORT the suite pushes its artifacts to; the nodes must pull from it",
+        frozenset({EXISTING}),
+        str,
+        "HOST:PORT",
+    ),
+    Option(
+        "--registry-pull",
+        "HOST:PORT the nodes pull from, when it differs from --registry",
+        frozenset({EXISTING}),
+        str,
+        "HOST:PORT",
+    ),
+    Option(
+        "--pull-secret",
+        "docker config.json with credentials for --registry; the pull-secret tests then use it",
+        frozenset({EXISTING}),
+        str,
+        "FILE",
+    ),
+    Option(
+        "--registry-ca", "PEM of the CA that signed --registry's TLS certificate", frozenset({EXISTING}), str, "PEM"
+    ),
 )
 
 
@@ -137,7 +184,9 @@ class ClusterOptions:
         """These options, with what they leave unset taken from `saved` (the options of the last `up`)."""
         defaults = ClusterOptions(provider=self.provider)
         values = {
-            f.name: getattr(self, f.name) if getattr(self, f.name) != getattr(defaults, f.name) else getattr(saved, f.name)
+            f.name: getattr(self, f.name)
+            if getattr(self, f.name) != getattr(defaults, f.name)
+            else getattr(saved, f.name)
             for f in fields(self)
         }
         return ClusterOptions(**values)

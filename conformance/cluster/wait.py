@@ -70,4 +70,6 @@ def wait_for(
         return retrying(attempt)
     except RetryError as err:
         reason = err.last_attempt.exception()
-        raise ClusterError(with_log(f"timed out after {timeout:.0f}s waiting for {what} (last: {reason})", log)) from None
+        raise ClusterError(
+            with_log(f"timed out after {timeout:.0f}s waiting for {what} (last: {reason})", log)
+        ) from None

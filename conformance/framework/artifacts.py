@@ -155,16 +155,16 @@ def content_tag(digest: str) -> str:
     return "c-" + digest.split(":", 1)[1][:16]
 
 
-def push_named(client: RegistryClient, name: str, spec: ImageSpec | ArtifactSpec, repository: str,
-               tag: str | None = None) -> PushedArtifact:
+def push_named(
+    client: RegistryClient, name: str, spec: ImageSpec | ArtifactSpec, repository: str, tag: str | None = None
+) -> PushedArtifact:
     built = build(spec)
     tag = tag or content_tag(built.manifest_digest)
     digest = client.push(built, repository, tag)
     return PushedArtifact(name=name, repository=repository, tag=tag, digest=digest, pull_host=client.endpoint.pull)
 
 
-def push_catalog(client: RegistryClient, catalog: Mapping[str, CatalogEntry] = CATALOG
-                 ) -> dict[str, PushedArtifact]:
+def push_catalog(client: RegistryClient, catalog: Mapping[str, CatalogEntry] = CATALOG) -> dict[str, PushedArtifact]:
     return {
         name: push_named(client, name, spec_of(entry), f"{SHARED_REPOSITORY_PREFIX}/{name}")
         for name, entry in catalog.items()

@@ -17,8 +17,12 @@ from conformance.framework.expectations import TABLE, Level
 
 ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- test-table:begin -->", "<!-- test-table:end -->"
-SHORT = {Level.REQUIRED: "required", Level.OPTIONAL: "optional", Level.INFORMATIONAL: "informational",
-         Level.NOT_APPLICABLE: "n/a"}
+SHORT = {
+    Level.REQUIRED: "required",
+    Level.OPTIONAL: "optional",
+    Level.INFORMATIONAL: "informational",
+    Level.NOT_APPLICABLE: "n/a",
+}
 
 
 class _Collector:
@@ -41,8 +45,9 @@ def classification(behaviour: str) -> str:
 
 def markdown() -> str:
     collector = _Collector()
-    code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", str(ROOT / "conformance")],
-                       plugins=[collector])
+    code = pytest.main(
+        ["--collect-only", "-q", "-p", "no:cacheprovider", str(ROOT / "conformance")], plugins=[collector]
+    )
     if code != 0:
         raise SystemExit(f"collection failed ({code})")
     lines = ["| test | behaviour | classification (Kubernetes, runtime) |", "|---|---|---|"]

@@ -41,8 +41,9 @@ class Rule:
     reason: str = ""  # why not applicable (skip message) or a note shown in reports
     expected: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
-    def matches(self, kubernetes: Version, runtime: str, runtime_version: Version,
-                flags: frozenset[str] = frozenset()) -> bool:
+    def matches(
+        self, kubernetes: Version, runtime: str, runtime_version: Version, flags: frozenset[str] = frozenset()
+    ) -> bool:
         if kubernetes not in self.k8s or (self.when is not None and self.when not in flags):
             return False
         return self.runtime is None or (self.runtime == runtime and runtime_version in self.runtime_version)
@@ -81,8 +82,10 @@ KEP = "KEP-4639"
 # Capabilities properties a row may require with `when=`.
 CAPABILITY_FLAGS = ("admission_forces_always", "image_volume_with_digest")
 ALWAYS_PULL = "admission_forces_always"
-FORCED_ALWAYS = ("AlwaysPullImages admission is active on this cluster: it rewrites every pullPolicy to Always "
-                 "(feature-facts §3.3), so IfNotPresent/Never semantics and defaulting cannot be observed")
+FORCED_ALWAYS = (
+    "AlwaysPullImages admission is active on this cluster: it rewrites every pullPolicy to Always "
+    "(feature-facts §3.3), so IfNotPresent/Never semantics and defaulting cannot be observed"
+)
 CRIO, CONTAINERD = "cri-o", "containerd"
 # Anything older than 1.31 has no VolumeSource.Image at all; the session-level verdict covers it.
 FEATURE = since("1.31")
@@ -90,213 +93,572 @@ FEATURE = since("1.31")
 TABLE: tuple[Rule, ...] = (
     # -- mount contents and read-only -----------------------------------------------------------
     Rule("content", Level.REQUIRED, f"{KEP}; e2e_node image_volume.go 'pull policy of Always'", FEATURE),
-    Rule("read-only", Level.REQUIRED, "kubelet makeMounts mustMountRO; image plugin GetAttributes ReadOnly", FEATURE,
-         expected=_x(error="Read-only file system")),
-    Rule("noexec", Level.INFORMATIONAL, "KEP dropped noexec (enhancements#5354); API text removed in 1.36 (#135775)",
-         FEATURE, reason="runtimes do not enforce noexec; critest asserts exec works"),
+    Rule(
+        "read-only",
+        Level.REQUIRED,
+        "kubelet makeMounts mustMountRO; image plugin GetAttributes ReadOnly",
+        FEATURE,
+        expected=_x(error="Read-only file system"),
+    ),
+    Rule(
+        "noexec",
+        Level.INFORMATIONAL,
+        "KEP dropped noexec (enhancements#5354); API text removed in 1.36 (#135775)",
+        FEATURE,
+        reason="runtimes do not enforce noexec; critest asserts exec works",
+    ),
     # -- subPath --------------------------------------------------------------------------------
-    Rule("subpath-rejected-by-api", Level.REQUIRED, "validation.go before #130135", between("1.31", "1.33"),
-         expected=_x(message="not allowed in image volume sources")),
-    Rule("subpath-rejected-by-api", Level.NOT_APPLICABLE, "#130135 allows subPath from 1.33", since("1.33"),
-         reason="the API accepts subPath on image volumes since Kubernetes 1.33"),
-    Rule("subpath-directory", Level.NOT_APPLICABLE, "#130135", before("1.33"),
-         reason="subPath on image volumes needs Kubernetes >= 1.33"),
+    Rule(
+        "subpath-rejected-by-api",
+        Level.REQUIRED,
+        "validation.go before #130135",
+        between("1.31", "1.33"),
+        expected=_x(message="not allowed in image volume sources"),
+    ),
+    Rule(
+        "subpath-rejected-by-api",
+        Level.NOT_APPLICABLE,
+        "#130135 allows subPath from 1.33",
+        since("1.33"),
+        reason="the API accepts subPath on image volumes since Kubernetes 1.33",
+    ),
+    Rule(
+        "subpath-directory",
+        Level.NOT_APPLICABLE,
+        "#130135",
+        before("1.33"),
+        reason="subPath on image volumes needs Kubernetes >= 1.33",
+    ),
     # Still required on containerd 2.1.x, which mounts the image root instead: a known defect, and
     # known_issues.py shows the hint next to the failure.
-    Rule("subpath-directory", Level.REQUIRED, "#130135; CRI-O >= 1.33 fca4ea6223; containerd >= 2.2 cff8184ff",
-         since("1.33")),
-    Rule("subpath-file", Level.NOT_APPLICABLE, "#130135", before("1.33"),
-         reason="subPath on image volumes needs Kubernetes >= 1.33"),
+    Rule(
+        "subpath-directory",
+        Level.REQUIRED,
+        "#130135; CRI-O >= 1.33 fca4ea6223; containerd >= 2.2 cff8184ff",
+        since("1.33"),
+    ),
+    Rule(
+        "subpath-file",
+        Level.NOT_APPLICABLE,
+        "#130135",
+        before("1.33"),
+        reason="subPath on image volumes needs Kubernetes >= 1.33",
+    ),
     # The API accepts a file subPath, runtimes differ: containerd refuses it ("only directory subpath is
     # supported"), CRI-O 1.36.3 fails the overlay onto a file. What every runtime owes is no silent lie.
-    Rule("subpath-file", Level.REQUIRED, "#130135; containerd image_volume_linux_test.go; observed on CRI-O 1.36.3",
-         since("1.33"), expected=_x(refused_reason="CreateContainerError")),
-    Rule("subpath-missing", Level.NOT_APPLICABLE, "#130135", before("1.33"),
-         reason="subPath on image volumes needs Kubernetes >= 1.33"),
-    Rule("subpath-missing", Level.REQUIRED, "e2e_node image_volume.go 'subPath in volume is not existing'; "
-         "cri-api ErrImageVolumeMountFailed", since("1.33"),
-         expected=_x(reason="CreateContainerError", message="ImageVolumeMountFailed")),
-    Rule("subpath-expr", Level.NOT_APPLICABLE, "#130135", before("1.33"),
-         reason="subPathExpr on image volumes needs Kubernetes >= 1.33"),
+    Rule(
+        "subpath-file",
+        Level.REQUIRED,
+        "#130135; containerd image_volume_linux_test.go; observed on CRI-O 1.36.3",
+        since("1.33"),
+        expected=_x(refused_reason="CreateContainerError"),
+    ),
+    Rule(
+        "subpath-missing",
+        Level.NOT_APPLICABLE,
+        "#130135",
+        before("1.33"),
+        reason="subPath on image volumes needs Kubernetes >= 1.33",
+    ),
+    Rule(
+        "subpath-missing",
+        Level.REQUIRED,
+        "e2e_node image_volume.go 'subPath in volume is not existing'; cri-api ErrImageVolumeMountFailed",
+        since("1.33"),
+        expected=_x(reason="CreateContainerError", message="ImageVolumeMountFailed"),
+    ),
+    Rule(
+        "subpath-expr",
+        Level.NOT_APPLICABLE,
+        "#130135",
+        before("1.33"),
+        reason="subPathExpr on image volumes needs Kubernetes >= 1.33",
+    ),
     Rule("subpath-expr", Level.REQUIRED, "#130135 (kubelet expands subPathExpr from env)", since("1.33")),
     # -- pullPolicy -----------------------------------------------------------------------------
-    Rule("pull-policy-default", Level.NOT_APPLICABLE, "alwayspullimages admission.go", FEATURE,
-         when=ALWAYS_PULL,
-         reason=FORCED_ALWAYS),
+    Rule(
+        "pull-policy-default",
+        Level.NOT_APPLICABLE,
+        "alwayspullimages admission.go",
+        FEATURE,
+        when=ALWAYS_PULL,
+        reason=FORCED_ALWAYS,
+    ),
     Rule("pull-policy-default", Level.REQUIRED, "pkg/apis/core/v1/defaults.go SetDefaults_Volume", FEATURE),
-    Rule("repull-on-recreate", Level.REQUIRED, "ImageVolumeSource docs: 're-resolved if the pod gets deleted and "
-         "recreated'", FEATURE),
-    Rule("if-not-present-keeps-node-copy", Level.NOT_APPLICABLE, "alwayspullimages admission.go", FEATURE,
-         when=ALWAYS_PULL,
-         reason=FORCED_ALWAYS),
+    Rule(
+        "repull-on-recreate",
+        Level.REQUIRED,
+        "ImageVolumeSource docs: 're-resolved if the pod gets deleted and recreated'",
+        FEATURE,
+    ),
+    Rule(
+        "if-not-present-keeps-node-copy",
+        Level.NOT_APPLICABLE,
+        "alwayspullimages admission.go",
+        FEATURE,
+        when=ALWAYS_PULL,
+        reason=FORCED_ALWAYS,
+    ),
     Rule("if-not-present-keeps-node-copy", Level.REQUIRED, "kubelet image manager shared with containers", FEATURE),
-    Rule("never-pull-absent", Level.NOT_APPLICABLE, "alwayspullimages admission.go", FEATURE,
-         when=ALWAYS_PULL,
-         reason=FORCED_ALWAYS),
-    Rule("never-pull-absent", Level.REQUIRED, "kubelet image manager shared with containers", FEATURE,
-         expected=_x(reason="ErrImageNeverPull")),
+    Rule(
+        "never-pull-absent",
+        Level.NOT_APPLICABLE,
+        "alwayspullimages admission.go",
+        FEATURE,
+        when=ALWAYS_PULL,
+        reason=FORCED_ALWAYS,
+    ),
+    Rule(
+        "never-pull-absent",
+        Level.REQUIRED,
+        "kubelet image manager shared with containers",
+        FEATURE,
+        expected=_x(reason="ErrImageNeverPull"),
+    ),
     # The kubelet's own events say what it did with a present image (pkg/kubelet/images/image_manager.go).
     # The message gained " and can be accessed by the pod" with KubeletEnsureSecretPulledImages (beta, on
     # since 1.35); image volumes get the container wording, on the Pod itself (no fieldPath).
-    Rule("if-not-present-uses-node-copy", Level.NOT_APPLICABLE, "alwayspullimages admission.go", FEATURE,
-         when=ALWAYS_PULL,
-         reason=FORCED_ALWAYS),
-    Rule("if-not-present-uses-node-copy", Level.REQUIRED, "image_manager.go EnsureImageExists: 'Container image %q "
-         "already present on machine'; untested upstream (feature-facts §16)", FEATURE,
-         expected=_x(reason="Pulled", message="already present on machine", pulling="Pulling")),
-    Rule("always-pulls-again", Level.REQUIRED, "image_manager.go imagePullPrecheck: PullAlways skips the presence "
-         "check, then 'Pulling image %q'", FEATURE, expected=_x(reason="Pulling", message="Pulling image")),
-    Rule("container-restart-resolution", Level.INFORMATIONAL, "unspecified by the API (feature-facts §7)", FEATURE,
-         reason="the API leaves what a restarted container sees unspecified"),
+    Rule(
+        "if-not-present-uses-node-copy",
+        Level.NOT_APPLICABLE,
+        "alwayspullimages admission.go",
+        FEATURE,
+        when=ALWAYS_PULL,
+        reason=FORCED_ALWAYS,
+    ),
+    Rule(
+        "if-not-present-uses-node-copy",
+        Level.REQUIRED,
+        "image_manager.go EnsureImageExists: 'Container image %q "
+        "already present on machine'; untested upstream (feature-facts §16)",
+        FEATURE,
+        expected=_x(reason="Pulled", message="already present on machine", pulling="Pulling"),
+    ),
+    Rule(
+        "always-pulls-again",
+        Level.REQUIRED,
+        "image_manager.go imagePullPrecheck: PullAlways skips the presence check, then 'Pulling image %q'",
+        FEATURE,
+        expected=_x(reason="Pulling", message="Pulling image"),
+    ),
+    Rule(
+        "container-restart-resolution",
+        Level.INFORMATIONAL,
+        "unspecified by the API (feature-facts §7)",
+        FEATURE,
+        reason="the API leaves what a restarted container sees unspecified",
+    ),
     # -- failures -------------------------------------------------------------------------------
-    Rule("missing-image", Level.REQUIRED, "e2e_node image_volume.go 'image volume is not existing'", FEATURE,
-         expected=_x(reasons="ErrImagePull,ImagePullBackOff")),
+    Rule(
+        "missing-image",
+        Level.REQUIRED,
+        "e2e_node image_volume.go 'image volume is not existing'",
+        FEATURE,
+        expected=_x(reasons="ErrImagePull,ImagePullBackOff"),
+    ),
     Rule("missing-image-unused", Level.REQUIRED, "e2e_node image_volume.go 'not existing but unused'", FEATURE),
     # -- layers: the volume is the merged image tree (feature-facts §2, §16) ---------------------
-    Rule("layer-override", Level.REQUIRED, f"{KEP}: 'Duplicate files from distinct layers will be overwritten "
-         "from the higher indexed layer'", FEATURE),
-    Rule("layer-whiteout", Level.REQUIRED, f"{KEP}: layers merged as for container images (image-spec whiteouts); "
-         "untested upstream (feature-facts §16)", FEATURE),
-    Rule("layer-opaque-directory", Level.REQUIRED, f"{KEP}: layers merged as for container images (image-spec "
-         "opaque whiteouts); untested upstream (feature-facts §16)", FEATURE),
+    Rule(
+        "layer-override",
+        Level.REQUIRED,
+        f"{KEP}: 'Duplicate files from distinct layers will be overwritten from the higher indexed layer'",
+        FEATURE,
+    ),
+    Rule(
+        "layer-whiteout",
+        Level.REQUIRED,
+        f"{KEP}: layers merged as for container images (image-spec whiteouts); untested upstream (feature-facts §16)",
+        FEATURE,
+    ),
+    Rule(
+        "layer-opaque-directory",
+        Level.REQUIRED,
+        f"{KEP}: layers merged as for container images (image-spec "
+        "opaque whiteouts); untested upstream (feature-facts §16)",
+        FEATURE,
+    ),
     Rule("layer-symlinks", Level.REQUIRED, f"{KEP}: the image tree as for container images", FEATURE),
     Rule("layer-hardlink", Level.REQUIRED, f"{KEP}: the image tree as for container images", FEATURE),
-    Rule("layer-file-modes", Level.REQUIRED, f"{KEP}; file modes as seen in the container are untested upstream "
-         "(feature-facts §16)", FEATURE),
-    Rule("layer-ownership", Level.REQUIRED, f"{KEP}; image plugin SetUp changes no ownership (feature-facts §9, §16)",
-         FEATURE),
+    Rule(
+        "layer-file-modes",
+        Level.REQUIRED,
+        f"{KEP}; file modes as seen in the container are untested upstream (feature-facts §16)",
+        FEATURE,
+    ),
+    Rule(
+        "layer-ownership",
+        Level.REQUIRED,
+        f"{KEP}; image plugin SetUp changes no ownership (feature-facts §9, §16)",
+        FEATURE,
+    ),
     Rule("layer-empty-directory", Level.REQUIRED, f"{KEP}: the image tree as for container images", FEATURE),
     Rule("many-files", Level.REQUIRED, f"{KEP}: the image tree as for container images", FEATURE),
     Rule("non-ascii-names", Level.REQUIRED, f"{KEP}: the image tree as for container images", FEATURE),
-    Rule("large-file", Level.REQUIRED, f"{KEP} PRR: pull cost grows with image size; model weights are the main "
-         "use (feature-facts §7, §15.10)", FEATURE),
+    Rule(
+        "large-file",
+        Level.REQUIRED,
+        f"{KEP} PRR: pull cost grows with image size; model weights are the main use (feature-facts §7, §15.10)",
+        FEATURE,
+    ),
     # -- sharing: volumes, containers and Pods ---------------------------------------------------
     Rule("multiple-volumes", Level.REQUIRED, "e2e_node image_volume.go 'pod and multiple volumes'", FEATURE),
-    Rule("init-container", Level.REQUIRED, "image volumes are mounted per container at start "
-         "(kuberuntime toKubeContainerImageVolumes, feature-facts §7); untested upstream (§16)", FEATURE),
-    Rule("sidecar-container", Level.REQUIRED, "image volumes are mounted per container, also on the sidecar-restart "
-         "path (feature-facts §7, §8); untested upstream (§16)", FEATURE),
-    Rule("same-image-two-pods", Level.REQUIRED, "e2e_node image_volume.go 'multiple pods and same image on the same "
-         "node'; CRI-O per-container overlay (feature-facts §9)", FEATURE),
+    Rule(
+        "init-container",
+        Level.REQUIRED,
+        "image volumes are mounted per container at start "
+        "(kuberuntime toKubeContainerImageVolumes, feature-facts §7); untested upstream (§16)",
+        FEATURE,
+    ),
+    Rule(
+        "sidecar-container",
+        Level.REQUIRED,
+        "image volumes are mounted per container, also on the sidecar-restart "
+        "path (feature-facts §7, §8); untested upstream (§16)",
+        FEATURE,
+    ),
+    Rule(
+        "same-image-two-pods",
+        Level.REQUIRED,
+        "e2e_node image_volume.go 'multiple pods and same image on the same "
+        "node'; CRI-O per-container overlay (feature-facts §9)",
+        FEATURE,
+    ),
     # -- references ------------------------------------------------------------------------------
-    Rule("digest-reference", Level.REQUIRED, "kubelet image manager shared with containers (feature-facts §7); "
-         "digest references untested upstream (§16)", FEATURE),
+    Rule(
+        "digest-reference",
+        Level.REQUIRED,
+        "kubelet image manager shared with containers (feature-facts §7); digest references untested upstream (§16)",
+        FEATURE,
+    ),
     # -- fsGroup ---------------------------------------------------------------------------------
-    Rule("fsgroup-no-ownership-change", Level.REQUIRED, "image plugin SetUp does nothing (feature-facts §9); API doc: "
-         "'fsGroupChangePolicy has no effect on this volume type' (§2)", FEATURE,
-         expected=_x(owned="1234:5678", other="0:0")),
+    Rule(
+        "fsgroup-no-ownership-change",
+        Level.REQUIRED,
+        "image plugin SetUp does nothing (feature-facts §9); API doc: "
+        "'fsGroupChangePolicy has no effect on this volume type' (§2)",
+        FEATURE,
+        expected=_x(owned="1234:5678", other="0:0"),
+    ),
     # -- OCI artifacts (empty or custom config): CRI-O >= 1.33 only (feature-facts §11, §15.2) -----
-    Rule("artifact-content", Level.NOT_APPLICABLE, "containerd#11907, containerd#11381", FEATURE, runtime=CONTAINERD,
-         reason="no containerd version mounts OCI artifacts: it needs an image config with rootfs.diff_ids "
-                "(containerd#11907)"),
-    Rule("artifact-content", Level.NOT_APPLICABLE, "cri-o#8953", FEATURE, runtime=CRIO, runtime_version=before("1.33"),
-         reason="CRI-O < 1.33 mounts only image layer media types (cri-o#8953); artifacts need CRI-O >= 1.33"),
-    Rule("artifact-content", Level.OPTIONAL, "CRI-O >= 1.33 e429f75eed; cri-o test/oci_artifacts.bats 'mount'",
-         FEATURE, runtime=CRIO),
-    Rule("artifact-read-only", Level.NOT_APPLICABLE, "containerd#11907, containerd#11381", FEATURE,
-         runtime=CONTAINERD, reason="no containerd version mounts OCI artifacts: it needs an image config with "
-                                    "rootfs.diff_ids (containerd#11907)"),
-    Rule("artifact-read-only", Level.NOT_APPLICABLE, "cri-o#8953", FEATURE, runtime=CRIO,
-         runtime_version=before("1.33"),
-         reason="CRI-O < 1.33 mounts only image layer media types (cri-o#8953); artifacts need CRI-O >= 1.33"),
-    Rule("artifact-read-only", Level.OPTIONAL, "CRI-O >= 1.33 per-blob bind,ro mounts; cri-o test/oci_artifacts.bats "
-         "'mount'", FEATURE, runtime=CRIO, expected=_x(error="Read-only file system")),
-    Rule("artifact-mount-directory", Level.NOT_APPLICABLE, "containerd#11907, containerd#11381", FEATURE,
-         runtime=CONTAINERD, reason="no containerd version mounts OCI artifacts: it needs an image config with "
-                                    "rootfs.diff_ids (containerd#11907)"),
-    Rule("artifact-mount-directory", Level.NOT_APPLICABLE, "cri-o#8953", FEATURE, runtime=CRIO,
-         runtime_version=before("1.33"),
-         reason="CRI-O < 1.33 mounts only image layer media types (cri-o#8953); artifacts need CRI-O >= 1.33"),
-    Rule("artifact-mount-directory", Level.INFORMATIONAL, "CRI-O >= 1.33 mounts each blob bind,ro (feature-facts "
-         "§11); the API's 'mounted read-only' says nothing about the directories around them", FEATURE, runtime=CRIO,
-         reason="whether the directories of an artifact mount take new entries is unspecified"),
-    Rule("artifact-subpath", Level.NOT_APPLICABLE, "#130135", before("1.33"),
-         reason="subPath on image volumes needs Kubernetes >= 1.33"),
-    Rule("artifact-subpath", Level.NOT_APPLICABLE, "containerd#11907, containerd#11381", FEATURE,
-         runtime=CONTAINERD, reason="no containerd version mounts OCI artifacts: it needs an image config with "
-                                    "rootfs.diff_ids (containerd#11907)"),
-    Rule("artifact-subpath", Level.NOT_APPLICABLE, "cri-o#8953; artifact subPath 2ac913d186", FEATURE, runtime=CRIO,
-         runtime_version=before("1.33"),
-         reason="CRI-O < 1.33 mounts only image layer media types (cri-o#8953); artifacts need CRI-O >= 1.33"),
-    Rule("artifact-subpath", Level.OPTIONAL, "CRI-O >= 1.33 2ac913d186 (filters blob paths by prefix); cri-o "
-         "test/oci_artifacts.bats 'subPath'", since("1.33"), runtime=CRIO),
+    Rule(
+        "artifact-content",
+        Level.NOT_APPLICABLE,
+        "containerd#11907, containerd#11381",
+        FEATURE,
+        runtime=CONTAINERD,
+        reason="no containerd version mounts OCI artifacts: it needs an image config with rootfs.diff_ids "
+        "(containerd#11907)",
+    ),
+    Rule(
+        "artifact-content",
+        Level.NOT_APPLICABLE,
+        "cri-o#8953",
+        FEATURE,
+        runtime=CRIO,
+        runtime_version=before("1.33"),
+        reason="CRI-O < 1.33 mounts only image layer media types (cri-o#8953); artifacts need CRI-O >= 1.33",
+    ),
+    Rule(
+        "artifact-content",
+        Level.OPTIONAL,
+        "CRI-O >= 1.33 e429f75eed; cri-o test/oci_artifacts.bats 'mount'",
+        FEATURE,
+        runtime=CRIO,
+    ),
+    Rule(
+        "artifact-read-only",
+        Level.NOT_APPLICABLE,
+        "containerd#11907, containerd#11381",
+        FEATURE,
+        runtime=CONTAINERD,
+        reason="no containerd version mounts OCI artifacts: it needs an image config with "
+        "rootfs.diff_ids (containerd#11907)",
+    ),
+    Rule(
+        "artifact-read-only",
+        Level.NOT_APPLICABLE,
+        "cri-o#8953",
+        FEATURE,
+        runtime=CRIO,
+        runtime_version=before("1.33"),
+        reason="CRI-O < 1.33 mounts only image layer media types (cri-o#8953); artifacts need CRI-O >= 1.33",
+    ),
+    Rule(
+        "artifact-read-only",
+        Level.OPTIONAL,
+        "CRI-O >= 1.33 per-blob bind,ro mounts; cri-o test/oci_artifacts.bats 'mount'",
+        FEATURE,
+        runtime=CRIO,
+        expected=_x(error="Read-only file system"),
+    ),
+    Rule(
+        "artifact-mount-directory",
+        Level.NOT_APPLICABLE,
+        "containerd#11907, containerd#11381",
+        FEATURE,
+        runtime=CONTAINERD,
+        reason="no containerd version mounts OCI artifacts: it needs an image config with "
+        "rootfs.diff_ids (containerd#11907)",
+    ),
+    Rule(
+        "artifact-mount-directory",
+        Level.NOT_APPLICABLE,
+        "cri-o#8953",
+        FEATURE,
+        runtime=CRIO,
+        runtime_version=before("1.33"),
+        reason="CRI-O < 1.33 mounts only image layer media types (cri-o#8953); artifacts need CRI-O >= 1.33",
+    ),
+    Rule(
+        "artifact-mount-directory",
+        Level.INFORMATIONAL,
+        "CRI-O >= 1.33 mounts each blob bind,ro (feature-facts "
+        "§11); the API's 'mounted read-only' says nothing about the directories around them",
+        FEATURE,
+        runtime=CRIO,
+        reason="whether the directories of an artifact mount take new entries is unspecified",
+    ),
+    Rule(
+        "artifact-subpath",
+        Level.NOT_APPLICABLE,
+        "#130135",
+        before("1.33"),
+        reason="subPath on image volumes needs Kubernetes >= 1.33",
+    ),
+    Rule(
+        "artifact-subpath",
+        Level.NOT_APPLICABLE,
+        "containerd#11907, containerd#11381",
+        FEATURE,
+        runtime=CONTAINERD,
+        reason="no containerd version mounts OCI artifacts: it needs an image config with "
+        "rootfs.diff_ids (containerd#11907)",
+    ),
+    Rule(
+        "artifact-subpath",
+        Level.NOT_APPLICABLE,
+        "cri-o#8953; artifact subPath 2ac913d186",
+        FEATURE,
+        runtime=CRIO,
+        runtime_version=before("1.33"),
+        reason="CRI-O < 1.33 mounts only image layer media types (cri-o#8953); artifacts need CRI-O >= 1.33",
+    ),
+    Rule(
+        "artifact-subpath",
+        Level.OPTIONAL,
+        "CRI-O >= 1.33 2ac913d186 (filters blob paths by prefix); cri-o test/oci_artifacts.bats 'subPath'",
+        since("1.33"),
+        runtime=CRIO,
+    ),
     # -- private registries (feature-facts §2, §7, §16) -------------------------------------------
-    Rule("pull-secret-pod", Level.REQUIRED, f"{KEP}: 'Pull secrets will be assembled in the same way as for the "
-         "container image'; untested upstream (feature-facts §16)", FEATURE),
-    Rule("pull-secret-service-account", Level.REQUIRED, f"{KEP} pull secrets as for container images; the "
-         "ServiceAccount admission plugin copies the account's imagePullSecrets into the Pod", FEATURE),
-    Rule("pull-secret-missing", Level.REQUIRED, "kubelet image manager shared with containers (feature-facts §7)",
-         FEATURE, expected=_x(reasons="ErrImagePull,ImagePullBackOff")),
-    Rule("pull-secret-not-exposed", Level.REQUIRED, "kubelet events and statuses name the image, never the "
-         "credentials (image_manager.go); the suite masks RegistryEndpoint.password", FEATURE),
+    Rule(
+        "pull-secret-pod",
+        Level.REQUIRED,
+        f"{KEP}: 'Pull secrets will be assembled in the same way as for the "
+        "container image'; untested upstream (feature-facts §16)",
+        FEATURE,
+    ),
+    Rule(
+        "pull-secret-service-account",
+        Level.REQUIRED,
+        f"{KEP} pull secrets as for container images; the "
+        "ServiceAccount admission plugin copies the account's imagePullSecrets into the Pod",
+        FEATURE,
+    ),
+    Rule(
+        "pull-secret-missing",
+        Level.REQUIRED,
+        "kubelet image manager shared with containers (feature-facts §7)",
+        FEATURE,
+        expected=_x(reasons="ErrImagePull,ImagePullBackOff"),
+    ),
+    Rule(
+        "pull-secret-not-exposed",
+        Level.REQUIRED,
+        "kubelet events and statuses name the image, never the "
+        "credentials (image_manager.go); the suite masks RegistryEndpoint.password",
+        FEATURE,
+    ),
     # -- API validation through the apiserver (validation.go validateImageVolumeSource, §3.1) --------
-    Rule("api-reference-required", Level.REQUIRED, "validation.go: reference required when opts.ResourceIsPod",
-         FEATURE, expected=_x(field="spec.volumes[0].image.reference", message="Required value")),
+    Rule(
+        "api-reference-required",
+        Level.REQUIRED,
+        "validation.go: reference required when opts.ResourceIsPod",
+        FEATURE,
+        expected=_x(field="spec.volumes[0].image.reference", message="Required value"),
+    ),
     # Observed on 1.36.3: AlwaysPullImages' Admit rewrites even "Sometimes" to Always before validation runs.
-    Rule("api-pull-policy-unsupported", Level.NOT_APPLICABLE, "alwayspullimages admission.go Admit before Validate",
-         FEATURE, when=ALWAYS_PULL, reason="AlwaysPullImages admission rewrites any pullPolicy, even an unsupported "
-                                           "one, to Always before validation"),
-    Rule("api-pull-policy-unsupported", Level.REQUIRED, "validation.go validateImageVolumeSource pullPolicy",
-         FEATURE, expected=_x(field="spec.volumes[0].image.pullPolicy",
-                              supported='supported values: "Always", "IfNotPresent", "Never"')),
-    Rule("api-one-volume-source", Level.REQUIRED, "validation.go validateVolumeSource", FEATURE,
-         expected=_x(field="spec.volumes[0].image", message="Forbidden: may not specify more than 1 volume type")),
-    Rule("api-template-reference-optional", Level.REQUIRED, "ImageVolumeSource.reference is +optional 'to allow "
-         "higher level config management to default or override container images in workload controllers'",
-         FEATURE),
+    Rule(
+        "api-pull-policy-unsupported",
+        Level.NOT_APPLICABLE,
+        "alwayspullimages admission.go Admit before Validate",
+        FEATURE,
+        when=ALWAYS_PULL,
+        reason="AlwaysPullImages admission rewrites any pullPolicy, even an unsupported "
+        "one, to Always before validation",
+    ),
+    Rule(
+        "api-pull-policy-unsupported",
+        Level.REQUIRED,
+        "validation.go validateImageVolumeSource pullPolicy",
+        FEATURE,
+        expected=_x(
+            field="spec.volumes[0].image.pullPolicy", supported='supported values: "Always", "IfNotPresent", "Never"'
+        ),
+    ),
+    Rule(
+        "api-one-volume-source",
+        Level.REQUIRED,
+        "validation.go validateVolumeSource",
+        FEATURE,
+        expected=_x(field="spec.volumes[0].image", message="Forbidden: may not specify more than 1 volume type"),
+    ),
+    Rule(
+        "api-template-reference-optional",
+        Level.REQUIRED,
+        "ImageVolumeSource.reference is +optional 'to allow "
+        "higher level config management to default or override container images in workload controllers'",
+        FEATURE,
+    ),
     # -- admission (feature-facts §3.3) -----------------------------------------------------------
-    Rule("always-pull-images-admission", Level.REQUIRED, "plugin/pkg/admission/alwayspullimages admission_test.go; "
-         "docs: 'The AlwaysPullImages Admission Controller does also work for this volume source'", FEATURE,
-         when=ALWAYS_PULL, expected=_x(stored="Always")),
-    Rule("always-pull-images-admission", Level.NOT_APPLICABLE, "a cluster setting, discovered by a dry-run Pod",
-         FEATURE, reason="AlwaysPullImages admission is not enabled on this cluster (a dry-run Pod kept pullPolicy "
-                "IfNotPresent); enable it with `python -m conformance.cluster up --provider local "
-                "--admission-plugins AlwaysPullImages` (a fresh local cluster) or kube-apiserver "
-                "--enable-admission-plugins=…,AlwaysPullImages"),
+    Rule(
+        "always-pull-images-admission",
+        Level.REQUIRED,
+        "plugin/pkg/admission/alwayspullimages admission_test.go; "
+        "docs: 'The AlwaysPullImages Admission Controller does also work for this volume source'",
+        FEATURE,
+        when=ALWAYS_PULL,
+        expected=_x(stored="Always"),
+    ),
+    Rule(
+        "always-pull-images-admission",
+        Level.NOT_APPLICABLE,
+        "a cluster setting, discovered by a dry-run Pod",
+        FEATURE,
+        reason="AlwaysPullImages admission is not enabled on this cluster (a dry-run Pod kept pullPolicy "
+        "IfNotPresent); enable it with `python -m conformance.cluster up --provider local "
+        "--admission-plugins AlwaysPullImages` (a fresh local cluster) or kube-apiserver "
+        "--enable-admission-plugins=…,AlwaysPullImages",
+    ),
     # -- kubelet metrics (feature-facts §8): not part of conformance, hence optional ---------------
-    Rule("metrics-mount-succeeded", Level.NOT_APPLICABLE, "#130135 added the counters", before("1.33"),
-         reason="the kubelet image volume metrics exist from Kubernetes 1.33 (#130135)"),
-    Rule("metrics-mount-succeeded", Level.OPTIONAL, "#130135; OpenShift image_volume.go 'metrics'",
-         between("1.33", "1.35"), expected=_x(requested="kubelet_image_volume_requested_total",
-                                              succeeded="kubelet_image_volume_mounted_succeed_total",
-                                              stability="ALPHA")),
-    Rule("metrics-mount-succeeded", Level.OPTIONAL, "#135195 moved the metrics to BETA (CHANGELOG-1.35)",
-         since("1.35"), expected=_x(requested="kubelet_image_volume_requested_total",
-                                    succeeded="kubelet_image_volume_mounted_succeed_total", stability="BETA")),
-    Rule("metrics-mount-errors", Level.NOT_APPLICABLE, "#130135 added the counters", before("1.33"),
-         reason="the kubelet image volume metrics exist from Kubernetes 1.33 (#130135)"),
-    Rule("metrics-mount-errors", Level.NOT_APPLICABLE, "containerd#11580", since("1.33"), runtime=CONTAINERD,
-         runtime_version=before("2.2"),
-         reason="containerd 2.1.x ignores image_sub_path, so a missing subPath mounts the root instead of failing "
-                "(containerd#11580): no mount error to count"),
-    Rule("metrics-mount-errors", Level.OPTIONAL, "#130135; a missing subPath fails CreateContainer",
-         between("1.33", "1.35"), expected=_x(errors="kubelet_image_volume_mounted_errors_total", stability="ALPHA",
-                                              reason="CreateContainerError")),
-    Rule("metrics-mount-errors", Level.OPTIONAL, "#135195 moved the metrics to BETA (CHANGELOG-1.35)", since("1.35"),
-         expected=_x(errors="kubelet_image_volume_mounted_errors_total", stability="BETA",
-                     reason="CreateContainerError")),
+    Rule(
+        "metrics-mount-succeeded",
+        Level.NOT_APPLICABLE,
+        "#130135 added the counters",
+        before("1.33"),
+        reason="the kubelet image volume metrics exist from Kubernetes 1.33 (#130135)",
+    ),
+    Rule(
+        "metrics-mount-succeeded",
+        Level.OPTIONAL,
+        "#130135; OpenShift image_volume.go 'metrics'",
+        between("1.33", "1.35"),
+        expected=_x(
+            requested="kubelet_image_volume_requested_total",
+            succeeded="kubelet_image_volume_mounted_succeed_total",
+            stability="ALPHA",
+        ),
+    ),
+    Rule(
+        "metrics-mount-succeeded",
+        Level.OPTIONAL,
+        "#135195 moved the metrics to BETA (CHANGELOG-1.35)",
+        since("1.35"),
+        expected=_x(
+            requested="kubelet_image_volume_requested_total",
+            succeeded="kubelet_image_volume_mounted_succeed_total",
+            stability="BETA",
+        ),
+    ),
+    Rule(
+        "metrics-mount-errors",
+        Level.NOT_APPLICABLE,
+        "#130135 added the counters",
+        before("1.33"),
+        reason="the kubelet image volume metrics exist from Kubernetes 1.33 (#130135)",
+    ),
+    Rule(
+        "metrics-mount-errors",
+        Level.NOT_APPLICABLE,
+        "containerd#11580",
+        since("1.33"),
+        runtime=CONTAINERD,
+        runtime_version=before("2.2"),
+        reason="containerd 2.1.x ignores image_sub_path, so a missing subPath mounts the root instead of failing "
+        "(containerd#11580): no mount error to count",
+    ),
+    Rule(
+        "metrics-mount-errors",
+        Level.OPTIONAL,
+        "#130135; a missing subPath fails CreateContainer",
+        between("1.33", "1.35"),
+        expected=_x(
+            errors="kubelet_image_volume_mounted_errors_total", stability="ALPHA", reason="CreateContainerError"
+        ),
+    ),
+    Rule(
+        "metrics-mount-errors",
+        Level.OPTIONAL,
+        "#135195 moved the metrics to BETA (CHANGELOG-1.35)",
+        since("1.35"),
+        expected=_x(
+            errors="kubelet_image_volume_mounted_errors_total", stability="BETA", reason="CreateContainerError"
+        ),
+    ),
     # -- node lifecycle (feature-facts §10) ---------------------------------------------------------
-    Rule("rmi-refused-while-in-use", Level.OPTIONAL, "CRI-O 3a256325a2 'Make ImageVolume garbage collection work'; "
-         "cri-o test/oci_volumes.bats 'OCI image volume mount lifecycle'", FEATURE, runtime=CRIO,
-         runtime_version=since("1.31"), expected=_x(message="image is in use")),
-    Rule("rmi-refused-while-in-use", Level.NOT_APPLICABLE, "containerd image volume leases (feature-facts §10)",
-         FEATURE, runtime=CONTAINERD,
-         reason="containerd holds an image volume's snapshot by a lease per sandbox instead of refusing "
-                "RemoveImage; only CRI-O refuses rmi of an image in use by an image volume"),
-    Rule("rmi-refused-while-in-use", Level.NOT_APPLICABLE, "cri-o test/oci_volumes.bats", FEATURE,
-         reason="only CRI-O (>= 1.31) documents refusing rmi of an image in use by an image volume"),
-    Rule("volume-status-image-ref", Level.NOT_APPLICABLE, "KEP-5365; k8s.io/api v0.36.0", before("1.36"),
-         reason="status.containerStatuses[].volumeMounts[].volumeStatus.image.imageRef (KEP-5365) exists from "
-                "Kubernetes 1.36"),
+    Rule(
+        "rmi-refused-while-in-use",
+        Level.OPTIONAL,
+        "CRI-O 3a256325a2 'Make ImageVolume garbage collection work'; "
+        "cri-o test/oci_volumes.bats 'OCI image volume mount lifecycle'",
+        FEATURE,
+        runtime=CRIO,
+        runtime_version=since("1.31"),
+        expected=_x(message="image is in use"),
+    ),
+    Rule(
+        "rmi-refused-while-in-use",
+        Level.NOT_APPLICABLE,
+        "containerd image volume leases (feature-facts §10)",
+        FEATURE,
+        runtime=CONTAINERD,
+        reason="containerd holds an image volume's snapshot by a lease per sandbox instead of refusing "
+        "RemoveImage; only CRI-O refuses rmi of an image in use by an image volume",
+    ),
+    Rule(
+        "rmi-refused-while-in-use",
+        Level.NOT_APPLICABLE,
+        "cri-o test/oci_volumes.bats",
+        FEATURE,
+        reason="only CRI-O (>= 1.31) documents refusing rmi of an image in use by an image volume",
+    ),
+    Rule(
+        "volume-status-image-ref",
+        Level.NOT_APPLICABLE,
+        "KEP-5365; k8s.io/api v0.36.0",
+        before("1.36"),
+        reason="status.containerStatuses[].volumeMounts[].volumeStatus.image.imageRef (KEP-5365) exists from "
+        "Kubernetes 1.36",
+    ),
     # Informational: the runtime must fill CRI ImageSpec.image_ref, and CRI-O 1.36.3 does not (observed
     # with the gate on everywhere: no volumeStatus). A reported imageRef must still name the digest.
-    Rule("volume-status-image-ref", Level.INFORMATIONAL, "KEP-5365 ImageVolumeWithDigest (alpha in 1.36, off by "
-         "default); cri-api ImageSpec.image_ref = 20; critest 'image digest in ContainerStatus mounts'", since("1.36"),
-         when="image_volume_with_digest"),
-    Rule("volume-status-image-ref", Level.NOT_APPLICABLE, "KEP-5365 ImageVolumeWithDigest is alpha in 1.36",
-         since("1.36"), reason="the ImageVolumeWithDigest feature gate (KEP-5365, alpha, off by default) is not on "
-                               "for the kubelet; enable it on kube-apiserver and kubelet (local: --feature-gates "
-                               "ImageVolumeWithDigest=true)"),
+    Rule(
+        "volume-status-image-ref",
+        Level.INFORMATIONAL,
+        "KEP-5365 ImageVolumeWithDigest (alpha in 1.36, off by "
+        "default); cri-api ImageSpec.image_ref = 20; critest 'image digest in ContainerStatus mounts'",
+        since("1.36"),
+        when="image_volume_with_digest",
+    ),
+    Rule(
+        "volume-status-image-ref",
+        Level.NOT_APPLICABLE,
+        "KEP-5365 ImageVolumeWithDigest is alpha in 1.36",
+        since("1.36"),
+        reason="the ImageVolumeWithDigest feature gate (KEP-5365, alpha, off by default) is not on "
+        "for the kubelet; enable it on kube-apiserver and kubelet (local: --feature-gates "
+        "ImageVolumeWithDigest=true)",
+    ),
 )
 
 _BEHAVIOURS = frozenset(rule.behaviour for rule in TABLE)
@@ -313,7 +675,11 @@ def lookup(behaviour: str, caps: Capabilities, table: tuple[Rule, ...] = TABLE) 
 
 
 def lookup_for(
-    behaviour: str, kubernetes: Version, runtime: str, runtime_version: Version, table: tuple[Rule, ...] = TABLE,
+    behaviour: str,
+    kubernetes: Version,
+    runtime: str,
+    runtime_version: Version,
+    table: tuple[Rule, ...] = TABLE,
     flags: frozenset[str] = frozenset(),
 ) -> Expectation:
     rows = [rule for rule in table if rule.behaviour == behaviour]

@@ -117,8 +117,9 @@ def _namespace_name(run_id: str, nodeid: str) -> str:
 def namespace(request: pytest.FixtureRequest, kube: Kube, ivc_session: SuiteSession) -> Iterator[str]:
     """A fresh namespace per test, labelled with the run id; deleted without waiting."""
     name = _namespace_name(ivc_session.run_id, request.node.nodeid)
-    kube.create_namespace(name, labels={RUN_LABEL: ivc_session.run_id},
-                          annotations={"ivc.conformance/test": request.node.nodeid})
+    kube.create_namespace(
+        name, labels={RUN_LABEL: ivc_session.run_id}, annotations={"ivc.conformance/test": request.node.nodeid}
+    )
     request.node.stash.setdefault(NAMESPACES_KEY, []).append(name)
     try:
         kube.wait_for_service_account(name)
@@ -131,16 +132,16 @@ LaunchPod = Callable[..., PodUnderTest]
 
 
 @pytest.fixture
-def launch(kube: Kube, namespace: str, ivc_session: SuiteSession, manifests_dir: Path,
-           pod_start_timeout: float) -> LaunchPod:
+def launch(
+    kube: Kube, namespace: str, ivc_session: SuiteSession, manifests_dir: Path, pod_start_timeout: float
+) -> LaunchPod:
     """`launch("basic", reference=…)` renders a manifest, creates the Pod and waits until Running.
 
     Pass `wait=False` to get the Pod right after creation (failure tests wait for reasons).
     """
     counter = iter(range(1, 1000))
 
-    def create(template: str = "basic", *, wait: bool = True, name: str | None = None,
-               **params: Any) -> PodUnderTest:
+    def create(template: str = "basic", *, wait: bool = True, name: str | None = None, **params: Any) -> PodUnderTest:
         pod_name = name or f"{template}-{next(counter)}"
         body = render(template, manifests_dir, name=pod_name, shell_image=ivc_session.shell_image, **params)
         created = kube.create_pod(namespace, body)
@@ -164,8 +165,9 @@ PushToPrivate = Callable[..., PushedArtifact]
 
 
 @pytest.fixture
-def private_push(request: pytest.FixtureRequest, registry: RegistryClient,
-                 ivc_session: SuiteSession) -> Iterator[PushToPrivate]:
+def private_push(
+    request: pytest.FixtureRequest, registry: RegistryClient, ivc_session: SuiteSession
+) -> Iterator[PushToPrivate]:
     """Push to a repository only this test uses: for moving tags and never-pulled images.
 
     `private_push("seed", tag="v1")` pushes the catalog entry (or pass an ImageSpec/ArtifactSpec).
@@ -195,8 +197,15 @@ class _ModulePods:
     parameters), all in one namespace per module and xdist worker (workers split a module's tests,
     and each needs Pods of its own), created on first use and deleted with the module."""
 
-    def __init__(self, kube: Kube, ivc_session: SuiteSession, manifests_dir: Path, pod_start_timeout: float,
-                 module_nodeid: str, worker: str) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        ivc_session: SuiteSession,
+        manifests_dir: Path,
+        pod_start_timeout: float,
+        module_nodeid: str,
+        worker: str,
+    ) -> None:
         self.kube, self.ivc_session = kube, ivc_session
         self.manifests_dir, self.pod_start_timeout = manifests_dir, pod_start_timeout
         self.module_nodeid = module_nodeid
@@ -206,8 +215,11 @@ class _ModulePods:
 
     def ensure_namespace(self) -> str:
         if not self._namespace_created:
-            self.kube.create_namespace(self.namespace, labels={RUN_LABEL: self.ivc_session.run_id},
-                                       annotations={"ivc.conformance/test": self.module_nodeid})
+            self.kube.create_namespace(
+                self.namespace,
+                labels={RUN_LABEL: self.ivc_session.run_id},
+                annotations={"ivc.conformance/test": self.module_nodeid},
+            )
             self._namespace_created = True
             self.kube.wait_for_service_account(self.namespace)
         return self.namespace
@@ -219,13 +231,21 @@ class _ModulePods:
             return known
         if known is not None:
             # Fail every later test of the module fast, with the first test's reason.
-            raise AssertionError(f"the shared Pod for {artifact!r} ({template}) failed earlier in this module: "
-                                 f"{str(known).splitlines()[0] if str(known) else type(known).__name__}")
+            raise AssertionError(
+                f"the shared Pod for {artifact!r} ({template}) failed earlier in this module: "
+                f"{str(known).splitlines()[0] if str(known) else type(known).__name__}"
+            )
         base = artifact if template == "basic" else f"{artifact}-{template}"
         name = re.sub(r"[^a-z0-9-]+", "-", f"{base}-{len(self._pods)}" if params else base)[:63].strip("-")
         try:
-            body = render(template, self.manifests_dir, name=name, shell_image=self.ivc_session.shell_image,
-                          reference=self.ivc_session.artifacts[artifact].reference, **params)
+            body = render(
+                template,
+                self.manifests_dir,
+                name=name,
+                shell_image=self.ivc_session.shell_image,
+                reference=self.ivc_session.artifacts[artifact].reference,
+                **params,
+            )
             self.kube.create_pod(self.ensure_namespace(), body)
             pod = PodUnderTest(self.kube, self.namespace, name).wait_running(self.pod_start_timeout)
         except BaseException as error:
@@ -240,8 +260,9 @@ class _ModulePods:
 
 
 @pytest.fixture(scope="module")
-def _module_pods(request: pytest.FixtureRequest, kube: Kube, ivc_session: SuiteSession, manifests_dir: Path,
-                 pod_start_timeout: float) -> Iterator[_ModulePods]:
+def _module_pods(
+    request: pytest.FixtureRequest, kube: Kube, ivc_session: SuiteSession, manifests_dir: Path, pod_start_timeout: float
+) -> Iterator[_ModulePods]:
     worker = getattr(request.config, "workerinput", {}).get("workerid", "main")
     pods = _ModulePods(kube, ivc_session, manifests_dir, pod_start_timeout, request.node.nodeid, worker)
     try:
@@ -290,15 +311,18 @@ def auth_registry(ivc_session: SuiteSession) -> RegistryClient:
     """The registry that refuses anonymous pulls; skips the test when the provider runs none."""
     endpoint = ivc_session.handle.auth_registry
     if endpoint is None or not endpoint.username or not endpoint.password:
-        pytest.skip(f"the {ivc_session.handle.provider} provider offers no authenticated registry "
-                    "(ClusterHandle.auth_registry is unset): --cluster=local runs one (TLS + htpasswd); for "
-                    "existing clusters pass --pull-secret with --registry")
+        pytest.skip(
+            f"the {ivc_session.handle.provider} provider offers no authenticated registry "
+            "(ClusterHandle.auth_registry is unset): --cluster=local runs one (TLS + htpasswd); for "
+            "existing clusters pass --pull-secret with --registry"
+        )
     return RegistryClient(endpoint)
 
 
 @pytest.fixture
-def auth_push(request: pytest.FixtureRequest, auth_registry: RegistryClient,
-              ivc_session: SuiteSession) -> Iterator[PushToPrivate]:
+def auth_push(
+    request: pytest.FixtureRequest, auth_registry: RegistryClient, ivc_session: SuiteSession
+) -> Iterator[PushToPrivate]:
     """`auth_push("seed")`: like `private_push`, into the authenticated registry. The repository is
     the test's own, so no other test's credentials ever pulled it onto the node."""
     yield from _pushes_to(auth_registry, artifact_catalog.private_repository(ivc_session.run_id, request.node.nodeid))
@@ -310,8 +334,13 @@ PULL_SECRET_NAME = "ivc-pull-secret"
 def docker_config_secret(name: str, endpoint: RegistryEndpoint) -> dict[str, Any]:
     """A `kubernetes.io/dockerconfigjson` Secret with the credentials of `endpoint` for its pull host."""
     user_password = f"{endpoint.username}:{endpoint.password}"
-    auths = {endpoint.pull: {"username": endpoint.username, "password": endpoint.password,
-                             "auth": base64.b64encode(user_password.encode()).decode()}}
+    auths = {
+        endpoint.pull: {
+            "username": endpoint.username,
+            "password": endpoint.password,
+            "auth": base64.b64encode(user_password.encode()).decode(),
+        }
+    }
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -334,6 +363,8 @@ def crictl(ivc_session: SuiteSession) -> Crictl:
     """crictl on the node; skips the test when the provider gives no node access."""
     path = ivc_session.handle.node_access.crictl
     if not path:
-        pytest.skip(f"the {ivc_session.handle.provider} provider gives no node access (NodeAccess.crictl is "
-                    "unset): only --cluster=local runs crictl on the node")
+        pytest.skip(
+            f"the {ivc_session.handle.provider} provider gives no node access (NodeAccess.crictl is "
+            "unset): only --cluster=local runs crictl on the node"
+        )
     return Crictl(path)

@@ -13,8 +13,17 @@ from conformance.framework.capabilities import Capabilities
 from conformance.versions import ANY, VersionRange, before, between
 
 SUBPATH_BEHAVIOURS = frozenset({"subpath-directory", "subpath-expr", "metrics-mount-errors", "subpath-missing"})
-MOUNT_BEHAVIOURS = frozenset({"content", "digest-reference", "read-only", "multiple-volumes", "init-container",
-                              "sidecar-container", "same-image-two-pods"})
+MOUNT_BEHAVIOURS = frozenset(
+    {
+        "content",
+        "digest-reference",
+        "read-only",
+        "multiple-volumes",
+        "init-container",
+        "sidecar-container",
+        "same-image-two-pods",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -29,43 +38,53 @@ class KnownIssue:
     def matches(self, behaviour: str, failure: str, caps: Capabilities) -> bool:
         if behaviour not in self.behaviours or caps.kubernetes not in self.k8s:
             return False
-        if self.runtime is not None and (caps.runtime_name != self.runtime
-                                         or caps.runtime_version not in self.runtime_version):
+        if self.runtime is not None and (
+            caps.runtime_name != self.runtime or caps.runtime_version not in self.runtime_version
+        ):
             return False
         return bool(self.symptom.search(failure))
 
 
 KNOWN_ISSUES: tuple[KnownIssue, ...] = (
     KnownIssue(
-        SUBPATH_BEHAVIOURS, re.compile(r"image root mounted|saw \[.*'dir'|CreateContainerError.*timed out", re.S),
+        SUBPATH_BEHAVIOURS,
+        re.compile(r"image root mounted|saw \[.*'dir'|CreateContainerError.*timed out", re.S),
         "containerd 2.1.x ignores image_sub_path and mounts the whole image (containerd#11580, kubernetes#138640; "
         "backport containerd#12298 closed): upgrade to containerd >= 2.2",
-        runtime="containerd", runtime_version=between("2.1", "2.2"),
+        runtime="containerd",
+        runtime_version=between("2.1", "2.2"),
     ),
     KnownIssue(
-        SUBPATH_BEHAVIOURS, re.compile(r"image root mounted|saw \[.*'dir'|CreateContainerError.*timed out", re.S),
+        SUBPATH_BEHAVIOURS,
+        re.compile(r"image root mounted|saw \[.*'dir'|CreateContainerError.*timed out", re.S),
         "CRI-O before 1.33 does not read image_sub_path (added with kubernetes#130135's CRI field, cri-o "
         "fca4ea6223): a kubelet >= 1.33 needs CRI-O >= 1.33",
-        runtime="cri-o", runtime_version=before("1.33"),
+        runtime="cri-o",
+        runtime_version=before("1.33"),
     ),
     KnownIssue(
-        MOUNT_BEHAVIOURS, re.compile(r"host path is not set|failed to mkdir \"\"|failed to generate spec"),
+        MOUNT_BEHAVIOURS,
+        re.compile(r"host path is not set|failed to mkdir \"\"|failed to generate spec"),
         "the runtime does not implement CRI Mount.image (containerd < 2.1, cri-dockerd#526): the KEP's "
         "troubleshooting section describes exactly this error",
     ),
     KnownIssue(
-        MOUNT_BEHAVIOURS, re.compile(r"cannot read /volume|No such file or directory|expected .*saw \[\]"),
+        MOUNT_BEHAVIOURS,
+        re.compile(r"cannot read /volume|No such file or directory|expected .*saw \[\]"),
         "an empty mount instead of the image: some bundled runtimes without image volume support mount an empty "
         "directory silently (k3s#14323); check the node's runtime version",
     ),
     KnownIssue(
-        MOUNT_BEHAVIOURS | SUBPATH_BEHAVIOURS, re.compile(r"ImageVolumeMountFailed.*erofs|erofs", re.S),
+        MOUNT_BEHAVIOURS | SUBPATH_BEHAVIOURS,
+        re.compile(r"ImageVolumeMountFailed.*erofs|erofs", re.S),
         "containerd's erofs snapshotter fails image volume mounts (containerd#13534, fixed in 2.3.1)",
-        runtime="containerd", runtime_version=between("2.3", "2.3.1"),
+        runtime="containerd",
+        runtime_version=between("2.3", "2.3.1"),
     ),
 )
 
 
-def hints_for(behaviour: str, failure: str, caps: Capabilities,
-              issues: tuple[KnownIssue, ...] = KNOWN_ISSUES) -> list[str]:
+def hints_for(
+    behaviour: str, failure: str, caps: Capabilities, issues: tuple[KnownIssue, ...] = KNOWN_ISSUES
+) -> list[str]:
     return [issue.hint for issue in issues if issue.matches(behaviour, failure, caps)]

@@ -20,8 +20,17 @@ from kubernetes.stream import stream
 from conformance.cluster import api
 from conformance.cluster.api import Json, WaitTimeout, transient_retry
 
-__all__ = ["ExecResult", "Json", "Kube", "WaitTimeout", "container_status", "describe_state", "is_running",
-           "transient_retry", "waiting_reason"]
+__all__ = [
+    "ExecResult",
+    "Json",
+    "Kube",
+    "WaitTimeout",
+    "container_status",
+    "describe_state",
+    "is_running",
+    "transient_retry",
+    "waiting_reason",
+]
 
 
 @dataclass(frozen=True)
@@ -116,8 +125,10 @@ class Kube:
         items = api.raw(self.core.list_namespace(label_selector=selector, _preload_content=False))["items"]
         now = datetime.now(UTC)
         return [
-            item["metadata"]["name"] for item in items
-            if item["status"].get("phase") != "Terminating" and (
+            item["metadata"]["name"]
+            for item in items
+            if item["status"].get("phase") != "Terminating"
+            and (
                 older_than is None
                 or (now - datetime.fromisoformat(item["metadata"]["creationTimestamp"])).total_seconds() > older_than
             )
@@ -128,8 +139,9 @@ class Kube:
         """Pods cannot be created before the namespace's ServiceAccount exists (e2e framework rule)."""
         api.wait_for_service_account(self.core, namespace, name, timeout=timeout)
 
-    def wait_for_pod(self, namespace: str, name: str, condition: Callable[[Json], bool], *, what: str,
-                     timeout: float) -> Json:
+    def wait_for_pod(
+        self, namespace: str, name: str, condition: Callable[[Json], bool], *, what: str, timeout: float
+    ) -> Json:
         """Watch the Pod until `condition(pod)` holds; on timeout describe what was seen."""
         seen: dict[str, Json] = {}
 
@@ -142,19 +154,31 @@ class Kube:
             seen["last"] = pod
             return pod if condition(pod) else None
 
-        return api.watch_until(self.core.list_namespaced_pod, namespace, field_selector=f"metadata.name={name}",
-                               satisfied=satisfied, what=what, timeout=timeout,
-                               describe=lambda pods: self.describe_pod(pods[name]) if name in pods else "no such Pod")
+        return api.watch_until(
+            self.core.list_namespaced_pod,
+            namespace,
+            field_selector=f"metadata.name={name}",
+            satisfied=satisfied,
+            what=what,
+            timeout=timeout,
+            describe=lambda pods: self.describe_pod(pods[name]) if name in pods else "no such Pod",
+        )
 
     def wait_for_pod_gone(self, namespace: str, name: str, *, timeout: float) -> None:
         """Watch until the Pod object no longer exists; on timeout describe what was seen."""
-        api.watch_until(self.core.list_namespaced_pod, namespace, field_selector=f"metadata.name={name}",
-                        satisfied=lambda pods: True if name not in pods else None,
-                        what=f"Pod {name} to be gone", timeout=timeout,
-                        describe=lambda pods: self.describe_pod(pods[name]) if name in pods else "")
+        api.watch_until(
+            self.core.list_namespaced_pod,
+            namespace,
+            field_selector=f"metadata.name={name}",
+            satisfied=lambda pods: True if name not in pods else None,
+            what=f"Pod {name} to be gone",
+            timeout=timeout,
+            describe=lambda pods: self.describe_pod(pods[name]) if name in pods else "",
+        )
 
-    def wait_for_event(self, namespace: str, involved: str, condition: Callable[[Json], bool], *, what: str,
-                       timeout: float) -> Json:
+    def wait_for_event(
+        self, namespace: str, involved: str, condition: Callable[[Json], bool], *, what: str, timeout: float
+    ) -> Json:
         """The first event about `involved` for which `condition(event)` holds, listed or watched for.
 
         The kubelet records events asynchronously, so one can land after the Pod state that follows it.
@@ -164,23 +188,43 @@ class Kube:
             return next((event for event in events.values() if condition(event)), None)
 
         def describe(events: Mapping[str, Json]) -> str:
-            return "events seen:\n" + ("\n".join(f"  event {e.get('type')} {e.get('reason')}: {e.get('message', '')}"
-                                                  for e in list(events.values())[-15:]) or "  none")
+            return "events seen:\n" + (
+                "\n".join(
+                    f"  event {e.get('type')} {e.get('reason')}: {e.get('message', '')}"
+                    for e in list(events.values())[-15:]
+                )
+                or "  none"
+            )
 
-        return api.watch_until(self.core.list_namespaced_event, namespace,
-                               field_selector=f"involvedObject.name={involved}", satisfied=satisfied, what=what,
-                               timeout=timeout, describe=describe)
+        return api.watch_until(
+            self.core.list_namespaced_event,
+            namespace,
+            field_selector=f"involvedObject.name={involved}",
+            satisfied=satisfied,
+            what=what,
+            timeout=timeout,
+            describe=describe,
+        )
 
     # -- exec -----------------------------------------------------------------------------------
-    def exec(self, namespace: str, pod: str, command: list[str], container: str | None = None,
-             timeout: float = 60) -> ExecResult:
+    def exec(
+        self, namespace: str, pod: str, command: list[str], container: str | None = None, timeout: float = 60
+    ) -> ExecResult:
         @transient_retry
         def run() -> ExecResult:
             api = client.CoreV1Api(self.new_api_client())
             kwargs = {"container": container} if container else {}
             ws = stream(
-                api.connect_get_namespaced_pod_exec, pod, namespace, command=command, stderr=True, stdin=False,
-                stdout=True, tty=False, _preload_content=False, **kwargs,
+                api.connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                command=command,
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+                _preload_content=False,
+                **kwargs,
             )
             try:
                 ws.run_forever(timeout=timeout)
@@ -202,8 +246,9 @@ class Kube:
 
     def pod_log(self, namespace: str, name: str, container: str, previous: bool = False) -> str:
         try:
-            response = self.core.read_namespaced_pod_log(name, namespace, container=container, previous=previous,
-                                                         _preload_content=False)
+            response = self.core.read_namespaced_pod_log(
+                name, namespace, container=container, previous=previous, _preload_content=False
+            )
             return response.data.decode(errors="replace")
         except ApiException as error:
             return f"<no log: {error.status} {error.reason}>"
@@ -211,23 +256,31 @@ class Kube:
     def describe_pod(self, pod: Json) -> str:
         """Phase, per-container state and the Pod's events: what a human needs to see."""
         meta, status = pod["metadata"], pod.get("status", {})
-        lines = [f"Pod {meta['namespace']}/{meta['name']}: phase={status.get('phase')} "
-                 f"reason={status.get('reason', '')} message={status.get('message', '')}".rstrip()]
+        lines = [
+            f"Pod {meta['namespace']}/{meta['name']}: phase={status.get('phase')} "
+            f"reason={status.get('reason', '')} message={status.get('message', '')}".rstrip()
+        ]
         for kind in ("initContainerStatuses", "containerStatuses"):
             for cs in status.get(kind, []):
-                lines.append(f"  container {cs['name']}: {describe_state(cs.get('state', {}))} "
-                             f"restarts={cs.get('restartCount', 0)}")
+                lines.append(
+                    f"  container {cs['name']}: {describe_state(cs.get('state', {}))} "
+                    f"restarts={cs.get('restartCount', 0)}"
+                )
         for condition in status.get("conditions", []):
             if condition.get("status") != "True":
-                lines.append(f"  condition {condition['type']}=False {condition.get('reason', '')} "
-                             f"{condition.get('message', '')}".rstrip())
+                lines.append(
+                    f"  condition {condition['type']}=False {condition.get('reason', '')} "
+                    f"{condition.get('message', '')}".rstrip()
+                )
         try:
             events = self.events(meta["namespace"], meta["name"])
         except ApiException:
             events = []
         for event in events[-15:]:
-            lines.append(f"  event {event.get('type')} {event.get('reason')}: {event.get('message', '')}"
-                         f" (x{event.get('count', 1)})")
+            lines.append(
+                f"  event {event.get('type')} {event.get('reason')}: {event.get('message', '')}"
+                f" (x{event.get('count', 1)})"
+            )
         return "\n".join(lines)
 
 

@@ -35,8 +35,16 @@ class Crictl:
 
     def pod_containers(self, namespace: str, pod: str) -> list[Json]:
         """Every container of the Pod the runtime still holds, running or exited."""
-        result = self.run("ps", "-a", "-o", "json", "--label", f"io.kubernetes.pod.namespace={namespace}",
-                          "--label", f"io.kubernetes.pod.name={pod}")
+        result = self.run(
+            "ps",
+            "-a",
+            "-o",
+            "json",
+            "--label",
+            f"io.kubernetes.pod.namespace={namespace}",
+            "--label",
+            f"io.kubernetes.pod.name={pod}",
+        )
         if result.returncode != 0:
             raise RuntimeError(f"crictl ps failed: {result.output.strip()}")
         return json.loads(result.stdout).get("containers") or []
@@ -50,5 +58,6 @@ class Crictl:
         except RetryError as error:
             left = error.last_attempt.result()
             states = ", ".join(f"{c['id'][:13]} {c['metadata']['name']} {c['state']}" for c in left)
-            raise WaitTimeout(f"the runtime still holds containers of Pod {namespace}/{pod} after {timeout:.0f}s: "
-                              f"{states}") from None
+            raise WaitTimeout(
+                f"the runtime still holds containers of Pod {namespace}/{pod} after {timeout:.0f}s: {states}"
+            ) from None

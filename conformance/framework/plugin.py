@@ -9,7 +9,9 @@ The controller is the process without `workerinput` (or the only process without
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,19 +22,19 @@ from conformance.cluster.options import DEFAULT_PROVIDER, PROVIDER_NAMES, Cluste
 from conformance.cluster.options import add_to as add_cluster_options
 from conformance.cluster.progress import progress
 from conformance.framework import report
-from conformance.framework.expectations import behaviours, lookup
+from conformance.framework.expectations import Expectation, behaviours, lookup
 from conformance.framework.known_issues import hints_for
 from conformance.framework.session import RUN_LABEL, SuiteSession, new_run_id, start_session
 
 SESSION_KEY = pytest.StashKey[SuiteSession]()
 PROVIDER_KEY = pytest.StashKey[ClusterProvider | None]()
 HANDLE_KEY = pytest.StashKey[ClusterHandle]()
-EXPECTATION_KEY = pytest.StashKey[object]()
+EXPECTATION_KEY = pytest.StashKey[Expectation]()
 WORKER_INPUT = "ivc_session"
 
 MARKERS = {
     "behaviour(name)": "the behaviour from conformance/framework/expectations.py this test checks; the table "
-                       "decides whether it applies to the cluster and how it is classified",
+    "decides whether it applies to the cluster and how it is classified",
     "conformance": "equivalent of a Kubernetes [Conformance] test for ImageVolume (GA in 1.36)",
     "slow": "takes more than ~30 s (pull backoff, large artifacts); deselect with -m 'not slow'",
     "runs_without_feature": "runs even when image volumes are unavailable (the session-level verdict itself)",
@@ -41,18 +43,31 @@ MARKERS = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ivc", "ImageVolume conformance")
-    group.addoption("--cluster", choices=PROVIDER_NAMES, default=DEFAULT_PROVIDER,
-                    help="how to obtain the cluster: kind (CRI-O node image, default), existing (kubeconfig), "
-                         "local (offline host processes, as CI)")
+    group.addoption(
+        "--cluster",
+        choices=PROVIDER_NAMES,
+        default=DEFAULT_PROVIDER,
+        help="how to obtain the cluster: kind (CRI-O node image, default), existing (kubeconfig), "
+        "local (offline host processes, as CI)",
+    )
     add_cluster_options(group.addoption)
     group.addoption("--keep-cluster", action="store_true", help="leave a cluster this run created running")
-    group.addoption("--reuse-cluster", action="store_true",
-                    help="require a running cluster from an earlier `up`/--keep-cluster; fail fast if none")
-    group.addoption("--require-feature", action="store_true",
-                    help="fail the run (instead of skipping) when image volumes are unavailable")
+    group.addoption(
+        "--reuse-cluster",
+        action="store_true",
+        help="require a running cluster from an earlier `up`/--keep-cluster; fail fast if none",
+    )
+    group.addoption(
+        "--require-feature",
+        action="store_true",
+        help="fail the run (instead of skipping) when image volumes are unavailable",
+    )
     group.addoption("--report-dir", default=None, help="write junit, summary.md/json and diagnostics here")
-    group.addoption("--list-artifacts", action="store_true",
-                    help="print every image and artifact the run needs, then exit (for air-gapped registries)")
+    group.addoption(
+        "--list-artifacts",
+        action="store_true",
+        help="print every image and artifact the run needs, then exit (for air-gapped registries)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -91,8 +106,10 @@ def _obtain_cluster(config: pytest.Config, options: ClusterOptions) -> ClusterHa
         progress(f"reusing the running {provider.name} cluster ({running.description}); it stays up after the run")
         return running
     if config.getoption("reuse_cluster"):
-        raise ClusterError(f"--reuse-cluster: no running {provider.name} cluster found; start one with "
-                           f"`python -m conformance.cluster up --provider {provider.name}`")
+        raise ClusterError(
+            f"--reuse-cluster: no running {provider.name} cluster found; start one with "
+            f"`python -m conformance.cluster up --provider {provider.name}`"
+        )
     progress(f"bringing up a {provider.name} cluster for this run")
     return provider.up()
 
@@ -124,7 +141,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:  # xdist: hand the coordinates to every worker
+def pytest_configure_node(node: Any) -> None:  # xdist: hand the coordinates to every worker
     suite = node.config.stash.get(SESSION_KEY, None)
     if suite is not None:
         node.workerinput[WORKER_INPUT] = suite.to_json()
@@ -134,8 +151,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     suite = config.stash.get(SESSION_KEY, None)
     if suite is None:
         return ["ivc: no cluster (no conformance test selected)"] if _is_controller(config) else []
-    lines = [f"ivc run {suite.run_id}: {suite.handle.provider} cluster ({suite.handle.description})",
-             f"ivc registry: push {suite.handle.registry.push}, pull {suite.handle.registry.pull}"]
+    lines = [
+        f"ivc run {suite.run_id}: {suite.handle.provider} cluster ({suite.handle.description})",
+        f"ivc registry: push {suite.handle.registry.push}, pull {suite.handle.registry.pull}",
+    ]
     lines += [f"ivc {line}" for line in suite.capabilities.header_lines()]
     reason = suite.capabilities.feature_unavailable_reason()
     verdict = f"IMAGE VOLUMES UNAVAILABLE: {reason}" if reason else "image volumes available"
@@ -165,8 +184,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("no cluster: run the conformance tests with --cluster=kind|existing|local")
     expectation = lookup(marker.args[0], suite.capabilities)
     item.stash[EXPECTATION_KEY] = expectation
-    item.user_properties += [("ivc.behaviour", expectation.behaviour), ("ivc.level", expectation.level.value),
-                             ("ivc.source", expectation.source), ("ivc.scope", expectation.scope)]
+    item.user_properties += [
+        ("ivc.behaviour", expectation.behaviour),
+        ("ivc.level", expectation.level.value),
+        ("ivc.source", expectation.source),
+        ("ivc.scope", expectation.scope),
+    ]
     unavailable = suite.capabilities.feature_unavailable_reason()
     if unavailable and not item.get_closest_marker("runs_without_feature"):
         pytest.skip(f"image volumes unavailable: {unavailable}")
@@ -175,7 +198,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     test_report = yield
     if test_report.failed:
         expectation = item.stash.get(EXPECTATION_KEY, None)
@@ -188,7 +213,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return test_report
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     if _is_controller(config) and config.stash.get(SESSION_KEY, None) is not None:
         report.write_summary(config, terminalreporter)
 
@@ -214,4 +239,3 @@ def _teardown(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _is_controller(config):
         _teardown(config)
-

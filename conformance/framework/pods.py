@@ -37,7 +37,9 @@ class PodUnderTest:
         """Wait until `container` is waiting with one of `reasons`; return the reason seen."""
         wanted = set(reasons)
         self.raw = self.kube.wait_for_pod(
-            self.namespace, self.name, lambda pod: waiting_reason(pod, container) in wanted,
+            self.namespace,
+            self.name,
+            lambda pod: waiting_reason(pod, container) in wanted,
             what=f"container {container} of Pod {self.name} to wait with reason {' or '.join(sorted(wanted))}",
             timeout=timeout,
         )
@@ -86,8 +88,11 @@ class PodUnderTest:
     def wait_for_event(self, reason: str, fragment: str, timeout: float) -> str:
         """Wait for an event about this Pod with `reason` whose message contains `fragment`; its message."""
         event = self.kube.wait_for_event(
-            self.namespace, self.name, lambda e: e.get("reason") == reason and fragment in e.get("message", ""),
-            what=f"a {reason} event about Pod {self.name} containing {fragment!r}", timeout=timeout,
+            self.namespace,
+            self.name,
+            lambda e: e.get("reason") == reason and fragment in e.get("message", ""),
+            what=f"a {reason} event about Pod {self.name} containing {fragment!r}",
+            timeout=timeout,
         )
         return event.get("message", "")
 

@@ -19,7 +19,6 @@ import pytest
 import yaml
 
 from conformance.cluster.host import run
-
 from conformance.framework.artifacts import CATALOG, SHARED_REPOSITORY_PREFIX, spec_of
 
 VERDICTS_KEY = pytest.StashKey["VerdictCollector"]()
@@ -44,8 +43,8 @@ class VerdictCollector:
         self.verdicts: dict[str, Verdict] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = dict(report.user_properties)
-        outcome = report.outcome
+        props = {key: str(value) for key, value in report.user_properties}
+        outcome: str = report.outcome
         if report.when != "call" and outcome == "failed":
             outcome = "error"
         elif report.when != "call" and outcome == "passed":
@@ -59,8 +58,12 @@ class VerdictCollector:
         elif report.skipped and isinstance(report.longrepr, tuple):
             message = str(report.longrepr[2]).removeprefix("Skipped: ")
         self.verdicts[report.nodeid] = Verdict(
-            nodeid=report.nodeid, outcome=outcome, level=props.get("ivc.level", "unclassified"),
-            behaviour=props.get("ivc.behaviour", ""), source=props.get("ivc.source", ""), message=message,
+            nodeid=report.nodeid,
+            outcome=outcome,
+            level=props.get("ivc.level", "unclassified"),
+            behaviour=props.get("ivc.behaviour", ""),
+            source=props.get("ivc.source", ""),
+            message=message,
             hint=props.get("ivc.hint", ""),
             observed={k.removeprefix("ivc.observed."): v for k, v in props.items() if k.startswith("ivc.observed.")},
         )
@@ -111,9 +114,13 @@ def collect_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
             continue
         target.mkdir(parents=True, exist_ok=True)
         (target / f"{namespace}.pods.yaml").write_text(yaml.safe_dump_all(pods, sort_keys=False))
-        (target / f"{namespace}.events.txt").write_text("".join(
-            f"{e.get('firstTimestamp') or e.get('eventTime')} {e.get('type')} {e.get('reason')} "
-            f"{e.get('involvedObject', {}).get('name')}: {e.get('message', '')}\n" for e in events))
+        (target / f"{namespace}.events.txt").write_text(
+            "".join(
+                f"{e.get('firstTimestamp') or e.get('eventTime')} {e.get('type')} {e.get('reason')} "
+                f"{e.get('involvedObject', {}).get('name')}: {e.get('message', '')}\n"
+                for e in events
+            )
+        )
         for pod in pods:
             for container in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", []):
                 log = kube.pod_log(namespace, pod["metadata"]["name"], container["name"])
@@ -171,27 +178,37 @@ def write_summary(config: pytest.Config, terminalreporter: Any) -> None:
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
     caps = suite.capabilities
-    data = {
+    data: dict[str, Any] = {
         "run_id": suite.run_id,
-        "cluster": {"provider": suite.handle.provider, "description": suite.handle.description,
-                    "kubernetes": caps.server_version, "runtime": caps.runtime,
-                    "verdict": caps.feature_unavailable_reason() or "image volumes available",
-                    "header": caps.header_lines()},
+        "cluster": {
+            "provider": suite.handle.provider,
+            "description": suite.handle.description,
+            "kubernetes": caps.server_version,
+            "runtime": caps.runtime,
+            "verdict": caps.feature_unavailable_reason() or "image volumes available",
+            "header": caps.header_lines(),
+        },
         "counts": {f"{level}/{outcome}": n for (level, outcome), n in sorted(counts.items())},
         "tests": [vars(v) for v in verdicts],
         "reproduce": reproduce_command(config),
     }
     (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
-    lines = [f"# ImageVolume conformance: run {suite.run_id}", "",
-             f"- cluster: {suite.handle.provider} ({suite.handle.description})",
-             f"- Kubernetes {caps.server_version}; runtime {caps.runtime}", f"- verdict: {data['cluster']['verdict']}",
-             *(f"- {line}" for line in caps.header_lines()),
-             f"- reproduce: `{data['reproduce']}`", "", "| level | passed | failed | error | skipped |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"# ImageVolume conformance: run {suite.run_id}",
+        "",
+        f"- cluster: {suite.handle.provider} ({suite.handle.description})",
+        f"- Kubernetes {caps.server_version}; runtime {caps.runtime}",
+        f"- verdict: {data['cluster']['verdict']}",
+        *(f"- {line}" for line in caps.header_lines()),
+        f"- reproduce: `{data['reproduce']}`",
+        "",
+        "| level | passed | failed | error | skipped |",
+        "|---|---|---|---|---|",
+    ]
     for level in levels:
-        row = [counts[(level, o)] for o in ("passed", "failed", "error", "skipped")]
-        if any(row):
-            lines.append(f"| {level} | " + " | ".join(map(str, row)) + " |")
+        cells = [counts[(level, o)] for o in ("passed", "failed", "error", "skipped")]
+        if any(cells):
+            lines.append(f"| {level} | " + " | ".join(map(str, cells)) + " |")
     lines += ["", "| test | level | verdict | expectation source | detail |", "|---|---|---|---|---|"]
     for v in verdicts:
         detail = v.message + (f" — hint: {v.hint}" if v.hint else "")
@@ -229,6 +246,8 @@ def print_artifact_list(config: pytest.Config) -> None:
     print(f"{registry}/{PAUSE_REPOSITORY}:{PAUSE_TAG}  (sandbox image, local provider only)")
     for name, entry in CATALOG.items():
         built = build(spec_of(entry))
-        print(f"{registry}/{SHARED_REPOSITORY_PREFIX}/{name}:{content_tag(built.manifest_digest)}  "
-              f"({built.manifest_digest}, {built.size()} bytes)")
+        print(
+            f"{registry}/{SHARED_REPOSITORY_PREFIX}/{name}:{content_tag(built.manifest_digest)}  "
+            f"({built.manifest_digest}, {built.size()} bytes)"
+        )
     print("plus per-test repositories under ivc/run-<run id>/ (pushed and deleted by the tests themselves)")

@@ -11,6 +11,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conformance.cluster.contract import ClusterHandle
 from conformance.cluster.errors import ClusterError
@@ -46,13 +47,15 @@ class SuiteSession:
     artifacts: dict[str, PushedArtifact]
 
     def to_json(self) -> str:
-        return json.dumps({
-            "run_id": self.run_id,
-            "handle": self.handle.to_json(),
-            "capabilities": self.capabilities.to_json(),
-            "shell_image": self.shell_image,
-            "artifacts": {name: a.as_dict() for name, a in self.artifacts.items()},
-        })
+        return json.dumps(
+            {
+                "run_id": self.run_id,
+                "handle": self.handle.to_json(),
+                "capabilities": self.capabilities.to_json(),
+                "shell_image": self.shell_image,
+                "artifacts": {name: a.as_dict() for name, a in self.artifacts.items()},
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> SuiteSession:
@@ -66,7 +69,7 @@ class SuiteSession:
         )
 
 
-def _probe_pod(registry_pull: str) -> dict:
+def _probe_pod(registry_pull: str) -> dict[str, Any]:
     """A dry-run Pod: does the apiserver keep image volumes, and what does it default/force?"""
     return {
         "apiVersion": "v1",
@@ -76,8 +79,10 @@ def _probe_pod(registry_pull: str) -> dict:
             "containers": [{"name": "main", "image": f"{registry_pull}/ivc/probe:1"}],
             "volumes": [
                 {"name": "defaulted", "image": {"reference": f"{registry_pull}/ivc/probe:1"}},
-                {"name": "explicit", "image": {"reference": f"{registry_pull}/ivc/probe:1",
-                                                "pullPolicy": "IfNotPresent"}},
+                {
+                    "name": "explicit",
+                    "image": {"reference": f"{registry_pull}/ivc/probe:1", "pullPolicy": "IfNotPresent"},
+                },
             ],
         },
     }
@@ -101,11 +106,23 @@ def discover_capabilities(kube: Kube, registry_pull: str) -> Capabilities:
         except Exception as error:  # noqa: BLE001 - any failure just means "unknown"
             gate, stage, digest_gate = None, "", None
             notes.append(f"kubelet metrics of {name} unreadable ({type(error).__name__}); gate state unknown")
-        nodes.append(NodeInfo(name=name, kubelet_version=info["kubeletVersion"],
-                              runtime=info["containerRuntimeVersion"], kubelet_gate=gate, gate_stage=stage,
-                              digest_gate=digest_gate))
-    return Capabilities(server_version=server_version, nodes=tuple(nodes), apiserver_keeps_image_volumes=keeps,
-                        admission_forces_always=forced, notes=tuple(notes))
+        nodes.append(
+            NodeInfo(
+                name=name,
+                kubelet_version=info["kubeletVersion"],
+                runtime=info["containerRuntimeVersion"],
+                kubelet_gate=gate,
+                gate_stage=stage,
+                digest_gate=digest_gate,
+            )
+        )
+    return Capabilities(
+        server_version=server_version,
+        nodes=tuple(nodes),
+        apiserver_keeps_image_volumes=keeps,
+        admission_forces_always=forced,
+        notes=tuple(notes),
+    )
 
 
 def start_session(handle: ClusterHandle, run_id: str | None = None, *, cache_dir: Path) -> SuiteSession:
@@ -115,9 +132,11 @@ def start_session(handle: ClusterHandle, run_id: str | None = None, *, cache_dir
     try:
         capabilities = discover_capabilities(kube, handle.registry.pull)
     except Exception as error:
-        raise ClusterError(f"cluster at {handle.kubeconfig} is not usable: {type(error).__name__}: "
-                           f"{str(error).splitlines()[0] if str(error) else ''}; check the kubeconfig/context "
-                           f"and that the apiserver is up") from error
+        raise ClusterError(
+            f"cluster at {handle.kubeconfig} is not usable: {type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}; check the kubeconfig/context "
+            f"and that the apiserver is up"
+        ) from error
     stale = kube.namespaces_with_label(RUN_LABEL, older_than=STALE_NAMESPACE_SECONDS)
     if stale:
         progress(f"deleting {len(stale)} namespaces left by killed runs: {', '.join(stale)}")
@@ -131,5 +150,6 @@ def start_session(handle: ClusterHandle, run_id: str | None = None, *, cache_dir
         artifacts = push_catalog(client)
     except (RegistryError, NodeImageError) as error:
         raise ClusterError(str(error)) from error
-    return SuiteSession(run_id=run_id, handle=handle, capabilities=capabilities, shell_image=shell.reference,
-                        artifacts=artifacts)
+    return SuiteSession(
+        run_id=run_id, handle=handle, capabilities=capabilities, shell_image=shell.reference, artifacts=artifacts
+    )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import functools
 import re
 import socket
 import ssl
@@ -101,9 +102,9 @@ class _OrasRegistry(oras.provider.Registry):
         self,
         url: str,
         method: str = "GET",
-        data: dict | bytes | None = None,
-        headers: dict | None = None,
-        json: dict | None = None,
+        data: dict[str, Any] | bytes | None = None,
+        headers: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
         stream: bool = False,
     ) -> requests.Response:
         # Basic credentials go with every request: oras would first take a 401 and send each
@@ -194,7 +195,7 @@ class RegistryClient:
                 # The registry stores blobs untyped; the media type lives in the manifest only.
                 descriptor = {"mediaType": "application/octet-stream", "digest": digest, "size": len(data)}
                 response = self._call(
-                    lambda path=str(staged), layer=descriptor: registry.upload_blob(path, container, layer),
+                    functools.partial(registry.upload_blob, str(staged), container, descriptor),
                     f"uploading blob {digest} to {repository}",
                 )
                 if response.status_code not in (200, 201, 202):

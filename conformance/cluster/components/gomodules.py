@@ -73,14 +73,16 @@ def go_env(**extra: str) -> dict[str, str]:
 
 
 def _go(args: Sequence[str], *, what: str, cwd: Path | None = None, **env: str) -> str:
-    return output(["go", *args], what=what, cwd=cwd, env=go_env(**env), timeout=BUILD_TIMEOUT,
-                  heartbeat=HEARTBEAT_SECONDS)
+    return output(
+        ["go", *args], what=what, cwd=cwd, env=go_env(**env), timeout=BUILD_TIMEOUT, heartbeat=HEARTBEAT_SECONDS
+    )
 
 
 def module_info(module: str, version: str) -> dict[str, str]:
     """`go mod download -json`: the module's directory and go.mod in the module cache."""
-    info: dict[str, str] = json.loads(_go(["mod", "download", "-json", f"{module}@{version}"],
-                                          what=f"download {module}@{version}"))
+    info: dict[str, str] = json.loads(
+        _go(["mod", "download", "-json", f"{module}@{version}"], what=f"download {module}@{version}")
+    )
     if info.get("Error"):
         raise ClusterError(f"download {module}@{version}: {info['Error']}")
     return info
@@ -131,7 +133,10 @@ def build(component: GoComponent, version: str, cache: Path) -> BuiltComponent:
     gomod = Path(info["GoMod"])
     (work / "go.mod").write_text(
         render_wrapper_gomod(
-            dest.name, go_directive(gomod), [(component.module, version)], component.packages,
+            dest.name,
+            go_directive(gomod),
+            [(component.module, version)],
+            component.packages,
             component.replaces(version, gomod),
         )
     )
@@ -139,8 +144,12 @@ def build(component: GoComponent, version: str, cache: Path) -> BuiltComponent:
     command = ["build", "-trimpath", "-ldflags", component.ldflags(version), "-o", f"{staged}/"]
     if component.tags:
         command += ["-tags", component.tags]
-    _go([*command, *component.packages], cwd=work, CGO_ENABLED="1" if component.cgo else "0",
-        what=f"{component.module}@{version}: compile and link {', '.join(component.binaries)}")
+    _go(
+        [*command, *component.packages],
+        cwd=work,
+        CGO_ENABLED="1" if component.cgo else "0",
+        what=f"{component.module}@{version}: compile and link {', '.join(component.binaries)}",
+    )
     if component.finish is not None:
         component.finish(Path(info["Dir"]), staged)
     shutil.rmtree(work, ignore_errors=True)
@@ -195,8 +204,10 @@ KUBERNETES = GoComponent(
 def _pinns(module_dir: Path, bindir: Path) -> None:
     """pinns is plain C inside the CRI-O module zip; CRI-O refuses to start without it."""
     sources = sorted(str(p) for p in (module_dir / "pinns" / "src").glob("*.c"))
-    run(["gcc", "-std=c99", "-Os", "-Wall", "-static", "-o", str(bindir / "pinns"), *sources],
-        what="cri-o: compile pinns")
+    run(
+        ["gcc", "-std=c99", "-Os", "-Wall", "-static", "-o", str(bindir / "pinns"), *sources],
+        what="cri-o: compile pinns",
+    )
 
 
 CRIO = GoComponent(

@@ -16,8 +16,12 @@ DOCKERFILE = KIND_DIR / "node-crio.Dockerfile"
 
 
 def present(tools: Tools, image: str) -> bool:
-    return tools.docker_run("image", "inspect", "--format", "{{.Id}}", image, what="inspect node image",
-                            check=False).returncode == 0
+    return (
+        tools.docker_run(
+            "image", "inspect", "--format", "{{.Id}}", image, what="inspect node image", check=False
+        ).returncode
+        == 0
+    )
 
 
 def ensure(tools: Tools, image: str, *, k8s_version: str, crio_version: str, build: bool) -> None:
@@ -33,9 +37,20 @@ def ensure(tools: Tools, image: str, *, k8s_version: str, crio_version: str, bui
     progress(f"kind: building {image} from kindest/node:{k8s_version} + CRI-O {stream} (a few minutes, once)")
     started = time.monotonic()
     tools.docker_run(
-        "build", "--build-arg", f"KIND_NODE_IMAGE=kindest/node:{k8s_version}", "--build-arg", f"CRIO_VERSION={stream}",
-        "--label", f"{LABEL_MANAGED_BY}={MANAGED_BY}", "-t", image, "-f", str(DOCKERFILE), str(KIND_DIR),
-        what=f"build node image {image}", timeout=45 * 60,
+        "build",
+        "--build-arg",
+        f"KIND_NODE_IMAGE=kindest/node:{k8s_version}",
+        "--build-arg",
+        f"CRIO_VERSION={stream}",
+        "--label",
+        f"{LABEL_MANAGED_BY}={MANAGED_BY}",
+        "-t",
+        image,
+        "-f",
+        str(DOCKERFILE),
+        str(KIND_DIR),
+        what=f"build node image {image}",
+        timeout=45 * 60,
     )
     if not present(tools, image):
         raise ClusterError(

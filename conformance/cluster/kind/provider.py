@@ -87,11 +87,18 @@ class KindProvider:
         try:
             if reused:
                 progress(f"kind: reusing the running cluster '{self.cluster_name}' (its own versions and gates apply)")
-                write_private(self.kubeconfig, tools.kind_run("get", "kubeconfig", "--name", self.cluster_name,
-                                                              what="kind get kubeconfig").stdout)
+                write_private(
+                    self.kubeconfig,
+                    tools.kind_run("get", "kubeconfig", "--name", self.cluster_name, what="kind get kubeconfig").stdout,
+                )
             else:
-                node_image.ensure(tools, self.node_image, k8s_version=self.k8s_version,
-                                  crio_version=self.crio_version, build=self.build_image)
+                node_image.ensure(
+                    tools,
+                    self.node_image,
+                    k8s_version=self.k8s_version,
+                    crio_version=self.crio_version,
+                    build=self.build_image,
+                )
             created_registry = registry.ensure(tools, self.cluster_name)
             if not reused:
                 created_cluster = True  # before the call: a failed create leaves node containers to delete
@@ -99,8 +106,13 @@ class KindProvider:
             registry.connect(tools)
             for node in self._nodes():
                 registry.wire_node(tools, node)
-            api.apply_config_map(str(self.kubeconfig), self.context, "kube-public", "local-registry-hosting",
-                                 {"localRegistryHosting.v1": config.local_registry_hosting()})
+            api.apply_config_map(
+                str(self.kubeconfig),
+                self.context,
+                "kube-public",
+                "local-registry-hosting",
+                {"localRegistryHosting.v1": config.local_registry_hosting()},
+            )
             api.wait_default_service_account(str(self.kubeconfig), self.context, timeout=SERVICE_ACCOUNT_TIMEOUT)
         except BaseException as exc:  # KeyboardInterrupt included: leave nothing half-made behind
             if created_cluster or created_registry:
@@ -127,23 +139,28 @@ class KindProvider:
         lines = []
         if self._cluster_exists():
             owner_text = "created by ivc" if self._cluster_is_ours() else "not created by ivc"
-            lines.append(f"kind cluster '{self.cluster_name}': running ({owner_text}); nodes {', '.join(self._nodes())}, "
-                         f"image {self._node_container_image()}")
+            lines.append(
+                f"kind cluster '{self.cluster_name}': running ({owner_text}); nodes {', '.join(self._nodes())}, "
+                f"image {self._node_container_image()}"
+            )
             lines.append(f"  container runtime in node: {registry.node_runtime(self.tools, self.node)}")
         else:
             lines.append(f"kind cluster '{self.cluster_name}': absent")
         lines.append(f"  kubeconfig: {self.kubeconfig}{'' if self.kubeconfig.exists() else ' (not written)'}")
         found = registry.state(self.tools)
         where = f"on 127.0.0.1:{config.REGISTRY_HOST_PORT}"
-        lines.append(f"registry {config.REGISTRY_NAME}: "
-                     + (f"{'running' if found.running else 'stopped'} {where}" if found else "absent"))
+        lines.append(
+            f"registry {config.REGISTRY_NAME}: "
+            + (f"{'running' if found.running else 'stopped'} {where}" if found else "absent")
+        )
         return "\n".join(lines)
 
     def env(self) -> dict[str, str]:
         handle = self.running_handle()
         if handle is None:
-            raise ClusterError(f"no usable kind cluster '{self.cluster_name}': "
-                               "`python -m conformance.cluster up --provider kind`")
+            raise ClusterError(
+                f"no usable kind cluster '{self.cluster_name}': `python -m conformance.cluster up --provider kind`"
+            )
         return handle.exports()
 
     # --- parts --------------------------------------------------------------------------
@@ -184,9 +201,20 @@ class KindProvider:
         progress(f"kind: creating cluster '{self.cluster_name}' on {self.node_image}")
         started = time.monotonic()
         self.tools.kind_run(
-            "create", "cluster", "--name", self.cluster_name, "--image", self.node_image, "--config", str(config_file),
-            "--kubeconfig", str(self.kubeconfig), "--wait", "5m",
-            what=f"kind create cluster '{self.cluster_name}'", timeout=20 * 60,
+            "create",
+            "cluster",
+            "--name",
+            self.cluster_name,
+            "--image",
+            self.node_image,
+            "--config",
+            str(config_file),
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--wait",
+            "5m",
+            what=f"kind create cluster '{self.cluster_name}'",
+            timeout=20 * 60,
         )
         self.kubeconfig.chmod(0o600)
         marker = f"{MANAGED_BY} {owner()} {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
@@ -196,8 +224,17 @@ class KindProvider:
     def _remove(self, *, cluster: bool, with_registry: bool) -> None:
         if cluster:
             progress(f"kind: deleting cluster '{self.cluster_name}'")
-            self.tools.kind_run("delete", "cluster", "--name", self.cluster_name, "--kubeconfig", str(self.kubeconfig),
-                                what=f"kind delete cluster '{self.cluster_name}'", timeout=300, detached=True)
+            self.tools.kind_run(
+                "delete",
+                "cluster",
+                "--name",
+                self.cluster_name,
+                "--kubeconfig",
+                str(self.kubeconfig),
+                what=f"kind delete cluster '{self.cluster_name}'",
+                timeout=300,
+                detached=True,
+            )
             # `kind delete cluster` succeeds even for a name it does not know: verify.
             if self._cluster_exists(detached=True):
                 raise ClusterError(

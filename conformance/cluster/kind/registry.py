@@ -30,8 +30,9 @@ class RegistryState:
 
 
 def state(tools: Tools) -> RegistryState | None:
-    proc = tools.docker_run("inspect", "--type", "container", config.REGISTRY_NAME, what="inspect registry",
-                            check=False)
+    proc = tools.docker_run(
+        "inspect", "--type", "container", config.REGISTRY_NAME, what="inspect registry", check=False
+    )
     if proc.returncode != 0:
         return None
     info = json.loads(proc.stdout)[0]
@@ -62,11 +63,26 @@ def ensure(tools: Tools, cluster_name: str) -> bool:
         return False
     progress(f"kind: starting registry {config.REGISTRY_NAME} on 127.0.0.1:{config.REGISTRY_HOST_PORT}")
     proc = tools.docker_run(
-        "run", "-d", "--restart=always", "-p", f"127.0.0.1:{config.REGISTRY_HOST_PORT}:5000", "--network", "bridge",
-        "--name", config.REGISTRY_NAME, "--label", f"{LABEL_MANAGED_BY}={MANAGED_BY}",
-        "--label", f"{LABEL_CLUSTER}={cluster_name}", "--label", f"{LABEL_OWNER}={owner()}",
-        "-e", "REGISTRY_STORAGE_DELETE_ENABLED=true", REGISTRY_IMAGE,
-        what=f"start registry {config.REGISTRY_NAME}", check=False,
+        "run",
+        "-d",
+        "--restart=always",
+        "-p",
+        f"127.0.0.1:{config.REGISTRY_HOST_PORT}:5000",
+        "--network",
+        "bridge",
+        "--name",
+        config.REGISTRY_NAME,
+        "--label",
+        f"{LABEL_MANAGED_BY}={MANAGED_BY}",
+        "--label",
+        f"{LABEL_CLUSTER}={cluster_name}",
+        "--label",
+        f"{LABEL_OWNER}={owner()}",
+        "-e",
+        "REGISTRY_STORAGE_DELETE_ENABLED=true",
+        REGISTRY_IMAGE,
+        what=f"start registry {config.REGISTRY_NAME}",
+        check=False,
     )
     if proc.returncode != 0:
         reason = last_line(proc.stderr)
@@ -82,8 +98,13 @@ def ensure(tools: Tools, cluster_name: str) -> bool:
 def connect(tools: Tools) -> None:
     found = state(tools)
     if found is not None and config.KIND_NETWORK not in found.networks:
-        tools.docker_run("network", "connect", config.KIND_NETWORK, config.REGISTRY_NAME,
-                         what=f"connect {config.REGISTRY_NAME} to the kind network")
+        tools.docker_run(
+            "network",
+            "connect",
+            config.KIND_NETWORK,
+            config.REGISTRY_NAME,
+            what=f"connect {config.REGISTRY_NAME} to the kind network",
+        )
 
 
 def node_runtime(tools: Tools, node: str) -> str:
@@ -95,14 +116,26 @@ def node_runtime(tools: Tools, node: str) -> str:
 def wire_node(tools: Tools, node: str) -> None:
     if node_runtime(tools, node) == "cri-o":
         drop_in = Path(config.REGISTRIES_DROP_IN)
-        tools.node_exec(node, "sh", "-c", f"mkdir -p {drop_in.parent} && cat > {drop_in}",
-                        what=f"write {drop_in} in {node}", input=config.registries_drop_in())
+        tools.node_exec(
+            node,
+            "sh",
+            "-c",
+            f"mkdir -p {drop_in.parent} && cat > {drop_in}",
+            what=f"write {drop_in} in {node}",
+            input=config.registries_drop_in(),
+        )
         # crio.conf(5): SIGHUP reloads registries.conf; the unit's ExecReload sends it.
         tools.node_exec(node, "systemctl", "reload", "crio", what=f"reload CRI-O in {node}")
     else:
         directory = f"/etc/containerd/certs.d/{config.REGISTRY_HOST}"
-        tools.node_exec(node, "sh", "-c", f"mkdir -p '{directory}' && cat > '{directory}/hosts.toml'",
-                        what=f"write containerd hosts.toml in {node}", input=config.containerd_hosts_toml())
+        tools.node_exec(
+            node,
+            "sh",
+            "-c",
+            f"mkdir -p '{directory}' && cat > '{directory}/hosts.toml'",
+            what=f"write containerd hosts.toml in {node}",
+            input=config.containerd_hosts_toml(),
+        )
 
 
 def remove(tools: Tools) -> None:

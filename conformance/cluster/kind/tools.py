@@ -24,16 +24,25 @@ class Tools:
     docker: str
     kind: str
 
-    def docker_run(self, *args: str, what: str, check: bool = True, input: str | None = None,
-                   timeout: float = 120, detached: bool = False) -> subprocess.CompletedProcess[str]:
+    def docker_run(
+        self,
+        *args: str,
+        what: str,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 120,
+        detached: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
         return run([self.docker, *args], what=what, check=check, input=input, timeout=timeout, detached=detached)
 
-    def kind_run(self, *args: str, what: str, check: bool = True, timeout: float = 120,
-                 detached: bool = False) -> subprocess.CompletedProcess[str]:
+    def kind_run(
+        self, *args: str, what: str, check: bool = True, timeout: float = 120, detached: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         return run([self.kind, *args], what=what, check=check, timeout=timeout, detached=detached)
 
-    def node_exec(self, node: str, *args: str, what: str, input: str | None = None,
-                  check: bool = True) -> subprocess.CompletedProcess[str]:
+    def node_exec(
+        self, node: str, *args: str, what: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         interactive = ["-i"] if input is not None else []  # -i forwards stdin (file contents) into the node
         return self.docker_run("exec", *interactive, node, *args, what=what, input=input, check=check)
 
@@ -59,13 +68,16 @@ def find_tools() -> Tools:
     if version is None or version < MIN_KIND_VERSION:
         raise ClusterError(f"{version_text.strip() or 'kind'} is too old: {KIND_INSTALL_HINT}")
     try:
-        probe = run([docker, "version", "--format", "{{.Server.Version}}"], what="docker version", check=False,
-                    timeout=30)
+        probe = run(
+            [docker, "version", "--format", "{{.Server.Version}}"], what="docker version", check=False, timeout=30
+        )
         reason = last_line(probe.stderr) if probe.returncode != 0 else ""
     except ClusterError as error:
         reason = str(error)
     if reason:
-        raise ClusterError(f"docker daemon is not reachable ({reason}): start Docker or check DOCKER_HOST, {ALTERNATIVES}")
+        raise ClusterError(
+            f"docker daemon is not reachable ({reason}): start Docker or check DOCKER_HOST, {ALTERNATIVES}"
+        )
     return Tools(docker=docker, kind=kind)
 
 

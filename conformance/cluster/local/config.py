@@ -296,9 +296,7 @@ def apiserver_args(
     )
 
 
-def controller_manager_args(
-    binary: Path, layout: Layout, *, feature_gates: Mapping[str, bool]
-) -> tuple[str, ...]:
+def controller_manager_args(binary: Path, layout: Layout, *, feature_gates: Mapping[str, bool]) -> tuple[str, ...]:
     pki, conf = layout.pki, layout.kubeconfigs / "controller-manager.conf"
     return (
         str(binary),

@@ -16,10 +16,10 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from conformance.cluster.errors import ClusterError
 from conformance.cluster import cni
-from conformance.cluster.local import config
+from conformance.cluster.errors import ClusterError
 from conformance.cluster.host import run
+from conformance.cluster.local import config
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 # Sysctls the kubelet rewrites at start (setupKernelTunables: panic=10, panic_on_oops=1,

@@ -76,7 +76,8 @@ def smoke_pod(kubeconfig: Path, *, pause_image: str, timeout: float, gone: Calla
         statuses = pods.get(name, {}).get("status", {})
         waiting = [
             f"{s['state']['waiting'].get('reason')}: {s['state']['waiting'].get('message', '')}"
-            for s in statuses.get("containerStatuses", []) if "waiting" in s.get("state", {})
+            for s in statuses.get("containerStatuses", [])
+            if "waiting" in s.get("state", {})
         ]
         return f"phase {statuses.get('phase')} {waiting}"
 
@@ -84,13 +85,26 @@ def smoke_pod(kubeconfig: Path, *, pause_image: str, timeout: float, gone: Calla
         core = client.CoreV1Api(connection)
         api.transient_retry(core.create_namespaced_pod)("default", pod)
         try:
-            api.watch_until(core.list_namespaced_pod, "default", field_selector=f"metadata.name={name}",
-                            satisfied=running, describe=seen, what=f"smoke Pod {name} (image {pause_image}) to run",
-                            timeout=timeout, gone=gone)
+            api.watch_until(
+                core.list_namespaced_pod,
+                "default",
+                field_selector=f"metadata.name={name}",
+                satisfied=running,
+                describe=seen,
+                what=f"smoke Pod {name} (image {pause_image}) to run",
+                timeout=timeout,
+                gone=gone,
+            )
             api.ignoring(404, core.delete_namespaced_pod, name, "default", grace_period_seconds=0)
-            api.watch_until(core.list_namespaced_pod, "default", field_selector=f"metadata.name={name}",
-                            satisfied=lambda pods: True if name not in pods else None,
-                            what=f"smoke Pod {name} to be deleted", timeout=60, gone=gone)
+            api.watch_until(
+                core.list_namespaced_pod,
+                "default",
+                field_selector=f"metadata.name={name}",
+                satisfied=lambda pods: True if name not in pods else None,
+                what=f"smoke Pod {name} to be deleted",
+                timeout=60,
+                gone=gone,
+            )
         except api.WaitTimeout as error:
             api.ignoring(404, core.delete_namespaced_pod, name, "default", grace_period_seconds=0)
             raise ClusterError(str(error).replace("\n", ": ")) from None

@@ -24,9 +24,11 @@ def kubeadm_phases(kubeadm: Path, layout: Layout, *, k8s_version: str, host_ip: 
     layout.kubeconfigs.mkdir(parents=True, exist_ok=True)
     kubeadm_yaml = layout.conf("kubeadm.yaml")
     kubeadm_yaml.parent.mkdir(parents=True, exist_ok=True)
-    kubeadm_yaml.write_text(config.render_kubeadm_config(
-        layout, k8s_version=k8s_version, host_ip=host_ip, runtime_endpoint=runtime_endpoint
-    ))
+    kubeadm_yaml.write_text(
+        config.render_kubeadm_config(
+            layout, k8s_version=k8s_version, host_ip=host_ip, runtime_endpoint=runtime_endpoint
+        )
+    )
     run(
         [str(kubeadm), "init", "phase", "certs", "all", f"--config={kubeadm_yaml}"], what="kubeadm init phase certs all"
     )

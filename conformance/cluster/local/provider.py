@@ -200,7 +200,9 @@ class LocalProvider:
     def env(self) -> dict[str, str]:
         handle = self.running_handle()
         if handle is None:
-            raise ClusterError("no healthy local cluster is running: `python -m conformance.cluster up --provider local`")
+            raise ClusterError(
+                "no healthy local cluster is running: `python -m conformance.cluster up --provider local`"
+            )
         return handle.exports()
 
     # --- state --------------------------------------------------------------------------
@@ -218,8 +220,8 @@ class LocalProvider:
     def _records(self, state: Mapping[str, Any] | None) -> dict[str, ProcessRecord]:
         if state is not None:
             # A list, in start order: `down` stops in reverse.
-            records = [ProcessRecord.from_dict(raw) for raw in state.get("processes", [])]
-            return {record.name: record for record in records}
+            started = [ProcessRecord.from_dict(raw) for raw in state.get("processes", [])]
+            return {record.name: record for record in started}
         # cluster.json is gone: trust a pid file only if that process's command line names our state dir.
         records = {}
         for pidfile in sorted(self.layout.pids.glob("*.pid"), key=lambda p: p.stat().st_mtime):
@@ -357,7 +359,10 @@ class LocalProvider:
             Daemon(
                 "kube-apiserver",
                 config.apiserver_args(
-                    k8s["kube-apiserver"], layout, host_ip=host_ip, feature_gates=self.gates,
+                    k8s["kube-apiserver"],
+                    layout,
+                    host_ip=host_ip,
+                    feature_gates=self.gates,
                     admission_plugins=self.admission_plugins,
                 ),
                 ready=lambda: expect_status(
@@ -425,7 +430,10 @@ class LocalProvider:
         progress(f"preparing host (node {config.NODE_NAME}, address {ip})")
         hostprep.prepare()
         pki.kubeadm_phases(
-            binaries.kubernetes["kubeadm"], layout, k8s_version=self.k8s_version, host_ip=ip,
+            binaries.kubernetes["kubeadm"],
+            layout,
+            k8s_version=self.k8s_version,
+            host_ip=ip,
             runtime_endpoint=self._endpoint(),
         )
         self._write_configs(binaries)
@@ -441,8 +449,12 @@ class LocalProvider:
             str(layout.kubeconfig), timeout=SERVICE_ACCOUNT_TIMEOUT, gone=exited(records["kube-controller-manager"])
         )
         progress("starting a smoke pod from the pause image")
-        kube.smoke_pod(layout.kubeconfig, pause_image=self._node_setup().pause_image, timeout=SMOKE_POD_TIMEOUT,
-                       gone=exited(records["kubelet"]))
+        kube.smoke_pod(
+            layout.kubeconfig,
+            pause_image=self._node_setup().pause_image,
+            timeout=SMOKE_POD_TIMEOUT,
+            gone=exited(records["kubelet"]),
+        )
         state["phase"] = "running"
         self._save_state(state)
         return state
@@ -456,10 +468,14 @@ class LocalProvider:
         layout.cni_conf_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(
             layout.cni_conf_dir / "10-ivc-bridge.conflist",
-            cni.render_bridge_conflist(subnet=config.POD_SUBNET, bridge=config.CNI_BRIDGE, ipam_dir=layout.cni_ipam_dir),
+            cni.render_bridge_conflist(
+                subnet=config.POD_SUBNET, bridge=config.CNI_BRIDGE, ipam_dir=layout.cni_ipam_dir
+            ),
         )
         write_atomic(layout.conf("crictl.yaml"), config.render_crictl_yaml(endpoint))
-        write_executable(layout.crictl_wrapper, config.render_crictl_wrapper(binaries.crictl, layout.conf("crictl.yaml")))
+        write_executable(
+            layout.crictl_wrapper, config.render_crictl_wrapper(binaries.crictl, layout.conf("crictl.yaml"))
+        )
         write_atomic(
             layout.conf("kubelet.yaml"),
             config.render_kubelet_config(layout, runtime_endpoint=endpoint, feature_gates=self.gates),
@@ -476,8 +492,11 @@ class LocalProvider:
         write_private(
             layout.conf("auth-registry.yml"),
             config.render_registry_config(
-                addr=config.AUTH_REGISTRY_ADDR, root=layout.registry_storage / "auth", secret=secrets.token_hex(16),
-                tls=tls, htpasswd=layout.htpasswd,
+                addr=config.AUTH_REGISTRY_ADDR,
+                root=layout.registry_storage / "auth",
+                secret=secrets.token_hex(16),
+                tls=tls,
+                htpasswd=layout.htpasswd,
             ),
         )
         for path, text in self.runtime.config_files(setup, binaries.runtime).items():

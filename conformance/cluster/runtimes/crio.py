@@ -167,7 +167,7 @@ def crio_args(binary: Path, setup: NodeSetup) -> tuple[str, ...]:
 class CrioRuntime:
     name = "cri-o"
     default_version = "v1.36.3"
-    packages = ("conmon", "runc", "jq", "golang-github-containers-common", "libseccomp2")
+    packages: tuple[str, ...] = ("conmon", "runc", "jq", "golang-github-containers-common", "libseccomp2")
 
     def binaries(self, version: str, cache: Path) -> dict[str, Path]:
         built = gomodules.build(gomodules.CRIO, version, cache)
@@ -200,8 +200,12 @@ class CrioRuntime:
             if not socket.is_socket():
                 raise NotYet(f"{socket} does not exist yet")
             if crictl is not None:
-                info = run([str(crictl), "--runtime-endpoint", f"unix://{socket}", "info"], what="crictl info",
-                           check=False, timeout=30)
+                info = run(
+                    [str(crictl), "--runtime-endpoint", f"unix://{socket}", "info"],
+                    what="crictl info",
+                    check=False,
+                    timeout=30,
+                )
                 if info.returncode != 0:
                     raise NotYet(f"crictl info: {(info.stderr or info.stdout).strip()[-200:]}")
 
