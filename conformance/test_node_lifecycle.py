@@ -16,10 +16,11 @@ def test_rmi_is_refused_while_the_image_is_mounted_and_allowed_after_the_pod_is_
     own = ImageSpec(layers=((File("owner", f"{ivc_session.run_id} {request.node.nodeid}".encode()),),))
     pushed = private_push(own)
     pod = launch("basic", reference=pushed.reference, pull_policy="IfNotPresent")
-    image_id = crictl.image_id(pushed.reference)
+    on_node = crictl(pod.node)
+    image_id = on_node.image_id(pushed.reference)
     assert image_id, f"the runtime does not know {pushed.reference} although a Running Pod mounts it"
 
-    refused = crictl.remove_image(image_id)
+    refused = on_node.remove_image(image_id)
     assert refused.returncode != 0, f"crictl rmi removed {pushed.reference} while a Running Pod mounts it"
     assert expectation["message"] in refused.stderr, (
         f"rmi failed, but without {expectation['message']!r}: {refused.stderr.strip()}"
@@ -27,10 +28,10 @@ def test_rmi_is_refused_while_the_image_is_mounted_and_allowed_after_the_pod_is_
     assert pod.read("/volume/owner").startswith(ivc_session.run_id)
 
     pod.delete_and_wait_gone(timeout=pod_start_timeout)
-    crictl.wait_for_no_containers(namespace, pod.name, timeout=pod_start_timeout)
-    removed = crictl.remove_image(image_id)
+    on_node.wait_for_no_containers(namespace, pod.name, timeout=pod_start_timeout)
+    removed = on_node.remove_image(image_id)
     assert removed.returncode == 0, f"crictl rmi still refused after the Pod is gone: {removed.stderr.strip()}"
-    assert crictl.image_id(pushed.reference) is None, f"{pushed.reference} is still on the node after rmi"
+    assert on_node.image_id(pushed.reference) is None, f"{pushed.reference} is still on the node after rmi"
 
 
 @pytest.mark.behaviour("volume-status-image-ref")

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance.cluster import ClusterOptions, cni, gates
+from conformance.cluster import ClusterOptions, cni, gates, registries
 from conformance.cluster.errors import ClusterError
+from conformance.cluster.host import unescape_mountinfo
 from conformance.cluster.local import config
 from conformance.cluster.local.config import Layout
-from conformance.cluster.local.hostprep import _jump_target, _unescape
+from conformance.cluster.local.hostprep import _jump_target
 from conformance.cluster.local.provider import LocalProvider
 
 STATE = Path("/var/lib/ivc/local")
@@ -76,7 +77,7 @@ def test_all_mutable_state_is_under_the_state_dir() -> None:
         LAYOUT.cni_ipam_dir,
         LAYOUT.registry_storage,
         LAYOUT.crictl_wrapper,
-        LAYOUT.registry_ca,
+        LAYOUT.registry_files.ca,
         LAYOUT.log("kubelet"),
     ]
     for path in paths:
@@ -212,9 +213,7 @@ def test_etcd_args() -> None:
 
 
 def test_plain_registry_config() -> None:
-    conf = yaml.safe_load(
-        config.render_registry_config(addr="127.0.0.1:5000", root=STATE / "registry/plain", secret="s")
-    )
+    conf = yaml.safe_load(registries.render_config(addr="127.0.0.1:5000", root=STATE / "registry/plain"))
     assert conf["version"] == 0.1
     assert conf["http"]["addr"] == "127.0.0.1:5000"  # loopback only, unlike the package's :5000
     assert conf["storage"]["filesystem"]["rootdirectory"] == str(STATE / "registry/plain")
@@ -222,21 +221,19 @@ def test_plain_registry_config() -> None:
     assert "tls" not in conf["http"] and "auth" not in conf
 
 
-def test_auth_registry_config() -> None:
-    conf = yaml.safe_load(
-        config.render_registry_config(
-            addr="127.0.0.1:5443",
-            root=STATE / "registry/auth",
-            secret="s",
-            tls=(STATE / "pki/registry.crt", STATE / "pki/registry.key"),
-            htpasswd=STATE / "pki/registry.htpasswd",
-        )
-    )
+def test_auth_registry_config_is_private(tmp_path: Path) -> None:
+    files = LAYOUT.registry_files
+    path = registries.write_config(
+        tmp_path / "auth.yml", addr="127.0.0.1:5443", root=STATE / "registry/auth",
+        tls=(files.certificate, files.key), htpasswd=files.htpasswd,
+    )  # fmt: skip
+    conf = yaml.safe_load(path.read_text())
     assert conf["http"]["tls"] == {
         "certificate": str(STATE / "pki/registry.crt"),
         "key": str(STATE / "pki/registry.key"),
     }
     assert conf["auth"]["htpasswd"]["path"] == str(STATE / "pki/registry.htpasswd")
+    assert path.stat().st_mode & 0o077 == 0
 
 
 # --- provider options and small helpers ------------------------------------------------------
@@ -263,4 +260,4 @@ def test_up_refuses_non_root(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_iptables_and_mountinfo_helpers() -> None:
     assert _jump_target(["POSTROUTING", "-s", "10.85.0.2/32", "-j", "CNI-abc"]) == "CNI-abc"
     assert _jump_target(["INPUT", "-p", "tcp"]) is None
-    assert _unescape(r"/var/lib/with\040space") == "/var/lib/with space"
+    assert unescape_mountinfo(r"/var/lib/with\040space") == "/var/lib/with space"

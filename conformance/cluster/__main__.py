@@ -25,6 +25,7 @@ COMMANDS = {
     "down": "remove what the suite created (never a cluster it did not create)",
     "status": "show whether the cluster and its registry are running",
     "env": "print `export KUBECONFIG=… IVC_REGISTRY=…` for the running cluster",
+    "image": "build what `up` needs (binaries; kind: the node image) without starting a cluster",
 }
 
 
@@ -60,8 +61,8 @@ def summary(handle: ClusterHandle) -> list[str]:
     ]
     if handle.auth_registry:
         lines.append(f"#   auth registry: push {handle.auth_registry.push}, pull {handle.auth_registry.pull}")
-    if handle.node_access.crictl or handle.node_access.log_dir:
-        lines.append(f"#   node access: crictl {handle.node_access.crictl}, logs {handle.node_access.log_dir}")
+    if handle.node_access.available:
+        lines.append(f"#   node access: {' '.join(handle.node_access.on('NODE', handle.node_access.crictl or ''))}")
     lines.append(f"#   handle:     {state.handle_path(handle.provider)}")
     return lines
 
@@ -78,6 +79,8 @@ def run(command: str, options: ClusterOptions) -> int:
         provider.down()
         state.clear(options.provider)
         print(f"# {options.provider} cluster: removed what the suite created")
+    elif command == "image":
+        print(f"# {options.provider}: {provider.prepare()}")
     elif command == "status":
         print(provider.status())
         saved_handle = state.handle_path(options.provider)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from conformance.cluster.options import ClusterOptions
 
@@ -37,13 +38,33 @@ class RegistryEndpoint:
 
 @dataclass(frozen=True)
 class NodeAccess:
-    """How to look behind the API on the nodes (crictl, runtime and kubelet logs).
+    """How to look behind the API on a node: crictl, and the runtime's and kubelet's logs.
 
     Empty for existing clusters: diagnostics then fall back to the API alone.
     """
 
-    crictl: str | None = None  # path to crictl, configured for the node's runtime socket
-    log_dir: str | None = None  # directory with one <component>.log per daemon
+    command: tuple[str, ...] = ()  # prefix that runs a command on node "{node}"; () = on this host
+    crictl: str | None = None  # crictl on the node, pointed at its runtime
+    logs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # component → command printing its log
+    collect: tuple[str, ...] = ()  # a command on this host writing every node's logs into "{dir}"
+
+    @property
+    def available(self) -> bool:
+        return self.crictl is not None
+
+    def on(self, node: str, *argv: str) -> list[str]:
+        """`argv` as it runs on `node`."""
+        return [part.replace("{node}", node) for part in self.command] + list(argv)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> NodeAccess:
+        """From JSON, where tuples arrived as lists."""
+        return cls(
+            command=tuple(raw.get("command") or ()),
+            crictl=raw.get("crictl"),
+            logs={name: tuple(argv) for name, argv in (raw.get("logs") or {}).items()},
+            collect=tuple(raw.get("collect") or ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -66,7 +87,7 @@ class ClusterHandle:
         raw["registry"] = RegistryEndpoint(**raw["registry"])
         if raw.get("auth_registry"):
             raw["auth_registry"] = RegistryEndpoint(**raw["auth_registry"])
-        raw["node_access"] = NodeAccess(**raw.get("node_access") or {})
+        raw["node_access"] = NodeAccess.from_dict(raw.get("node_access") or {})
         return cls(**raw)
 
     def exports(self) -> dict[str, str]:
@@ -107,4 +128,8 @@ class ClusterProvider(Protocol):
 
     def env(self) -> dict[str, str]:
         """`KUBECONFIG`, `IVC_REGISTRY`… of the running cluster; ClusterError when there is none."""
+        ...
+
+    def prepare(self) -> str:
+        """Build everything `up` will need (binaries, node image) without starting anything; says what."""
         ...

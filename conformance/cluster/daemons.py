@@ -169,3 +169,18 @@ def processes_with_arg(executable_name: str, needle: str) -> list[int]:
         ):
             found.append(int(entry.name))
     return found
+
+
+def systemd_unit(daemon: Daemon, *, description: str, service_type: str = "simple", before: str = "") -> str:
+    """The same declaration as a systemd service, for nodes that have an init (the kind node image).
+
+    No Limit*= or OOMScoreAdjust=: a kind node on these VMs may not raise its limits.
+    """
+    environment = "".join(f'Environment="{key}={value}"\n' for key, value in sorted(daemon.env.items()))
+    return (
+        f"[Unit]\nDescription={description}\nAfter=network.target\n"
+        + (f"Before={before}\n" if before else "")
+        + f"\n[Service]\nType={service_type}\n{environment}ExecStart={' '.join(daemon.argv)}\n"
+        + "ExecReload=/bin/kill -s HUP $MAINPID\nRestart=on-failure\nRestartSec=2\nDelegate=yes\nKillMode=mixed\n"
+        + "\n[Install]\nWantedBy=multi-user.target\n"
+    )

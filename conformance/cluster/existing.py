@@ -159,6 +159,9 @@ class ExistingProvider:
     def env(self) -> dict[str, str]:
         return self.up().exports()
 
+    def prepare(self) -> str:
+        return "nothing to build: an existing cluster brings its own nodes"
+
     def down(self) -> None:
         """Nothing to undo: this provider never creates cluster-wide objects (tests clean their namespaces)."""
 

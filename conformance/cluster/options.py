@@ -44,6 +44,12 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ClusterError(f"--nodes {text!r} is not a node count like 2")
+    return int(text)
+
+
 def _path(text: str) -> Path:
     return Path(text).expanduser()
 
@@ -102,6 +108,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("--cluster-name", "kind cluster name (default: ivc)", frozenset({KIND}), str, "NAME"),
     Option("--node-image", "use this kind node image instead of building one", frozenset({KIND}), str, "IMAGE"),
+    Option("--nodes", "kind nodes: one control-plane, the rest workers (default: 2)", frozenset({KIND}), _count, "N"),
     Option(
         "--kubeconfig",
         "kubeconfig of the cluster (default: $KUBECONFIG, then ~/.kube/config)",
@@ -150,6 +157,7 @@ class ClusterOptions:
     state_dir: Path | None = None
     cluster_name: str | None = None
     node_image: str | None = None
+    nodes: int | None = None
     kubeconfig: str | None = None
     context: str | None = None
     registry: str | None = None

@@ -359,12 +359,12 @@ def pull_secret(kube: Kube, namespace: str, auth_registry: RegistryClient) -> st
 
 # -- the node behind the API ------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def crictl(ivc_session: SuiteSession) -> Crictl:
-    """crictl on the node; skips the test when the provider gives no node access."""
-    path = ivc_session.handle.node_access.crictl
-    if not path:
+def crictl(ivc_session: SuiteSession) -> Callable[[str], Crictl]:
+    """`crictl(node)`: crictl on that node (the Pod's: `pod.node`); skips when the provider gives no node access."""
+    access = ivc_session.handle.node_access
+    if not access.available:
         pytest.skip(
-            f"the {ivc_session.handle.provider} provider gives no node access (NodeAccess.crictl is "
-            "unset): only --cluster=local runs crictl on the node"
+            f"the {ivc_session.handle.provider} provider gives no node access (NodeAccess.crictl is unset): "
+            "--cluster=local and --cluster=kind run crictl on the node"
         )
-    return Crictl(path)
+    return lambda node: Crictl(access, node)

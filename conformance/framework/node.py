@@ -1,7 +1,7 @@
-"""Behind the API on the node: crictl, for the few behaviours only the runtime can show.
+"""Behind the API on a node: crictl, for the few behaviours only the runtime can show.
 
-Only the local provider gives node access (ClusterHandle.node_access.crictl); the fixture that
-hands this out skips elsewhere. Its single node is the one crictl talks to.
+The provider says how to reach a node (ClusterHandle.node_access: this host for the local cluster,
+`docker exec <node>` on kind); existing clusters give no node access and the fixture skips there.
 """
 
 from __future__ import annotations
@@ -11,16 +11,19 @@ from dataclasses import dataclass
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from conformance.cluster.contract import NodeAccess
 from conformance.cluster.host import run
 from conformance.framework.kube import ExecResult, Json, WaitTimeout
 
 
 @dataclass(frozen=True)
 class Crictl:
-    path: str  # the provider's wrapper, already pointed at the runtime socket
+    access: NodeAccess
+    node: str
 
     def run(self, *args: str, timeout: float = 60) -> ExecResult:
-        done = run([self.path, *args], what=f"crictl {' '.join(args[:2])}", timeout=timeout, check=False)
+        argv = self.access.on(self.node, self.access.crictl or "crictl", *args)
+        done = run(argv, what=f"crictl {' '.join(args[:2])} on {self.node}", timeout=timeout, check=False)
         return ExecResult(done.returncode, done.stdout, done.stderr)
 
     def image_id(self, reference: str) -> str | None:

@@ -218,6 +218,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         report.write_summary(config, terminalreporter)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    suite = config.stash.get(SESSION_KEY, None)
+    report_dir = config.getoption("report_dir")
+    if _is_controller(config) and suite is not None and report_dir and session.testsfailed:
+        logs = report.collect_node_logs(suite, Path(report_dir))
+        if logs is not None:
+            progress(f"node logs of the failed run: {logs}")
+
+
 def _teardown(config: pytest.Config) -> None:
     suite = config.stash.get(SESSION_KEY, None)
     provider = config.stash.get(PROVIDER_KEY, None)

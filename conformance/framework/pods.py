@@ -52,6 +52,11 @@ class PodUnderTest:
         return {}
 
     @property
+    def node(self) -> str:
+        """The node the Pod was scheduled to (empty before scheduling)."""
+        return str(self.raw.get("spec", {}).get("nodeName", ""))
+
+    @property
     def phase(self) -> str:
         return self.raw.get("status", {}).get("phase", "")
 

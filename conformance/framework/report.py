@@ -101,6 +101,7 @@ def collect_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
     summary: list[str] = []
     report_dir = item.config.getoption("report_dir")
     target = Path(report_dir) / "diagnostics" / _safe_name(item.nodeid) if report_dir else None
+    nodes: set[str] = set()
     for namespace in namespaces:
         try:
             pods = kube.list_pods(namespace)
@@ -110,6 +111,8 @@ def collect_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
             continue
         for pod in pods:
             summary.append(kube.describe_pod(pod))
+            if pod["spec"].get("nodeName"):
+                nodes.add(pod["spec"]["nodeName"])
         if target is None:
             continue
         target.mkdir(parents=True, exist_ok=True)
@@ -126,28 +129,41 @@ def collect_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
                 log = kube.pod_log(namespace, pod["metadata"]["name"], container["name"])
                 (target / f"{pod['metadata']['name']}.{container['name']}.log").write_text(log)
     if target is not None:
-        _node_side_diagnostics(suite, target, namespaces)
+        _node_side_diagnostics(suite, target, namespaces, nodes)
         summary.append(f"full diagnostics: {target}")
     if summary:
         report.sections.append(("ivc diagnostics", "\n".join(summary)))
 
 
-def _node_side_diagnostics(suite: Any, target: Path, namespaces: list[str]) -> None:
-    """Runtime and kubelet log lines about the test's namespaces (plus a tail for context) and
-    `crictl info`, where the provider gives node access."""
+def _node_side_diagnostics(suite: Any, target: Path, namespaces: list[str], nodes: set[str]) -> None:
+    """On each node the test's Pods ran on: the runtime's and kubelet's log lines about the test's
+    namespaces (plus a tail for context) and `crictl info`, where the provider gives node access."""
     access = suite.handle.node_access
-    if access.log_dir:
-        for name in ("crio", "kubelet"):
-            log = Path(access.log_dir) / f"{name}.log"
-            if not log.exists():
-                continue
-            lines = log.read_text(errors="replace").splitlines()
+    for node in sorted(nodes):
+        for component, command in access.logs.items():
+            result = run(access.on(node, *command), what=f"{component} log on {node}", timeout=60, check=False)
+            lines = result.stdout.splitlines()
             about = [line for line in lines if any(namespace in line for namespace in namespaces)]
-            (target / f"node.{name}.about-test.log").write_text("\n".join(about[-500:]) + "\n")
-            (target / f"node.{name}.tail.log").write_text("\n".join(lines[-200:]) + "\n")
-    if access.crictl:
-        result = run([access.crictl, "info"], what="crictl info", timeout=30, check=False)
-        (target / "crictl-info.json").write_text(result.stdout or result.stderr)
+            (target / f"{node}.{component}.about-test.log").write_text("\n".join(about[-500:]) + "\n")
+            (target / f"{node}.{component}.tail.log").write_text("\n".join(lines[-200:]) + "\n")
+        if access.crictl:
+            result = run(access.on(node, access.crictl, "info"), what=f"crictl info on {node}", timeout=30, check=False)
+            (target / f"{node}.crictl-info.json").write_text(result.stdout or result.stderr)
+
+
+def collect_node_logs(suite: Any, report_dir: Path) -> Path | None:
+    """Every node's logs (kind: `kind export logs`) into the report directory, once, after failures."""
+    command = suite.handle.node_access.collect
+    if not command:
+        return None
+    target = report_dir / "node-logs"
+    result = run(
+        [part.replace("{dir}", str(target)) for part in command], what="collect node logs", timeout=300, check=False
+    )
+    if result.returncode != 0:
+        print(f"ivc: collecting node logs failed: {(result.stderr or result.stdout).strip()[-300:]}", file=sys.stderr)
+        return None
+    return target
 
 
 # -- summary ----------------------------------------------------------------------------------

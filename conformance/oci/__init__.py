@@ -21,6 +21,7 @@ from conformance.oci.layout import (
     digest_of,
     host_architecture,
     layer_tar,
+    write_oci_layout,
 )
 from conformance.oci.node_images import (
     PAUSE_REPOSITORY,
@@ -62,4 +63,5 @@ __all__ = [
     "pause_image",
     "push_node_images",
     "shell_image",
+    "write_oci_layout",
 ]

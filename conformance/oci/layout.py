@@ -18,6 +18,7 @@ import re
 import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -123,7 +124,7 @@ class ImageSpec:
     (feature-facts §11); CRI-O mounts these too. Use this for everything both runtimes must see.
     """
 
-    layers: tuple[Layer, ...]
+    layers: tuple[Layer | bytes, ...]  # bytes: a prebuilt uncompressed tar (e.g. a Debian root file system)
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
@@ -407,7 +408,7 @@ def _finish(manifest: dict[str, object], blobs: dict[str, bytes]) -> BuiltImage:
 
 
 def _build_image(spec: ImageSpec, architecture: str) -> BuiltImage:
-    tars = [layer_tar(layer) for layer in spec.layers]
+    tars = [layer if isinstance(layer, bytes) else layer_tar(layer) for layer in spec.layers]
     # Uncompressed layers: the diff_id (digest of the uncompressed tar) is the blob digest itself.
     diff_ids = [digest_of(data) for data in tars]
     config: dict[str, object] = {
@@ -473,3 +474,29 @@ def _build_artifact(spec: ArtifactSpec) -> BuiltImage:
     if annotations:
         manifest["annotations"] = annotations
     return _finish(manifest, blobs)
+
+
+def write_oci_layout(images: Mapping[str, BuiltImage], directory: Path) -> Path:
+    """An OCI image layout (image-spec image-layout.md) holding `images` by ref name, blobs shared.
+
+    What `skopeo copy oci:DIR:REF …` reads: the suite uses it to preload images into a node image.
+    """
+    blobs = directory / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    manifests = []
+    for ref, image in sorted(images.items()):
+        for digest, data in [*image.blobs.items(), (image.manifest_digest, image.manifest)]:
+            target = blobs / digest.removeprefix("sha256:")
+            if not target.exists():
+                target.write_bytes(data)
+        manifests.append(
+            {
+                "mediaType": image.media_type,
+                "digest": image.manifest_digest,
+                "size": len(image.manifest),
+                "annotations": {"org.opencontainers.image.ref.name": ref},
+            }
+        )
+    (directory / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (directory / "index.json").write_bytes(canonical_json({"schemaVersion": 2, "manifests": manifests}))
+    return directory

@@ -8,6 +8,7 @@ seen by a *private* apt state under the cache dir and unpacked with `dpkg -x`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -171,3 +172,43 @@ def runs_here(binary: Path) -> None:
     proc = run([str(binary), "--version"], what=f"{binary.name} --version", check=False)
     if proc.returncode != 0:
         raise ClusterError(f"{binary} does not run on this host: {last_line(proc.stderr or proc.stdout)}")
+
+
+SOURCE_DATE_EPOCH = "1767225600"  # 2026-01-01: a root built twice from the same packages is the same tar
+
+
+def root_tar(name: str, packages: Sequence[str], cache: Path, *, variant: str = "minbase") -> Path:
+    """A root file system of the host's own suite, from the host's mirror, as a tar; cached by its inputs.
+
+    `mmdebstrap` (root mode) builds it; the kind node image and the registry container image start here.
+    """
+    suite, archive = codename(), mirror()
+    key = hashlib.sha256(json.dumps([suite, archive, variant, sorted(packages)]).encode()).hexdigest()[:16]
+    target = cache / "debian-roots" / f"{name}-{suite}-{key}.tar"
+    if target.exists():
+        return target
+    ensure_packages(("mmdebstrap",))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    progress(f"{name}: mmdebstrap {suite} ({variant}, {len(packages)} packages) from {archive}")
+    try:
+        run(
+            [
+                "mmdebstrap",
+                f"--variant={variant}",
+                f"--include={','.join(packages)}",
+                "--components=main",
+                "--format=tar",
+                suite,
+                str(partial),
+                archive,
+            ],
+            what=f"mmdebstrap {name}",
+            timeout=30 * 60,
+            heartbeat=60,
+            env={**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
+        )
+        partial.rename(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target

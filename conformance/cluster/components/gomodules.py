@@ -60,7 +60,15 @@ class GoComponent:
 
     @property
     def binaries(self) -> tuple[str, ...]:
-        return tuple(p.rsplit("/", 1)[-1] for p in self.packages) + self.extra_binaries
+        return tuple(binary_name(p) for p in self.packages) + self.extra_binaries
+
+
+def binary_name(package: str) -> str:
+    """The file `go build -o dir/` writes: the last path element, skipping a major-version suffix."""
+    parts = package.split("/")
+    if len(parts) > 1 and re.fullmatch(r"v\d+", parts[-1]):
+        return parts[-2]
+    return parts[-1]
 
 
 def go_env(**extra: str) -> dict[str, str]:
@@ -105,9 +113,12 @@ def render_wrapper_gomod(
     return "\n".join(lines) + "\n"
 
 
-def go_directive(gomod: Path, fallback: str = "1.26.0") -> str:
+def go_directive(gomod: Path, floor: str = "1.24") -> str:
+    """The release's own `go` line, raised to 1.24: the wrapper's `tool` directives need it."""
     match = re.search(r"^go (\S+)", gomod.read_text(), re.MULTILINE)
-    return match.group(1) if match else fallback
+    found = match.group(1) if match else floor
+    as_tuple = [tuple(int(x) for x in v.split(".")) for v in (found, floor)]
+    return found if as_tuple[0] >= as_tuple[1] else floor
 
 
 def cached(component: GoComponent, version: str, cache: Path) -> BuiltComponent | None:
@@ -191,7 +202,16 @@ def kubernetes_ldflags(version: str) -> str:
     return " ".join(flags)
 
 
-KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubeadm")
+# kubectl and kube-proxy for the kind node image (kind applies manifests with kubectl; kube-proxy is an image).
+KUBERNETES_COMMANDS = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kubeadm",
+    "kubectl",
+    "kube-proxy",
+)
 KUBERNETES = GoComponent(
     name="kubernetes",
     module="k8s.io/kubernetes",
@@ -227,3 +247,12 @@ CRICTL = GoComponent(
     packages=("sigs.k8s.io/cri-tools/cmd/crictl",),
     ldflags=lambda version: f"-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version={version}",
 )
+
+# The etcd image kubeadm expects (`kubeadm config images list`); the version is a constant of the
+# module, so only GitSHA would come from ldflags.
+ETCD = GoComponent(name="etcd", module="go.etcd.io/etcd/server/v3", packages=("go.etcd.io/etcd/server/v3",))
+
+COREDNS = GoComponent(name="coredns", module="github.com/coredns/coredns", packages=("github.com/coredns/coredns",))
+
+# kind's version is a constant of its module (pkg/cmd/kind/version).
+KIND = GoComponent(name="kind", module="sigs.k8s.io/kind", packages=("sigs.k8s.io/kind",))

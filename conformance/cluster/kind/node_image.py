@@ -1,60 +1,359 @@
-"""The CRI-O node image: kind/node-crio.Dockerfile on top of a published kindest/node image."""
+"""The CRI-O kind node image, built here, offline: a bookworm root, Debian packages, our binaries.
+
+Steps (each named in its error, with the tool's output tail):
+1. binaries — Kubernetes (kubeadm, kubelet, kubectl + the control-plane images' commands), CRI-O,
+   crictl, and the etcd and CoreDNS versions `kubeadm config images list` names, all built from Go
+   modules through `components.gomodules` (cached by version, shared with the local provider);
+2. root file system — `mmdebstrap` of the host's own Debian suite and mirror (cached by its inputs);
+3. control-plane images — one shared minbase layer (with iptables for kube-proxy) plus one binary
+   layer each, written as an OCI layout and copied with skopeo into the root's containers-storage
+   under the exact names kubeadm expects, so CRI-O finds them and nothing is pulled;
+4. node files — kind's entrypoint and units from the kind module (the cgroup v1 readiness line
+   reworded), CRI-O's configuration from its runtime declaration with systemd paths, the runc
+   wrapper these VMs need, the pod-network service, `/kind/version`, `/kind/manifests/default-cni.yaml`;
+5. `docker import` of the tree, then a metadata-only build (docker 20.10 refuses `import --change
+   STOPSIGNAL`) that sets ENTRYPOINT, STOPSIGNAL, ENV and the inputs label.
+
+The image is tagged by versions and labelled with a digest of everything that went into it: a
+second build with nothing changed finds it and takes seconds.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.cluster import cni
+from conformance.cluster.components import debian, gomodules
+from conformance.cluster.daemons import systemd_unit
 from conformance.cluster.errors import ClusterError
-from conformance.cluster.kind.config import crio_stream
+from conformance.cluster.host import output, run, unmount_all, write_atomic, write_executable
+from conformance.cluster.kind import node_files
 from conformance.cluster.kind.marks import LABEL_MANAGED_BY, MANAGED_BY
 from conformance.cluster.kind.tools import Tools
 from conformance.cluster.progress import progress
+from conformance.cluster.runtimes import runtime
+from conformance.cluster.runtimes.base import NodeSetup
+from conformance.cluster.runtimes.oci import render_runc_wrapper
 
-KIND_DIR = Path(__file__).resolve().parents[3] / "kind"
-DOCKERFILE = KIND_DIR / "node-crio.Dockerfile"
+IMAGE_REPO = "ivc/kind-node"
+LABEL_INPUTS = "io.ivc.inputs"
+KIND_VERSION = "v0.33.0"  # the module whose entrypoint and units the image carries; also the kind we build
+# kind's node base image (images/base/Dockerfile) minus what a CRI-O node does not use, plus CRI-O's
+# Debian dependencies (conmon, runc) and the CNI plugins.
+NODE_PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "conntrack", "iptables", "nftables", "iproute2", "ethtool",
+    "util-linux", "mount", "kmod", "libseccomp2", "e2fsprogs", "bash", "ca-certificates", "jq", "procps",
+    "conmon", "runc", "containernetworking-plugins", "socat",
+)  # fmt: skip
+IMAGE_BASE_PACKAGES = ("iptables", "conntrack", "ca-certificates")  # kube-proxy needs iptables
+HOST_PACKAGES = ("mmdebstrap", "skopeo", "golang-github-containers-common")
+RUNC_WRAPPER = Path("/usr/local/bin/ivc-runc")
+NODE_SETUP = NodeSetup(
+    state_dir=Path("/var/lib"),
+    run_dir=Path("/run"),
+    config_dir=Path("/etc/crio"),
+    log_dir=Path("/var/log/pods"),
+    cgroup_manager="systemd",  # kind's kubelet uses cgroupDriver: systemd
+    pause_image="",  # kubeadm's, filled in per Kubernetes version
+    cni_conf_dir=Path("/etc/cni/net.d"),
+    cni_plugin_dirs=(cni.PLUGIN_DIR,),
+    oci_runtime=RUNC_WRAPPER,
+)
+# Everything in these files shapes the image; their text is part of the inputs digest.
+RECIPE_SOURCES = ("kind/node_image.py", "kind/node_files.py", "runtimes/crio.py", "runtimes/oci.py", "cni.py")
+PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # kubeadm's manifests name bare commands
 
 
-def present(tools: Tools, image: str) -> bool:
-    return (
-        tools.docker_run(
-            "image", "inspect", "--format", "{{.Id}}", image, what="inspect node image", check=False
-        ).returncode
-        == 0
-    )
+@dataclass(frozen=True)
+class Recipe:
+    k8s_version: str
+    crio_version: str
+    crictl_version: str
+    cache_dir: Path
 
+    @property
+    def tag(self) -> str:
+        return f"{IMAGE_REPO}:{self.k8s_version}-crio{self.crio_version.lstrip('v')}"
 
-def ensure(tools: Tools, image: str, *, k8s_version: str, crio_version: str, build: bool) -> None:
-    if present(tools, image):
-        progress(f"kind: node image {image} present")
-        return
-    if not build:
-        progress(f"kind: node image {image} not present locally; kind will pull it")
-        return
-    if not DOCKERFILE.exists():
-        raise ClusterError(f"{DOCKERFILE} is missing: run from a checkout of the suite, or pass --node-image")
-    stream = crio_stream(crio_version)
-    progress(f"kind: building {image} from kindest/node:{k8s_version} + CRI-O {stream} (a few minutes, once)")
-    started = time.monotonic()
-    tools.docker_run(
-        "build",
-        "--build-arg",
-        f"KIND_NODE_IMAGE=kindest/node:{k8s_version}",
-        "--build-arg",
-        f"CRIO_VERSION={stream}",
-        "--label",
-        f"{LABEL_MANAGED_BY}={MANAGED_BY}",
-        "-t",
-        image,
-        "-f",
-        str(DOCKERFILE),
-        str(KIND_DIR),
-        what=f"build node image {image}",
-        timeout=45 * 60,
-    )
-    if not present(tools, image):
-        raise ClusterError(
-            f"docker build did not load {image} into the image store: "
-            "switch to the default builder (`docker buildx use default`) and retry"
+    def inputs_digest(self) -> str:
+        digest = hashlib.sha256()
+        package = Path(__file__).resolve().parents[1]
+        for name in RECIPE_SOURCES:
+            digest.update((package / name).read_bytes())
+        digest.update(
+            json.dumps(
+                [
+                    self.k8s_version,
+                    self.crio_version,
+                    self.crictl_version,
+                    KIND_VERSION,
+                    NODE_PACKAGES,
+                    IMAGE_BASE_PACKAGES,
+                    debian.mirror(),
+                ]
+            ).encode()
         )
-    progress(f"kind: node image built in {time.monotonic() - started:.0f}s")
+        return digest.hexdigest()[:16]
+
+
+def present(tools: Tools, image: str) -> dict[str, str] | None:
+    """The labels of `image` when docker has it, else None."""
+    proc = tools.docker_run(
+        "image", "inspect", "--format", "{{json .Config.Labels}}", image, what="inspect node image", check=False
+    )
+    if proc.returncode != 0:
+        return None
+    return json.loads(proc.stdout or "null") or {}
+
+
+def ensure(tools: Tools, recipe: Recipe) -> str:
+    """The node image for `recipe`: found by its inputs digest, or built now. Returns its tag."""
+    inputs = recipe.inputs_digest()
+    labels = present(tools, recipe.tag)
+    if labels is not None and labels.get(LABEL_INPUTS) == inputs:
+        progress(f"kind: node image {recipe.tag} is current (inputs {inputs})")
+        return recipe.tag
+    started = time.monotonic()
+    progress(f"kind: building node image {recipe.tag} (inputs {inputs})")
+    debian.ensure_packages(HOST_PACKAGES)
+    with _step("binaries"):
+        binaries = _binaries(recipe)
+    with _step("root file system"):
+        root_tar = debian.root_tar("node-root", NODE_PACKAGES, recipe.cache_dir)
+    work = Path(tempfile.mkdtemp(dir=recipe.cache_dir, prefix=".kind-node-"))
+    root = work / "root"
+    try:
+        with _step("unpack the root file system"):
+            root.mkdir()
+            run(["tar", "-C", str(root), "-xf", str(root_tar)], what="unpack the node root", timeout=600)
+        with _step("control-plane images"):
+            _preload_images(root, work, binaries, recipe.cache_dir)
+        with _step("node files"):
+            _install(root, binaries, recipe)
+        with _step("docker import"):
+            _import(tools, root, work, recipe.tag, inputs)
+    finally:
+        with _step("remove the build directory"):
+            _remove_tree(work)
+    progress(f"kind: node image {recipe.tag} built in {time.monotonic() - started:.0f}s")
+    return recipe.tag
+
+
+@contextmanager
+def _step(name: str) -> Iterator[None]:
+    try:
+        yield
+    except ClusterError as error:
+        raise ClusterError(f"node image step '{name}' failed: {error}") from None
+
+
+@dataclass(frozen=True)
+class _Binaries:
+    kubernetes: gomodules.BuiltComponent
+    crio: Mapping[str, Path]
+    crictl: Path
+    etcd: Path
+    coredns: Path
+    kind_files: Path  # images/base/files of the kind module
+    images: Mapping[str, str]  # kubeadm's image names: component → reference
+
+
+def kubeadm_images(kubeadm: Path, k8s_version: str) -> dict[str, str]:
+    """`kubeadm config images list`: the exact names the control plane will ask the runtime for."""
+    listed = output(
+        [str(kubeadm), "config", "images", "list", "--kubernetes-version", k8s_version],
+        what="kubeadm config images list",
+    ).split()
+    images = {}
+    for reference in listed:
+        name = reference.rsplit("/", 1)[-1].split(":", 1)[0]
+        images[name] = reference
+    missing = {
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kube-proxy",
+        "etcd",
+        "coredns",
+        "pause",
+    } - set(images)
+    if missing:
+        raise ClusterError(f"kubeadm {k8s_version} lists no image for {', '.join(sorted(missing))}: {listed}")
+    return images
+
+
+def _binaries(recipe: Recipe) -> _Binaries:
+    cache = recipe.cache_dir
+    kubernetes = gomodules.build(gomodules.KUBERNETES, recipe.k8s_version, cache)
+    images = kubeadm_images(kubernetes.binary("kubeadm"), recipe.k8s_version)
+    etcd_version = "v" + images["etcd"].rsplit(":", 1)[1].split("-", 1)[0]  # 3.6.8-0 → v3.6.8
+    coredns_version = images["coredns"].rsplit(":", 1)[1]
+    kind_module = Path(gomodules.module_info(gomodules.KIND.module, KIND_VERSION)["Dir"])
+    return _Binaries(
+        kubernetes=kubernetes,
+        crio=runtime("cri-o").binaries(recipe.crio_version, cache),
+        crictl=gomodules.build(gomodules.CRICTL, recipe.crictl_version, cache).binary("crictl"),
+        etcd=gomodules.build(gomodules.ETCD, etcd_version, cache).binary("server"),
+        coredns=gomodules.build(gomodules.COREDNS, coredns_version, cache).binary("coredns"),
+        kind_files=kind_module / "images" / "base" / "files",
+        images=images,
+    )
+
+
+def _preload_images(root: Path, work: Path, binaries: _Binaries, cache: Path) -> None:
+    from conformance.oci import File, ImageSpec, build, write_oci_layout
+    from conformance.oci.node_images import pause_image
+
+    base = debian.root_tar("image-base", IMAGE_BASE_PACKAGES, cache).read_bytes()
+    kube = binaries.kubernetes
+    commands = {
+        "kube-apiserver": (kube.binary("kube-apiserver"), "/usr/local/bin/kube-apiserver"),
+        "kube-controller-manager": (kube.binary("kube-controller-manager"), "/usr/local/bin/kube-controller-manager"),
+        "kube-scheduler": (kube.binary("kube-scheduler"), "/usr/local/bin/kube-scheduler"),
+        "kube-proxy": (kube.binary("kube-proxy"), "/usr/local/bin/kube-proxy"),
+        "etcd": (binaries.etcd, "/usr/local/bin/etcd"),
+        # kubeadm passes CoreDNS only arguments: the image needs the entrypoint.
+        "coredns": (binaries.coredns, "/coredns"),
+    }
+    images = {}
+    for name, (binary, path) in commands.items():
+        layer = (File(path.lstrip("/"), binary.read_bytes(), mode=0o755),)
+        entrypoint = (path,) if name == "coredns" else ()
+        images[binaries.images[name]] = build(ImageSpec(layers=(base, layer), entrypoint=entrypoint, env=(PATH,)))
+    images[binaries.images["pause"]] = build(pause_image(cache))
+    layout = write_oci_layout(images, work / "oci")
+    storage = f"overlay@{root}/var/lib/containers/storage+{work}/storage-run"
+    try:
+        for reference in sorted(images):
+            run(
+                [
+                    "skopeo",
+                    "--insecure-policy",
+                    "copy",
+                    "--quiet",
+                    f"oci:{layout}:{reference}",
+                    f"containers-storage:[{storage}]{reference}",
+                ],
+                what=f"skopeo copy {reference}",
+                timeout=600,
+            )
+    finally:
+        # containers/storage leaves its overlay directory mounted on itself.
+        unmount_all([str(root / "var/lib/containers/storage"), str(work / "storage-run")])
+
+
+def _install(root: Path, binaries: _Binaries, recipe: Recipe) -> None:
+    kube = binaries.kubernetes
+    for command in ("kubeadm", "kubelet", "kubectl"):
+        _copy(kube.binary(command), root / "usr/bin" / command)
+    for name, path in binaries.crio.items():
+        _copy(path, root / "usr/local/bin" / name)
+    _copy(binaries.crictl, root / "usr/local/bin/crictl")
+    crio = runtime("cri-o")
+    setup = _setup(binaries)
+    local_binaries = {name: Path("/usr/local/bin") / name for name in binaries.crio}
+    for path, text in crio.config_files(setup, local_binaries).items():
+        write_atomic(root / path.relative_to("/"), text)
+    write_executable(
+        root / RUNC_WRAPPER.relative_to("/"), render_runc_wrapper(hugetlb=True, capabilities=True, oom_score_adj=True)
+    )
+    (daemon,) = crio.daemons(setup, local_binaries)
+    units = root / "etc/systemd/system"
+    write_atomic(
+        units / "crio.service",
+        systemd_unit(daemon, description="CRI-O (ivc)", service_type="notify", before="kubelet.service"),
+    )
+    write_atomic(
+        root / "etc/crictl.yaml",
+        f"runtime-endpoint: unix://{crio.socket(setup)}\nimage-endpoint: unix://{crio.socket(setup)}\n",
+    )
+    # kind's own files, from the module of the kind that drives this image.
+    files = binaries.kind_files
+    entrypoint = (files / "usr/local/bin/entrypoint").read_text()
+    write_executable(root / "usr/local/bin/entrypoint", node_files.patch_entrypoint(entrypoint))
+    for script in (files / "kind/bin").iterdir():
+        write_executable(root / "kind/bin" / script.name, script.read_text())
+    for unit in ("kubelet.service", "kubelet.slice", "undo-mount-hacks.service"):
+        write_atomic(units / unit, (files / "etc/systemd/system" / unit).read_text())
+    for dropin in (files / "etc/systemd/system/kubelet.service.d").iterdir():
+        write_atomic(units / "kubelet.service.d" / dropin.name, dropin.read_text())
+    for sysctl in (files / "etc/sysctl.d").iterdir():
+        write_atomic(root / "etc/sysctl.d" / sysctl.name, sysctl.read_text())
+    write_atomic(root / "etc/default/kubelet", node_files.kubelet_defaults("crio.service"))
+    write_executable(root / node_files.CNI_SCRIPT.lstrip("/"), node_files.pod_network_script())
+    write_atomic(units / "ivc-pod-network.service", node_files.pod_network_unit())
+    write_atomic(root / "kind/version", recipe.k8s_version + "\n")
+    write_atomic(root / "kind/manifests/default-cni.yaml", node_files.default_cni_manifest())
+    (root / "etc/kubernetes/manifests").mkdir(parents=True, exist_ok=True)
+    (root / "opt/cni/bin").mkdir(parents=True, exist_ok=True)
+    # As kind's base image: only the services the node needs start, kmsg stays out of the journal.
+    wants = units / "multi-user.target.wants"
+    for pattern in (
+        "lib/systemd/system/multi-user.target.wants/*",
+        "etc/systemd/system/*.wants/*",
+        "lib/systemd/system/local-fs.target.wants/*",
+        "lib/systemd/system/sockets.target.wants/*udev*",
+        "lib/systemd/system/sockets.target.wants/*initctl*",
+        "lib/systemd/system/basic.target.wants/*",
+        "lib/systemd/system/sysinit.target.wants/systemd-tmpfiles-setup.service",
+    ):
+        for path in root.glob(pattern):
+            path.unlink()
+    wants.mkdir(parents=True, exist_ok=True)
+    for unit in ("kubelet.service", "crio.service", "undo-mount-hacks.service", "ivc-pod-network.service"):
+        (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
+    (units / "systemd-binfmt.service").symlink_to("/dev/null")
+    with open(root / "etc/systemd/journald.conf", "a") as journald:
+        journald.write("ReadKMsg=no\n")
+
+
+def _setup(binaries: _Binaries) -> NodeSetup:
+    from dataclasses import replace
+
+    return replace(NODE_SETUP, pause_image=binaries.images["pause"])
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    target.chmod(0o755)
+
+
+def _import(tools: Tools, root: Path, work: Path, tag: str, inputs: str) -> None:
+    imported = f"{IMAGE_REPO}-rootfs:{inputs}"
+    run(
+        ["sh", "-c", f'tar -C "{root}" -c . | "{tools.docker}" import - "{imported}"'],
+        what="docker import of the node root",
+        timeout=30 * 60,
+        heartbeat=60,
+    )
+    context = work / "metadata"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {imported}\n"
+        "ENV container=docker\n"
+        "STOPSIGNAL SIGRTMIN+3\n"
+        'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]\n'
+        f'LABEL {LABEL_MANAGED_BY}="{MANAGED_BY}" {LABEL_INPUTS}="{inputs}"\n'
+    )
+    run(
+        [tools.docker, "build", "-q", "-t", tag, str(context)],
+        what="docker build (node image metadata)",
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        timeout=600,
+    )
+    tools.docker_run("rmi", imported, what="remove the intermediate root image", check=False)
+
+
+def _remove_tree(path: Path) -> None:
+    unmount_all([str(path)])
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,30 +1,34 @@
-"""`KindProvider`: a kind cluster whose nodes run CRI-O, with a registry container wired into them.
+"""`KindProvider`: a kind cluster whose nodes run CRI-O, with registry containers wired into them.
 
-The kubeconfig is private to the suite (never ~/.kube/config). What this provider creates carries
-its marks (labels, the node's owner file), so `down` in any later process removes exactly that and
-never a user's cluster of the same name.
+The node image is built here, offline (`node_image.py`); kind comes from PATH or is built from its
+Go module. The kubeconfig is private to the suite (never ~/.kube/config). What this provider creates
+carries its marks (labels, the node's owner file), so `down` in any later process removes exactly
+that; a kind cluster of the same name that the suite did not create is refused, never touched.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import ClassVar
 
-from conformance.cluster import api, gates
+from conformance.cluster import api, gates, registries
 from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
 from conformance.cluster.errors import ClusterError
 from conformance.cluster.host import write_private
 from conformance.cluster.kind import config, node_image, registry
 from conformance.cluster.kind.marks import MANAGED_BY, OWNER_MARKER, owner
-from conformance.cluster.kind.tools import Tools, find_tools, shielded_from_ctrl_c
+from conformance.cluster.kind.tools import Tools, check_privileged, find_tools, shielded_from_ctrl_c
 from conformance.cluster.options import ClusterOptions
 from conformance.cluster.progress import progress
 from conformance.cluster.state import provider_dir
 
-# Newest kindest/node tag of kind v0.32 (ecosystem-notes §2.1): Kubernetes 1.36, ImageVolume GA.
-DEFAULT_K8S_VERSION = "v1.36.1"
+DEFAULT_K8S_VERSION = "v1.36.3"
 DEFAULT_CRIO_VERSION = "v1.36.3"
+CRICTL_VERSION = "v1.36.0"
+DEFAULT_NODES = 2  # one control-plane and one worker, as in the seed tutorial
+READY_TIMEOUT = 300.0
 SERVICE_ACCOUNT_TIMEOUT = 120.0
 
 
@@ -36,76 +40,95 @@ class KindProvider:
         it decides the gates, which are validated here, before anything slow happens."""
         self.cluster_name = config.validate_cluster_name(options.cluster_name or config.DEFAULT_CLUSTER_NAME)
         self.k8s_version = options.k8s_version or config.version_from_image(options.node_image) or DEFAULT_K8S_VERSION
-        self.crio_version = options.crio_version or DEFAULT_CRIO_VERSION
-        self.node_image = options.node_image or config.node_image_tag(self.k8s_version, self.crio_version)
-        self.build_image = options.node_image is None
+        self.recipe = node_image.Recipe(
+            k8s_version=self.k8s_version,
+            crio_version=options.crio_version or DEFAULT_CRIO_VERSION,
+            crictl_version=CRICTL_VERSION,
+            cache_dir=options.cache_dir,
+        )
+        self.prebuilt_image = options.node_image
+        self.nodes = options.nodes or DEFAULT_NODES
         self.feature_gates = dict(options.feature_gates)
         self.admission_plugins = options.admission_plugins
+        self.cluster_config = config.render_kind_config(
+            self.k8s_version, nodes=self.nodes, feature_gates=self.feature_gates,
+            admission_plugins=self.admission_plugins,
+        )  # fmt: skip
         gates.gates_for(self.k8s_version, self.feature_gates)
         self._tools: Tools | None = None
 
     @property
     def tools(self) -> Tools:
         if self._tools is None:
-            self._tools = find_tools()
+            self._tools = find_tools(self.recipe.cache_dir)
         return self._tools
 
     @property
-    def node(self) -> str:
-        return f"{self.cluster_name}-control-plane"
+    def directory(self) -> Path:
+        return provider_dir(self.name) / self.cluster_name
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.directory / "kubeconfig"
+
+    @property
+    def registry_files(self) -> registries.RegistryFiles:
+        return registries.RegistryFiles(self.directory / "registry")
 
     @property
     def context(self) -> str:
         return f"kind-{self.cluster_name}"
 
     @property
-    def kubeconfig(self) -> Path:
-        return provider_dir(self.name) / self.cluster_name / "kubeconfig"
+    def control_plane(self) -> str:
+        return f"{self.cluster_name}-control-plane"
 
     # --- the contract -------------------------------------------------------------------
 
+    def prepare(self) -> str:
+        """Everything `up` needs that takes time, without starting a cluster: the node image."""
+        image_tag = registry.image(self.tools, self.recipe.cache_dir)
+        check_privileged(self.tools, image_tag)
+        return self.prebuilt_image or node_image.ensure(self.tools, self.recipe)
+
     def running_handle(self) -> ClusterHandle | None:
-        """A running cluster of this name with its registry up and our kubeconfig written, else None.
+        """Our cluster of this name, its registries up and on its network, our kubeconfig written; else None.
 
         Its versions are whatever it runs: the suite discovers them instead of trusting --k8s-version.
         """
-        if not self.kubeconfig.exists() or not self._cluster_exists():
+        if not self.kubeconfig.exists() or not self._cluster_exists() or not self._cluster_is_ours():
             return None
-        found = registry.state(self.tools)
-        if found is None or not found.running or config.KIND_NETWORK not in found.networks:
-            return None
-        return self._handle(created=False)
+        return self._handle(created=False) if registry.usable(self.tools) else None
 
     def up(self) -> ClusterHandle:
-        """Create the cluster, or reuse a running one of the same name (then `down` leaves it alone)."""
-        cluster_config = config.render_kind_config(
-            self.k8s_version, feature_gates=self.feature_gates, admission_plugins=self.admission_plugins
-        )
+        """Create the cluster, or reuse the suite's own running one of the same name."""
         tools = self.tools
-        reused = self._cluster_exists()
-        created_cluster = created_registry = False
+        exists = self._cluster_exists()
+        if exists and not self._cluster_is_ours():
+            raise ClusterError(
+                f"a kind cluster named '{self.cluster_name}' exists and was not created by this suite: pass "
+                "--cluster-name NAME for a cluster of its own, or test that one with --cluster=existing"
+            )
+        created_registries: list[str] = []
+        created_cluster = False
+        network_existed = self._network_exists()
         try:
-            if reused:
-                progress(f"kind: reusing the running cluster '{self.cluster_name}' (its own versions and gates apply)")
+            image = self.prepare()
+            created_registries = registry.ensure(
+                tools, self.cluster_name, self.registry_files, registry.image(tools, self.recipe.cache_dir)
+            )
+            if exists:
+                progress(f"kind: reusing the running cluster '{self.cluster_name}'")
                 write_private(
                     self.kubeconfig,
                     tools.kind_run("get", "kubeconfig", "--name", self.cluster_name, what="kind get kubeconfig").stdout,
                 )
             else:
-                node_image.ensure(
-                    tools,
-                    self.node_image,
-                    k8s_version=self.k8s_version,
-                    crio_version=self.crio_version,
-                    build=self.build_image,
-                )
-            created_registry = registry.ensure(tools, self.cluster_name)
-            if not reused:
                 created_cluster = True  # before the call: a failed create leaves node containers to delete
-                self._create_cluster(cluster_config)
+                self._create_cluster(image)
             registry.connect(tools)
             for node in self._nodes():
-                registry.wire_node(tools, node)
+                registry.wire_node(tools, node, self.registry_files)
             api.apply_config_map(
                 str(self.kubeconfig),
                 self.context,
@@ -113,46 +136,51 @@ class KindProvider:
                 "local-registry-hosting",
                 {"localRegistryHosting.v1": config.local_registry_hosting()},
             )
+            api.wait_nodes_ready(
+                str(self.kubeconfig), self.context, count=self.nodes if not exists else 1, timeout=READY_TIMEOUT
+            )
             api.wait_default_service_account(str(self.kubeconfig), self.context, timeout=SERVICE_ACCOUNT_TIMEOUT)
         except BaseException as exc:  # KeyboardInterrupt included: leave nothing half-made behind
-            if created_cluster or created_registry:
+            if created_cluster or created_registries:
                 verb = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
                 progress(f"kind: bring-up {verb}; removing what this run created")
                 with shielded_from_ctrl_c():
                     try:
-                        self._remove(cluster=created_cluster, with_registry=created_registry)
+                        self._remove(
+                            cluster=created_cluster, registry_names=created_registries, network=not network_existed
+                        )
                     except ClusterError as cleanup_error:  # report, but keep the original failure as the error
                         progress(f"kind: cleanup incomplete: {cleanup_error}")
             raise
         return self._handle(created=created_cluster)
 
     def down(self) -> None:
-        """Remove this suite's cluster and registry; "ours" is decided by marks, never by name alone."""
+        """Remove this suite's cluster and registries; "ours" is decided by marks, never by name alone."""
         exists = self._cluster_exists()
         cluster = exists and self._cluster_is_ours()
         if exists and not cluster:
             progress(f"kind: cluster '{self.cluster_name}' was not created by this suite; leaving it")
+        names = [r.name for r in config.REGISTRY_CONTAINERS if registry.is_ours(self.tools, r, self.cluster_name)]
         with shielded_from_ctrl_c():
-            self._remove(cluster=cluster, with_registry=registry.is_ours(self.tools, self.cluster_name))
+            self._remove(cluster=cluster, registry_names=names, network=True)
 
     def status(self) -> str:
         lines = []
         if self._cluster_exists():
             owner_text = "created by ivc" if self._cluster_is_ours() else "not created by ivc"
             lines.append(
-                f"kind cluster '{self.cluster_name}': running ({owner_text}); nodes {', '.join(self._nodes())}, "
-                f"image {self._node_container_image()}"
+                f"kind cluster '{self.cluster_name}': running ({owner_text}); nodes {', '.join(self._nodes())}"
             )
-            lines.append(f"  container runtime in node: {registry.node_runtime(self.tools, self.node)}")
         else:
             lines.append(f"kind cluster '{self.cluster_name}': absent")
         lines.append(f"  kubeconfig: {self.kubeconfig}{'' if self.kubeconfig.exists() else ' (not written)'}")
-        found = registry.state(self.tools)
-        where = f"on 127.0.0.1:{config.REGISTRY_HOST_PORT}"
-        lines.append(
-            f"registry {config.REGISTRY_NAME}: "
-            + (f"{'running' if found.running else 'stopped'} {where}" if found else "absent")
-        )
+        for container in config.REGISTRY_CONTAINERS:
+            found = registry.state(self.tools, container)
+            where = f"on 127.0.0.1:{container.host_port}"
+            lines.append(
+                f"registry {container.name}: "
+                + (f"{'running' if found.running else 'stopped'} {where}" if found else "absent")
+            )
         return "\n".join(lines)
 
     def env(self) -> dict[str, str]:
@@ -166,17 +194,33 @@ class KindProvider:
     # --- parts --------------------------------------------------------------------------
 
     def _handle(self, *, created: bool) -> ClusterHandle:
+        plain, auth = config.PLAIN_REGISTRY, config.AUTH_REGISTRY
+        files = self.registry_files
         return ClusterHandle(
             provider=self.name,
             kubeconfig=str(self.kubeconfig),
             context=self.context,
-            registry=RegistryEndpoint(push=config.REGISTRY_HOST, pull=config.REGISTRY_HOST),
-            auth_registry=None,
-            node_access=NodeAccess(),
+            registry=RegistryEndpoint(push=plain.host, pull=plain.host),
+            auth_registry=RegistryEndpoint(
+                push=auth.host,
+                pull=auth.in_network,
+                username=registries.USER,
+                password=files.password(),
+                ca_file=str(files.ca),
+            ),
+            node_access=NodeAccess(
+                command=(self.tools.docker, "exec", "{node}"),
+                crictl="crictl",
+                logs={
+                    "crio": ("journalctl", "--no-pager", "-o", "short-iso", "-u", "crio"),
+                    "kubelet": ("journalctl", "--no-pager", "-o", "short-iso", "-u", "kubelet"),
+                },
+                collect=(self.tools.kind, "export", "logs", "--name", self.cluster_name, "{dir}"),
+            ),
             created_by_run=created,
             description=(
-                f"kind cluster '{self.cluster_name}' (node image {self._node_container_image()}); "
-                f"registry {config.REGISTRY_NAME} on 127.0.0.1:{config.REGISTRY_HOST_PORT}"
+                f"kind cluster '{self.cluster_name}', {len(self._nodes())} node(s) (node image "
+                f"{self._node_container_image()}); registries {plain.name} and {auth.name} (TLS + htpasswd)"
             ),
         )
 
@@ -186,45 +230,47 @@ class KindProvider:
 
     def _nodes(self) -> list[str]:
         out = self.tools.kind_run("get", "nodes", "--name", self.cluster_name, what="list kind nodes").stdout
-        return out.split() or [self.node]
+        return out.split() or [self.control_plane]
 
     def _node_container_image(self) -> str:
-        proc = self.tools.docker_run("inspect", "-f", "{{.Config.Image}}", self.node, what="inspect node", check=False)
-        return proc.stdout.strip() or self.node_image
+        proc = self.tools.docker_run(
+            "inspect", "-f", "{{.Config.Image}}", self.control_plane, what="inspect node", check=False
+        )
+        return proc.stdout.strip() or "unknown"
 
     def _cluster_is_ours(self) -> bool:
-        proc = self.tools.node_exec(self.node, "cat", OWNER_MARKER, what="read owner mark", check=False)
+        proc = self.tools.node_exec(self.control_plane, "cat", OWNER_MARKER, what="read owner mark", check=False)
         return proc.returncode == 0 and proc.stdout.startswith(MANAGED_BY)
 
-    def _create_cluster(self, cluster_config: str) -> None:
-        config_file = write_private(self.kubeconfig.with_name("kind-config.yaml"), cluster_config)
-        progress(f"kind: creating cluster '{self.cluster_name}' on {self.node_image}")
+    def _network_exists(self) -> bool:
+        return (
+            self.tools.docker_run(
+                "network", "inspect", config.KIND_NETWORK, what="inspect the kind network", check=False
+            ).returncode
+            == 0
+        )
+
+    def _create_cluster(self, image: str) -> None:
+        config_file = write_private(self.directory / "kind-config.yaml", self.cluster_config)
+        progress(f"kind: creating cluster '{self.cluster_name}' ({self.nodes} nodes) on {image}")
         started = time.monotonic()
         self.tools.kind_run(
-            "create",
-            "cluster",
-            "--name",
-            self.cluster_name,
-            "--image",
-            self.node_image,
-            "--config",
-            str(config_file),
-            "--kubeconfig",
-            str(self.kubeconfig),
-            "--wait",
-            "5m",
-            what=f"kind create cluster '{self.cluster_name}'",
-            timeout=20 * 60,
-        )
+            "create", "cluster", "--name", self.cluster_name, "--image", image, "--config", str(config_file),
+            "--kubeconfig", str(self.kubeconfig), "--wait", f"{READY_TIMEOUT:.0f}s",
+            what=f"kind create cluster '{self.cluster_name}'", timeout=READY_TIMEOUT + 600,
+        )  # fmt: skip
         self.kubeconfig.chmod(0o600)
         marker = f"{MANAGED_BY} {owner()} {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
-        self.tools.node_exec(self.node, "sh", "-c", f"cat > {OWNER_MARKER}", what="mark node as ours", input=marker)
-        progress(f"kind: cluster '{self.cluster_name}' ready in {time.monotonic() - started:.0f}s")
+        self.tools.node_exec(
+            self.control_plane, "sh", "-c", f"cat > {OWNER_MARKER}", what="mark the cluster as ours", input=marker
+        )
+        progress(f"kind: cluster '{self.cluster_name}' created in {time.monotonic() - started:.0f}s")
 
-    def _remove(self, *, cluster: bool, with_registry: bool) -> None:
+    def _remove(self, *, cluster: bool, registry_names: list[str], network: bool) -> None:
+        tools = self.tools
         if cluster:
             progress(f"kind: deleting cluster '{self.cluster_name}'")
-            self.tools.kind_run(
+            tools.kind_run(
                 "delete",
                 "cluster",
                 "--name",
@@ -241,7 +287,18 @@ class KindProvider:
                     f"kind cluster '{self.cluster_name}' still exists after deletion: "
                     f"remove it with `kind delete cluster --name {self.cluster_name}`"
                 )
-            for leftover in (self.kubeconfig, self.kubeconfig.with_name("kind-config.yaml")):
-                leftover.unlink(missing_ok=True)
-        if with_registry:
-            registry.remove(self.tools)
+        registry.remove(tools, registry_names)
+        if network and self._network_exists():
+            attached = tools.docker_run(
+                "network",
+                "inspect",
+                "-f",
+                "{{len .Containers}}",
+                config.KIND_NETWORK,
+                what="inspect the kind network",
+                check=False,
+            ).stdout.strip()
+            if attached == "0":  # nobody else's kind cluster uses it
+                tools.docker_run("network", "rm", config.KIND_NETWORK, what="remove the kind network", check=False)
+        if cluster:
+            shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,50 +1,93 @@
-"""The registry container beside a kind cluster, wired into every node.
+"""The registry containers beside a kind cluster — plain and TLS + htpasswd — wired into every node.
 
-Pods reference `localhost:5001/...`; inside a node that is not the host, so each node's runtime is
-told (registries.conf drop-in for CRI-O, hosts.toml for containerd) to dial the container on the
-kind network instead. `kind load docker-image` is no substitute: it imports into containerd, which
-CRI-O never reads.
+Their image is built here from the host's Debian suite (docker-registry package, the same binary the
+local provider runs); `registry:2` cannot be pulled offline. This process pushes to `localhost:5001`
+and `localhost:5002`. Pods reference the plain one as `localhost:5001/…`, which each node's CRI-O
+maps to the container on the kind network (localhost inside a node is not the host), and the
+authenticated one as `ivc-auth-registry:5000/…`, its name on the kind network (see `drop_in`).
+`kind load docker-image` is no substitute: it imports into containerd, which CRI-O never reads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.cluster import registries
+from conformance.cluster.components import debian
 from conformance.cluster.errors import ClusterError
 from conformance.cluster.host import last_line
-from conformance.cluster.kind import config
+from conformance.cluster.kind.config import AUTH_REGISTRY, KIND_NETWORK, REGISTRY_CONTAINERS, RegistryContainer
 from conformance.cluster.kind.marks import LABEL_CLUSTER, LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY, owner
 from conformance.cluster.kind.tools import Tools
+from conformance.cluster.probes import expect_status
 from conformance.cluster.progress import progress
+from conformance.cluster.runtimes.base import RegistryRoute
+from conformance.cluster.runtimes.crio import render_registries_conf
+from conformance.cluster.wait import wait_for
 
-REGISTRY_IMAGE = "registry:2"
+IMAGE_REPO = "ivc/registry"
+IMAGE_PACKAGES = ("docker-registry", "ca-certificates")
+CONFIG_DIR = Path("/etc/ivc")  # the cluster's registry files, mounted read-only into each container
+DROP_IN = Path("/etc/crio/registries.conf.d/50-ivc-registries.conf")  # the node image's CRI-O reads this dir
+CERTS_D = Path("/etc/containers/certs.d")
+READY_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
-class RegistryState:
+class ContainerState:
     running: bool
     labels: dict[str, str]
     networks: dict[str, object]
 
 
-def state(tools: Tools) -> RegistryState | None:
-    proc = tools.docker_run(
-        "inspect", "--type", "container", config.REGISTRY_NAME, what="inspect registry", check=False
+def image(tools: Tools, cache: Path) -> str:
+    """`ivc/registry:<inputs>`, imported once from a minbase root with Debian's docker-registry."""
+    root = debian.root_tar("registry", IMAGE_PACKAGES, cache)
+    tag = f"{IMAGE_REPO}:{hashlib.sha256(root.name.encode()).hexdigest()[:12]}"
+    if tools.docker_run("image", "inspect", tag, what="inspect registry image", check=False).returncode == 0:
+        return tag
+    progress(f"kind: importing {tag} (docker-registry from Debian)")
+    entrypoint = json.dumps(["/usr/bin/docker-registry"])
+    tools.docker_run(
+        "import",
+        "--change",
+        f"ENTRYPOINT {entrypoint}",
+        "--change",
+        f"LABEL {LABEL_MANAGED_BY}={MANAGED_BY}",
+        str(root),
+        tag,
+        what="docker import registry image",
+        timeout=600,
     )
+    return tag
+
+
+def state(tools: Tools, registry: RegistryContainer) -> ContainerState | None:
+    proc = tools.docker_run("inspect", "--type", "container", registry.name, what="inspect registry", check=False)
     if proc.returncode != 0:
         return None
     info = json.loads(proc.stdout)[0]
-    return RegistryState(
+    return ContainerState(
         running=bool(info.get("State", {}).get("Running")),
         labels=info.get("Config", {}).get("Labels") or {},
         networks=info.get("NetworkSettings", {}).get("Networks") or {},
     )
 
 
-def is_ours(tools: Tools, cluster_name: str) -> bool:
-    found = state(tools)
+def usable(tools: Tools) -> bool:
+    """Both registries run and are on the kind network."""
+    for registry in REGISTRY_CONTAINERS:
+        found = state(tools, registry)
+        if found is None or not found.running or KIND_NETWORK not in found.networks:
+            return False
+    return True
+
+
+def is_ours(tools: Tools, registry: RegistryContainer, cluster_name: str) -> bool:
+    found = state(tools, registry)
     return (
         found is not None
         and found.labels.get(LABEL_MANAGED_BY) == MANAGED_BY
@@ -52,92 +95,122 @@ def is_ours(tools: Tools, cluster_name: str) -> bool:
     )
 
 
-def ensure(tools: Tools, cluster_name: str) -> bool:
-    """Start the registry container if needed; True when this call created it."""
-    found = state(tools)
-    if found is not None and found.running:
-        progress(f"kind: registry {config.REGISTRY_NAME} already running")
-        return False
-    if found is not None:
-        tools.docker_run("start", config.REGISTRY_NAME, what=f"start registry {config.REGISTRY_NAME}")
-        return False
-    progress(f"kind: starting registry {config.REGISTRY_NAME} on 127.0.0.1:{config.REGISTRY_HOST_PORT}")
-    proc = tools.docker_run(
-        "run",
-        "-d",
-        "--restart=always",
-        "-p",
-        f"127.0.0.1:{config.REGISTRY_HOST_PORT}:5000",
-        "--network",
-        "bridge",
-        "--name",
-        config.REGISTRY_NAME,
-        "--label",
-        f"{LABEL_MANAGED_BY}={MANAGED_BY}",
-        "--label",
-        f"{LABEL_CLUSTER}={cluster_name}",
-        "--label",
-        f"{LABEL_OWNER}={owner()}",
-        "-e",
-        "REGISTRY_STORAGE_DELETE_ENABLED=true",
-        REGISTRY_IMAGE,
-        what=f"start registry {config.REGISTRY_NAME}",
-        check=False,
+def write_files(files: registries.RegistryFiles) -> None:
+    """CA, serving certificate (for the names both the host and the nodes dial), htpasswd, configs."""
+    registries.create_tls(files, ["localhost", "127.0.0.1", AUTH_REGISTRY.name])
+    registries.create_htpasswd(files)
+    registries.write_config(files.directory / "registry.yml", addr=":5000", root=Path("/var/lib/registry"))
+    inside = CONFIG_DIR
+    registries.write_config(
+        files.directory / "auth-registry.yml",
+        addr=":5000",
+        root=Path("/var/lib/registry"),
+        tls=(inside / files.certificate.name, inside / files.key.name),
+        htpasswd=inside / files.htpasswd.name,
     )
-    if proc.returncode != 0:
-        reason = last_line(proc.stderr)
-        hint = (
-            f"free 127.0.0.1:{config.REGISTRY_HOST_PORT} (see `docker ps --filter publish={config.REGISTRY_HOST_PORT}`)"
-            if "allocated" in reason or "in use" in reason
-            else f"check that docker can pull {REGISTRY_IMAGE}"
-        )
-        raise ClusterError(f"registry container {config.REGISTRY_NAME} did not start ({reason}): {hint}")
-    return True
+
+
+def ensure(tools: Tools, cluster_name: str, files: registries.RegistryFiles, image_tag: str) -> list[str]:
+    """Start whichever registry container is missing; returns the names this call created."""
+    created = []
+    for registry in REGISTRY_CONTAINERS:
+        found = state(tools, registry)
+        if found is not None and found.running:
+            continue
+        if found is not None:
+            tools.docker_run("start", registry.name, what=f"start registry {registry.name}")
+            continue
+        if not files.password_file.exists():
+            write_files(files)
+        progress(f"kind: starting registry {registry.name} on 127.0.0.1:{registry.host_port}")
+        config = "auth-registry.yml" if registry.tls else "registry.yml"
+        proc = tools.docker_run(
+            "run", "-d", "--name", registry.name, "--network", "bridge",
+            "-p", f"127.0.0.1:{registry.host_port}:5000", "-v", f"{files.directory}:{CONFIG_DIR}:ro",
+            "--label", f"{LABEL_MANAGED_BY}={MANAGED_BY}", "--label", f"{LABEL_CLUSTER}={cluster_name}",
+            "--label", f"{LABEL_OWNER}={owner()}",
+            image_tag, "serve", str(CONFIG_DIR / config),
+            what=f"start registry {registry.name}", check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            reason = last_line(proc.stderr)
+            hint = (
+                f"free 127.0.0.1:{registry.host_port} (see `docker ps --filter publish={registry.host_port}`)"
+                if "allocated" in reason or "in use" in reason
+                else "see `docker logs` of it"
+            )
+            raise ClusterError(f"registry container {registry.name} did not start ({reason}): {hint}")
+        created.append(registry.name)
+        wait_ready(tools, registry, files)
+    return created
+
+
+def wait_ready(tools: Tools, registry: RegistryContainer, files: registries.RegistryFiles) -> None:
+    if registry.tls:
+        url, statuses, cafile = f"https://{registry.host}/v2/", (401,), str(files.ca)
+    else:
+        url, statuses, cafile = f"http://{registry.host}/v2/", (200,), None
+
+    def gone() -> str | None:
+        found = state(tools, registry)
+        return None if found is not None and found.running else f"registry container {registry.name} stopped"
+
+    wait_for(
+        f"registry {registry.name} on {registry.host}",
+        lambda: expect_status(url, statuses, cafile=cafile),
+        timeout=READY_TIMEOUT,
+        gone=gone,
+    )
 
 
 def connect(tools: Tools) -> None:
-    found = state(tools)
-    if found is not None and config.KIND_NETWORK not in found.networks:
-        tools.docker_run(
-            "network",
-            "connect",
-            config.KIND_NETWORK,
-            config.REGISTRY_NAME,
-            what=f"connect {config.REGISTRY_NAME} to the kind network",
-        )
+    for registry in REGISTRY_CONTAINERS:
+        found = state(tools, registry)
+        if found is not None and KIND_NETWORK not in found.networks:
+            tools.docker_run(
+                "network", "connect", KIND_NETWORK, registry.name, what=f"connect {registry.name} to the kind network"
+            )
 
 
-def node_runtime(tools: Tools, node: str) -> str:
-    # The socket, not the image name, says which runtime the kubelet talks to (a reused cluster may be stock kind).
-    proc = tools.node_exec(node, "test", "-S", "/var/run/crio/crio.sock", what="detect runtime", check=False)
-    return "cri-o" if proc.returncode == 0 else "containerd"
+def drop_in() -> str:
+    """Only the plain registry is remapped. Pods name the auth registry as the nodes reach it
+    (`ivc-auth-registry:5000`): containers/image never sends a pull's credentials to a remapped
+    location (go.podman.io/image/v5 v5.38.0 docker/docker_image_src.go newImageSourceAttempt: "we must
+    not blindly send the credentials intended for the primary endpoint to mirrors")."""
+    routes = tuple(
+        RegistryRoute(prefix=registry.host, location=registry.in_network, insecure=True)
+        for registry in REGISTRY_CONTAINERS
+        if not registry.tls
+    )
+    return "# Written by the ivc conformance suite: localhost inside a node is not the host's localhost.\n" + (
+        render_registries_conf(routes)
+    )
 
 
-def wire_node(tools: Tools, node: str) -> None:
-    if node_runtime(tools, node) == "cri-o":
-        drop_in = Path(config.REGISTRIES_DROP_IN)
-        tools.node_exec(
-            node,
-            "sh",
-            "-c",
-            f"mkdir -p {drop_in.parent} && cat > {drop_in}",
-            what=f"write {drop_in} in {node}",
-            input=config.registries_drop_in(),
-        )
-        # crio.conf(5): SIGHUP reloads registries.conf; the unit's ExecReload sends it.
-        tools.node_exec(node, "systemctl", "reload", "crio", what=f"reload CRI-O in {node}")
-    else:
-        directory = f"/etc/containerd/certs.d/{config.REGISTRY_HOST}"
-        tools.node_exec(
-            node,
-            "sh",
-            "-c",
-            f"mkdir -p '{directory}' && cat > '{directory}/hosts.toml'",
-            what=f"write containerd hosts.toml in {node}",
-            input=config.containerd_hosts_toml(),
-        )
+def wire_node(tools: Tools, node: str, files: registries.RegistryFiles) -> None:
+    """Point the node's CRI-O at the registry containers, trusting the auth registry's CA."""
+    ca_dir = CERTS_D / AUTH_REGISTRY.in_network
+    tools.node_exec(
+        node,
+        "sh",
+        "-c",
+        f"mkdir -p {ca_dir} && cat > {ca_dir}/ca.crt",
+        what=f"install the auth registry's CA in {node}",
+        input=files.ca.read_text(),
+    )
+    tools.node_exec(
+        node,
+        "sh",
+        "-c",
+        f"mkdir -p {DROP_IN.parent} && cat > {DROP_IN}",
+        what=f"write {DROP_IN} in {node}",
+        input=drop_in(),
+    )
+    # crio.conf(5): SIGHUP reloads registries.conf; the unit's ExecReload sends it.
+    tools.node_exec(node, "systemctl", "reload", "crio", what=f"reload CRI-O in {node}")
 
 
-def remove(tools: Tools) -> None:
-    progress(f"kind: removing registry {config.REGISTRY_NAME}")
-    tools.docker_run("rm", "-f", "-v", config.REGISTRY_NAME, what=f"remove {config.REGISTRY_NAME}", detached=True)
+def remove(tools: Tools, names: list[str]) -> None:
+    for name in names:
+        progress(f"kind: removing registry {name}")
+        tools.docker_run("rm", "-f", "-v", name, what=f"remove {name}", detached=True)

@@ -9,14 +9,17 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from conformance.cluster.errors import ClusterError
 from conformance.cluster.host import last_line, run
 from conformance.cluster.kind.config import parse_tool_version
 
-MIN_KIND_VERSION = (0, 27, 0)
-KIND_INSTALL_HINT = "install kind >= 0.27 (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
+# kind 0.33 is the first to write kubeadm v1beta4 for 1.36 (v1beta3 is refused by kubeadm >= 1.37).
+MIN_KIND_VERSION = (0, 33, 0)
+PINNED_KIND = "v0.33.0"
 ALTERNATIVES = "or use --cluster=local/existing"
+DOCKER_HINT = "install Docker (https://docs.docker.com/engine/install/), or start one with `scripts/dockerd start`"
 
 
 @dataclass(frozen=True)
@@ -47,38 +50,65 @@ class Tools:
         return self.docker_run("exec", *interactive, node, *args, what=what, input=input, check=check)
 
 
-def find_tools() -> Tools:
-    """docker and kind from PATH, both answering; one actionable line when not."""
+def find_tools(cache: Path) -> Tools:
+    """docker from PATH and its daemon answering; kind from PATH, else built from its Go module (pinned,
+    cached). One actionable line when either is unusable."""
     provider = os.environ.get("KIND_EXPERIMENTAL_PROVIDER", "docker")
     if provider != "docker":
         raise ClusterError(
             f"KIND_EXPERIMENTAL_PROVIDER={provider} is not supported: the kind provider drives docker; "
             f"unset it {ALTERNATIVES}"
         )
-    kind = shutil.which("kind")
-    if not kind:
-        raise ClusterError(f"kind not found on PATH: {KIND_INSTALL_HINT} {ALTERNATIVES}")
     docker = shutil.which("docker")
     if not docker:
+        raise ClusterError(f"docker not found on PATH: {DOCKER_HINT}, {ALTERNATIVES}")
+    probe = run([docker, "version", "--format", "{{.Server.Version}}"], what="docker version", check=False, timeout=30)
+    if probe.returncode != 0:
+        where = os.environ.get("DOCKER_HOST", "the default socket")
         raise ClusterError(
-            f"docker not found on PATH: install Docker (https://docs.docker.com/engine/install/) {ALTERNATIVES}"
+            f"the docker daemon at {where} is not reachable ({last_line(probe.stderr)}): start it or set "
+            f"DOCKER_HOST, {ALTERNATIVES}"
         )
-    version_text = run([kind, "version"], what="kind version", timeout=30).stdout
-    version = parse_tool_version(version_text)
+    return Tools(docker=docker, kind=_kind(cache))
+
+
+def _kind(cache: Path) -> str:
+    found = shutil.which("kind")
+    if found is None:
+        from conformance.cluster.components import gomodules
+
+        return str(gomodules.build(gomodules.KIND, PINNED_KIND, cache).binary("kind"))
+    text = run([found, "version"], what="kind version", timeout=30).stdout.strip()
+    version = parse_tool_version(text)
     if version is None or version < MIN_KIND_VERSION:
-        raise ClusterError(f"{version_text.strip() or 'kind'} is too old: {KIND_INSTALL_HINT}")
-    try:
-        probe = run(
-            [docker, "version", "--format", "{{.Server.Version}}"], what="docker version", check=False, timeout=30
-        )
-        reason = last_line(probe.stderr) if probe.returncode != 0 else ""
-    except ClusterError as error:
-        reason = str(error)
-    if reason:
+        minimum = ".".join(map(str, MIN_KIND_VERSION))
         raise ClusterError(
-            f"docker daemon is not reachable ({reason}): start Docker or check DOCKER_HOST, {ALTERNATIVES}"
+            f"{found} is {text or 'of unknown version'}, too old for the node image (needs kind >= {minimum}): "
+            f"upgrade it, or take it off PATH and the suite builds kind {PINNED_KIND}"
         )
-    return Tools(docker=docker, kind=kind)
+    return found
+
+
+def check_privileged(tools: Tools, image: str) -> None:
+    """kind nodes are privileged containers: prove docker can start one before anything slow happens."""
+    proc = tools.docker_run(
+        "run",
+        "--rm",
+        "--privileged",
+        "--entrypoint",
+        "/bin/true",
+        image,
+        what="docker run --privileged",
+        check=False,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        raise ClusterError(
+            f"docker cannot start privileged containers here ({last_line(proc.stderr)}); kind nodes need them. "
+            "When the host withholds a capability (these VMs lack CAP_SYS_RESOURCE), give dockerd a runtime "
+            "that drops it, as `scripts/dockerd start` does, "
+            f"{ALTERNATIVES}"
+        )
 
 
 @contextlib.contextmanager

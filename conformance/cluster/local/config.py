@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from conformance.cluster import gates
+from conformance.cluster.registries import RegistryFiles
 
 NODE_NAME = "ivc-node"
 CLUSTER_NAME = "ivc-local"
@@ -29,7 +30,6 @@ CONTROLLER_MANAGER_PORT = 10257
 SCHEDULER_PORT = 10259
 REGISTRY_ADDR = "127.0.0.1:5000"
 AUTH_REGISTRY_ADDR = "127.0.0.1:5443"
-AUTH_REGISTRY_USER = "ivc"
 PORTS = {
     "etcd": ETCD_CLIENT_PORT,
     "etcd-peer": ETCD_PEER_PORT,
@@ -114,16 +114,8 @@ class Layout:
         return self.bin / "crictl"
 
     @property
-    def registry_ca(self) -> Path:
-        return self.pki / "registry-ca.crt"
-
-    @property
-    def registry_password(self) -> Path:
-        return self.pki / "registry-password"
-
-    @property
-    def htpasswd(self) -> Path:
-        return self.pki / "registry.htpasswd"
+    def registry_files(self) -> RegistryFiles:
+        return RegistryFiles(self.pki)
 
     def log(self, component: str) -> Path:
         return self.logs / f"{component}.log"
@@ -212,26 +204,6 @@ def render_kubelet_config(layout: Layout, *, runtime_endpoint: str, feature_gate
     }
     if feature_gates:
         config["featureGates"] = dict(sorted(feature_gates.items()))
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-# --- registries ---------------------------------------------------------------------------
-
-
-def render_registry_config(
-    *, addr: str, root: Path, secret: str, tls: tuple[Path, Path] | None = None, htpasswd: Path | None = None
-) -> str:
-    http: dict[str, object] = {"addr": addr, "secret": secret, "headers": {"X-Content-Type-Options": ["nosniff"]}}
-    if tls:
-        http["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
-    config: dict[str, object] = {
-        "version": 0.1,
-        "log": {"level": "info", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(root)}, "delete": {"enabled": True}},
-        "http": http,
-    }
-    if htpasswd:
-        config["auth"] = {"htpasswd": {"realm": "ivc-registry", "path": str(htpasswd)}}
     return yaml.safe_dump(config, sort_keys=False)
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from conformance.cluster import cni
 from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import run
+from conformance.cluster.host import mounts_under, run, unescape_mountinfo, unmount_all
+
+__all__ = ["mounts_under", "unmount_all"]  # re-exported: the provider cleans up through this module
 from conformance.cluster.local import config
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
@@ -145,7 +147,7 @@ def cgroup_mounts() -> list[Path]:
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         pre, _, post = line.partition(" - ")
         if post.split(" ", 1)[0] in ("cgroup", "cgroup2"):
-            mounts.append(Path(_unescape(pre.split()[4])))
+            mounts.append(Path(unescape_mountinfo(pre.split()[4])))
     return mounts
 
 
@@ -184,33 +186,6 @@ def read_sysctls() -> dict[str, str]:
 
 
 # --- cleanup ------------------------------------------------------------------------------
-
-
-def _unescape(path: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
-
-
-def mounts_under(prefixes: Iterable[str]) -> list[str]:
-    prefixes = [p.rstrip("/") for p in prefixes]
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        mountpoint = _unescape(line.split()[4])
-        if any(mountpoint == p or mountpoint.startswith(p + "/") for p in prefixes):
-            found.append(mountpoint)
-    return found
-
-
-def unmount_all(prefixes: Iterable[str]) -> list[str]:
-    """Unmount everything below `prefixes`, deepest first; returns what could not be unmounted."""
-    prefixes = list(prefixes)
-    for _ in range(5):  # mounts can be stacked on one point; a few passes settle it
-        mounts = sorted(set(mounts_under(prefixes)), key=lambda m: (m.count("/"), m), reverse=True)
-        if not mounts:
-            return []
-        for mountpoint in mounts:
-            if _quiet(["umount", mountpoint]).returncode != 0:
-                _quiet(["umount", "-l", mountpoint])
-    return mounts_under(prefixes)
 
 
 def delete_bridge(existed_before: bool) -> None:

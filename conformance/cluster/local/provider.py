@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import secrets
 import shutil
 import signal
 import threading
@@ -22,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conformance.cluster import api, cni, gates
+from conformance.cluster import api, cni, gates, registries
 from conformance.cluster.components import debian, gomodules
 from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
 from conformance.cluster.daemons import Daemon, ProcessRecord, alive, exited, start, start_ticks, stop, wait_ready
 from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import run, write_atomic, write_executable, write_private
+from conformance.cluster.host import run, write_atomic, write_executable
 from conformance.cluster.local import config, hostprep, kube, pki
 from conformance.cluster.local.config import Layout
 from conformance.cluster.options import ClusterOptions
@@ -197,6 +196,15 @@ class LocalProvider:
         lines.append(f"kubeconfig: {self.layout.kubeconfig}")
         return "\n".join(lines)
 
+    def prepare(self) -> str:
+        self._build()
+        return f"cached: Kubernetes {self.k8s_version}, {self.runtime.name} {self.runtime_version}, crictl, etcd"
+
+    @property
+    def runtime_daemon(self) -> str:
+        """The runtime's (last) daemon, whose log diagnostics show."""
+        return self.runtime.daemons(self._node_setup(), _Unbuilt(), None)[-1].name
+
     def env(self) -> dict[str, str]:
         handle = self.running_handle()
         if handle is None:
@@ -275,11 +283,14 @@ class LocalProvider:
             auth_registry=RegistryEndpoint(
                 push=config.AUTH_REGISTRY_ADDR,
                 pull=config.AUTH_REGISTRY_ADDR,
-                username=config.AUTH_REGISTRY_USER,
-                password=pki.read_registry_password(self.layout),
-                ca_file=str(self.layout.registry_ca),
+                username=registries.USER,
+                password=self.layout.registry_files.password(),
+                ca_file=str(self.layout.registry_files.ca),
             ),
-            node_access=NodeAccess(crictl=str(self.layout.crictl_wrapper), log_dir=str(self.layout.logs)),
+            node_access=NodeAccess(
+                crictl=str(self.layout.crictl_wrapper),
+                logs={name: ("cat", str(self.layout.log(name))) for name in (self.runtime_daemon, "kubelet")},
+            ),
             created_by_run=created,
             description=(
                 f"local: Kubernetes {state['k8s_version']}, {state['runtime']} "
@@ -307,7 +318,10 @@ class LocalProvider:
             registries=(
                 RegistryRoute(config.REGISTRY_ADDR, config.REGISTRY_ADDR, insecure=True),
                 RegistryRoute(
-                    config.AUTH_REGISTRY_ADDR, config.AUTH_REGISTRY_ADDR, insecure=False, ca_file=layout.registry_ca
+                    config.AUTH_REGISTRY_ADDR,
+                    config.AUTH_REGISTRY_ADDR,
+                    insecure=False,
+                    ca_file=layout.registry_files.ca,
                 ),
             ),
         )
@@ -346,7 +360,7 @@ class LocalProvider:
                 "auth-registry",
                 config.registry_args(REGISTRY_BINARY, layout.conf("auth-registry.yml")),
                 ready=lambda: expect_status(
-                    f"https://{config.AUTH_REGISTRY_ADDR}/v2/", (401,), cafile=layout.registry_ca
+                    f"https://{config.AUTH_REGISTRY_ADDR}/v2/", (401,), cafile=layout.registry_files.ca
                 ),
                 timeout=30,
             ),
@@ -481,23 +495,18 @@ class LocalProvider:
             config.render_kubelet_config(layout, runtime_endpoint=endpoint, feature_gates=self.gates),
         )
         # Registries: the auth one with its own CA, serving certificate and a fresh htpasswd.
-        tls = pki.registry_tls(layout)
-        pki.registry_htpasswd(layout)
-        write_atomic(
-            layout.conf("registry.yml"),
-            config.render_registry_config(
-                addr=config.REGISTRY_ADDR, root=layout.registry_storage / "plain", secret=secrets.token_hex(16)
-            ),
+        files = layout.registry_files
+        registries.create_tls(files, ["127.0.0.1", "localhost"])
+        registries.create_htpasswd(files)
+        registries.write_config(
+            layout.conf("registry.yml"), addr=config.REGISTRY_ADDR, root=layout.registry_storage / "plain"
         )
-        write_private(
+        registries.write_config(
             layout.conf("auth-registry.yml"),
-            config.render_registry_config(
-                addr=config.AUTH_REGISTRY_ADDR,
-                root=layout.registry_storage / "auth",
-                secret=secrets.token_hex(16),
-                tls=tls,
-                htpasswd=layout.htpasswd,
-            ),
+            addr=config.AUTH_REGISTRY_ADDR,
+            root=layout.registry_storage / "auth",
+            tls=(files.certificate, files.key),
+            htpasswd=files.htpasswd,
         )
         for path, text in self.runtime.config_files(setup, binaries.runtime).items():
             write_atomic(path, text)
