@@ -1,6 +1,8 @@
 """Kubelet image volume counters (1.33+), read from /metrics through the apiserver's node proxy.
 
-Other tests mount image volumes at the same time (xdist), so only increases are asserted, never values.
+The counters are node-wide and unlabelled: each test holds `exclusive_node_counters`, so no other test
+of the run mounts anything between its two scrapes, and it reads the node its own Pod ran on. Only
+increases are asserted (Pods of earlier runs may have mounted before), never absolute values.
 """
 
 import pytest
@@ -20,7 +22,9 @@ def _increase(before_text, after_text, name, node):
 
 
 @pytest.mark.behaviour("metrics-mount-succeeded")
-def test_successful_mount_counts_requested_and_succeeded(launch, artifacts, kube, capabilities, expectation):
+def test_successful_mount_counts_requested_and_succeeded(
+    exclusive_node_counters, launch, artifacts, kube, capabilities, expectation
+):
     before = _scrape_all(kube, capabilities)
     pod = launch("basic", reference=artifacts["seed"].reference)
     node = pod.raw["spec"]["nodeName"]
@@ -35,7 +39,9 @@ def test_successful_mount_counts_requested_and_succeeded(launch, artifacts, kube
 
 
 @pytest.mark.behaviour("metrics-mount-errors")
-def test_failed_mount_counts_an_error(launch, artifacts, kube, capabilities, expectation, pod_start_timeout):
+def test_failed_mount_counts_an_error(
+    exclusive_node_counters, launch, artifacts, kube, capabilities, expectation, pod_start_timeout
+):
     before = _scrape_all(kube, capabilities)
     pod = launch("basic", reference=artifacts["seed"].reference, sub_path="does-not-exist", wait=False)
     assert pod.wait_waiting_reason([expectation["reason"]], timeout=pod_start_timeout) == expectation["reason"]

@@ -34,8 +34,7 @@ def test_sidecar_and_main_container_see_the_volume(shared_pod, container):
 def test_same_image_in_two_pods_on_one_node(launch, artifacts, pod_delete_timeout):
     reference = artifacts["seed"].reference
     first = launch("basic", reference=reference, name="first")
-    node = first.raw["spec"]["nodeName"]
-    second = launch("basic", reference=reference, name="second", node_name=node)
+    second = launch("basic", reference=reference, name="second", node_name=first.node)
     first.assert_tree("/volume", EXPECTED_TREES["seed"])
     second.assert_tree("/volume", EXPECTED_TREES["seed"])
     # Tearing down the second Pod's mount must not take the first Pod's view with it.

@@ -62,7 +62,7 @@ def test_cluster_level_patches_make_every_node_join_crio_on_cgroup_v1() -> None:
 
 
 def test_the_cri_socket_is_the_node_images_crio() -> None:
-    assert CRIO_SOCKET == f"unix://{runtime('cri-o').socket(NODE_SETUP)}"
+    assert f"unix://{runtime('cri-o').socket(NODE_SETUP)}" == CRIO_SOCKET
 
 
 def test_admission_plugins_per_kubeadm_api() -> None:

@@ -29,9 +29,15 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+# Trailers tools print after the real error, e.g. docker's "Run 'docker run --help' for more information".
+_HELP_TRAILER = re.compile(r"^(Run|See) '.*--help'")
+
+
 def last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "no output"
+    """The last line that says something (not a "--help" trailer)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in lines if not _HELP_TRAILER.match(line)] or lines
+    return lines[-1] if lines else "no output"
 
 
 def run(

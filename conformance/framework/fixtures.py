@@ -21,6 +21,7 @@ from conformance.cluster.contract import RegistryEndpoint
 from conformance.framework import artifacts as artifact_catalog
 from conformance.framework.artifacts import PushedArtifact
 from conformance.framework.capabilities import Capabilities
+from conformance.framework.exclusive import MountLock
 from conformance.framework.expectations import Expectation
 from conformance.framework.kube import Kube
 from conformance.framework.manifests import MANIFESTS_DIR, render
@@ -131,24 +132,53 @@ def namespace(request: pytest.FixtureRequest, kube: Kube, ivc_session: SuiteSess
 LaunchPod = Callable[..., PodUnderTest]
 
 
+@pytest.fixture(scope="session")
+def mount_lock(ivc_session: SuiteSession) -> MountLock:
+    """Shared by tests that start Pods, exclusive for tests that read node-wide counters (see exclusive.py)."""
+    return MountLock(ivc_session.run_id)
+
+
+@pytest.fixture
+def exclusive_node_counters(mount_lock: MountLock) -> Iterator[None]:
+    """While the test runs, no other test of the run starts Pods: the kubelet's counters are its alone."""
+    with mount_lock.exclusive():
+        yield
+
+
 @pytest.fixture
 def launch(
-    kube: Kube, namespace: str, ivc_session: SuiteSession, manifests_dir: Path, pod_start_timeout: float
-) -> LaunchPod:
+    kube: Kube,
+    namespace: str,
+    ivc_session: SuiteSession,
+    manifests_dir: Path,
+    pod_start_timeout: float,
+    mount_lock: MountLock,
+) -> Iterator[LaunchPod]:
     """`launch("basic", reference=…)` renders a manifest, creates the Pod and waits until Running.
 
-    Pass `wait=False` to get the Pod right after creation (failure tests wait for reasons).
+    Pass `wait=False` to get the Pod right after creation (failure tests wait for reasons). The Pods
+    are deleted when the test ends, before the mount lock is released: a Pod the kubelet keeps retrying
+    must not count as another test's mount.
     """
     counter = iter(range(1, 1000))
+    pods: list[PodUnderTest] = []
+    with contextlib.ExitStack() as held:
 
-    def create(template: str = "basic", *, wait: bool = True, name: str | None = None, **params: Any) -> PodUnderTest:
-        pod_name = name or f"{template}-{next(counter)}"
-        body = render(template, manifests_dir, name=pod_name, shell_image=ivc_session.shell_image, **params)
-        created = kube.create_pod(namespace, body)
-        pod = PodUnderTest(kube, namespace, pod_name, created)
-        return pod.wait_running(pod_start_timeout) if wait else pod
+        def create(
+            template: str = "basic", *, wait: bool = True, name: str | None = None, **params: Any
+        ) -> PodUnderTest:
+            if not pods:
+                held.enter_context(mount_lock.shared())
+            pod_name = name or f"{template}-{next(counter)}"
+            body = render(template, manifests_dir, name=pod_name, shell_image=ivc_session.shell_image, **params)
+            pod = PodUnderTest(kube, namespace, pod_name, kube.create_pod(namespace, body))
+            pods.append(pod)
+            return pod.wait_running(pod_start_timeout) if wait else pod
 
-    return create
+        yield create
+        for pod in pods:
+            with contextlib.suppress(Exception):  # the namespace goes anyway; this only ends retries early
+                pod.delete()
 
 
 @pytest.fixture
@@ -205,8 +235,9 @@ class _ModulePods:
         pod_start_timeout: float,
         module_nodeid: str,
         worker: str,
+        mount_lock: MountLock,
     ) -> None:
-        self.kube, self.ivc_session = kube, ivc_session
+        self.kube, self.ivc_session, self.mount_lock = kube, ivc_session, mount_lock
         self.manifests_dir, self.pod_start_timeout = manifests_dir, pod_start_timeout
         self.module_nodeid = module_nodeid
         self.namespace = _namespace_name(ivc_session.run_id, f"{module_nodeid}@{worker}::shared-pods")
@@ -246,8 +277,9 @@ class _ModulePods:
                 reference=self.ivc_session.artifacts[artifact].reference,
                 **params,
             )
-            self.kube.create_pod(self.ensure_namespace(), body)
-            pod = PodUnderTest(self.kube, self.namespace, name).wait_running(self.pod_start_timeout)
+            with self.mount_lock.shared():  # until Running: a Running Pod mounts nothing more
+                self.kube.create_pod(self.ensure_namespace(), body)
+                pod = PodUnderTest(self.kube, self.namespace, name).wait_running(self.pod_start_timeout)
         except BaseException as error:
             self._pods[key] = error
             raise
@@ -261,10 +293,15 @@ class _ModulePods:
 
 @pytest.fixture(scope="module")
 def _module_pods(
-    request: pytest.FixtureRequest, kube: Kube, ivc_session: SuiteSession, manifests_dir: Path, pod_start_timeout: float
+    request: pytest.FixtureRequest,
+    kube: Kube,
+    ivc_session: SuiteSession,
+    manifests_dir: Path,
+    pod_start_timeout: float,
+    mount_lock: MountLock,
 ) -> Iterator[_ModulePods]:
     worker = getattr(request.config, "workerinput", {}).get("workerid", "main")
-    pods = _ModulePods(kube, ivc_session, manifests_dir, pod_start_timeout, request.node.nodeid, worker)
+    pods = _ModulePods(kube, ivc_session, manifests_dir, pod_start_timeout, request.node.nodeid, worker, mount_lock)
     try:
         yield pods
     finally:

@@ -16,6 +16,7 @@ import yaml
 
 MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
 
+LINUX_NODE_LABEL = "kubernetes.io/os"
 DEFAULTS: dict[str, Any] = {
     "mount_path": "/volume",
     "pull_policy": None,
@@ -51,7 +52,11 @@ def render(template: str, manifests_dir: Path = MANIFESTS_DIR, **params: Any) ->
         rendered = string.Template(text).substitute(values)
     except KeyError as missing:
         raise KeyError(f"manifest {path.name} needs parameter {missing}") from None
-    return _prune_nulls(yaml.safe_load(rendered))
+    body: dict[str, Any] = _prune_nulls(yaml.safe_load(rendered))
+    if body.get("kind") == "Pod":
+        # Image volumes are a Linux feature (the conformance test is [LinuxOnly]): never a Windows node.
+        body["spec"].setdefault("nodeSelector", {})[LINUX_NODE_LABEL] = "linux"
+    return body
 
 
 def templates(manifests_dir: Path = MANIFESTS_DIR) -> list[str]:

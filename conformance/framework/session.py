@@ -88,6 +88,19 @@ def _probe_pod(registry_pull: str) -> dict[str, Any]:
     }
 
 
+def unschedulable_reason(node: dict[str, Any]) -> str | None:
+    """Why the suite's Pods (no tolerations, `kubernetes.io/os: linux`) cannot land on `node`, or None."""
+    spec, labels = node.get("spec", {}), node["metadata"].get("labels", {})
+    if spec.get("unschedulable"):
+        return "cordoned (spec.unschedulable)"
+    if labels.get("kubernetes.io/os", "linux") != "linux":
+        return f"kubernetes.io/os={labels['kubernetes.io/os']}"
+    for taint in spec.get("taints", []):
+        if taint.get("effect") in ("NoSchedule", "NoExecute"):
+            return f"taint {taint['key']}:{taint['effect']}"
+    return None
+
+
 def discover_capabilities(kube: Kube, registry_pull: str) -> Capabilities:
     server_version = kube.server_version()
     stored = kube.create_pod("default", _probe_pod(registry_pull), dry_run=True)
@@ -99,6 +112,9 @@ def discover_capabilities(kube: Kube, registry_pull: str) -> Capabilities:
     for node in kube.nodes():
         info = node["status"]["nodeInfo"]
         name = node["metadata"]["name"]
+        if (excluded := unschedulable_reason(node)) is not None:
+            notes.append(f"node {name} is not tested: {excluded}")
+            continue
         try:
             metrics = kube.node_metrics(name)
             gate, stage = parse_feature_metric(metrics)

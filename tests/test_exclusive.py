@@ -1,0 +1,39 @@
+"""The mount lock across processes: shared holders coexist, an exclusive holder waits for them and
+blocks new ones, and a process never deadlocks against itself."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+from conformance.framework.exclusive import MountLock
+
+
+def _hold_shared(run_id: str, seconds: float, started: multiprocessing.synchronize.Event) -> None:
+    lock = MountLock(run_id)
+    with lock.shared():
+        started.set()
+        time.sleep(seconds)
+
+
+def test_exclusive_waits_for_shared_holders_of_other_processes(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    run_id = f"t{time.monotonic_ns()}"
+    started = multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_shared, args=(run_id, 0.5, started))
+    holder.start()
+    assert started.wait(10)
+    began = time.monotonic()
+    with MountLock(run_id).exclusive():
+        waited = time.monotonic() - began
+    holder.join(10)
+    assert waited >= 0.3, f"the exclusive lock did not wait for the other process's shared hold ({waited:.2f}s)"
+
+
+def test_shared_is_reentrant_and_free_inside_exclusive(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    lock = MountLock(f"t{time.monotonic_ns()}")
+    with lock.shared(), lock.shared():
+        pass
+    with lock.exclusive(), lock.shared():  # a metrics test starts Pods of its own
+        pass
