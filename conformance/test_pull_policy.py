@@ -57,8 +57,9 @@ def test_recreated_pod_after_the_tag_moved(launch, private_push, pull_policy, tr
     moved = private_push("seed-moved", tag="moving")
     assert moved.digest != first.digest
     # On the same node: only that node's copy can show what IfNotPresent keeps.
-    recreated = launch("basic", reference=moved.reference, pull_policy=pull_policy, name="after-move",
-                       node_name=pod.node)
+    recreated = launch(
+        "basic", reference=moved.reference, pull_policy=pull_policy, name="after-move", node_name=pod.node
+    )
     recreated.assert_tree("/volume", EXPECTED_TREES[tree_after_move])
 
 
@@ -69,8 +70,9 @@ def test_if_not_present_second_pod_uses_the_node_copy(launch, private_push, expe
     first = launch("basic", reference=pushed.reference, pull_policy="IfNotPresent", name="first")
     # The first Pod's pull proves the node had no copy, so the second Pod's verdict is about IfNotPresent.
     first.wait_for_event(expectation["pulling"], quoted, timeout=pod_start_timeout)
-    second = launch("basic", reference=pushed.reference, pull_policy="IfNotPresent", name="second",
-                    node_name=first.node)
+    second = launch(
+        "basic", reference=pushed.reference, pull_policy="IfNotPresent", name="second", node_name=first.node
+    )
     message = second.wait_for_event(
         expectation["reason"], f"{quoted} {expectation['message']}", timeout=pod_start_timeout
     )

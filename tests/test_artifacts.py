@@ -153,7 +153,7 @@ def test_module_pods_get_one_namespace_per_module_and_worker():
     session = SimpleNamespace(run_id="abc123")
 
     def namespace(module: str, worker: str) -> str:
-        return _ModulePods(None, session, None, 1.0, module, worker).namespace
+        return _ModulePods(None, session, None, 1.0, module, worker, None).namespace
 
     assert namespace("conformance/test_layers.py", "gw0") == namespace("conformance/test_layers.py", "gw0")
     assert namespace("conformance/test_layers.py", "gw0") != namespace("conformance/test_layers.py", "gw1")

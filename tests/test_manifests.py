@@ -78,3 +78,12 @@ def test_init_sidecar_pod_mounts_the_volume_in_every_container():
     assert "restartPolicy" not in init and sidecar["restartPolicy"] == "Always"
     for container in (init, sidecar, *pod["spec"]["containers"]):
         assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]} == {"volume": "/volume", "seen": "/seen"}
+
+
+def test_every_pod_is_kept_off_non_linux_nodes():
+    from conformance.framework.manifests import render, templates
+
+    for template in templates():
+        body = render(template, name="p", shell_image="s", reference="r", second_reference="r2")
+        if body["kind"] == "Pod":
+            assert body["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}, template
