@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,10 @@ from conformance.cluster import ClusterOptions
 from conformance.cluster.errors import ClusterError
 from conformance.cluster.kind import KindProvider, node_files
 from conformance.cluster.kind.config import CRIO_SOCKET, parse_tool_version, render_kind_config
-from conformance.cluster.kind.node_image import NODE_SETUP, Recipe
+from conformance.cluster.kind.node_image import Recipe, node_setup
 from conformance.cluster.kind.provider import DEFAULT_K8S_VERSION
-from conformance.cluster.kind.registry import drop_in
+from conformance.cluster.kind.registry import routes
+from conformance.cluster.registries import RegistryFiles
 from conformance.cluster.runtimes import runtime
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +64,7 @@ def test_cluster_level_patches_make_every_node_join_crio_on_cgroup_v1() -> None:
 
 
 def test_the_cri_socket_is_the_node_images_crio() -> None:
-    assert f"unix://{runtime('cri-o').socket(NODE_SETUP)}" == CRIO_SOCKET
+    assert f"unix://{runtime('cri-o').socket(node_setup('cri-o'))}" == CRIO_SOCKET
 
 
 def test_admission_plugins_per_kubeadm_api() -> None:
@@ -96,10 +98,27 @@ def test_checked_in_config_matches_the_renderer() -> None:
     assert (REPO / "kind" / "cluster-crio.yaml").read_text() == render_kind_config(DEFAULT_K8S_VERSION)
 
 
-def test_only_the_plain_registry_is_remapped() -> None:
+@pytest.mark.parametrize("name", ["cri-o", "containerd"])
+def test_only_the_plain_registry_is_remapped(name: str, tmp_path: Path) -> None:
     # containers/image sends no credentials to a remapped location: the auth registry keeps its name.
-    conf = tomllib.loads(drop_in())
-    assert conf["registry"] == [{"prefix": "localhost:5001", "location": "ivc-registry:5000", "insecure": True}]
+    files = RegistryFiles(tmp_path)
+    files.ca.write_text("PEM")
+    wired = runtime(name).registry_files(replace(node_setup(name), registries=routes(files)))
+    if name == "cri-o":
+        conf = tomllib.loads(wired[Path("/etc/crio/registries.conf")])
+        assert conf["registry"] == [
+            {"prefix": "localhost:5001", "location": "ivc-registry:5000", "insecure": True},
+            {"prefix": "ivc-auth-registry:5000", "location": "ivc-auth-registry:5000", "insecure": False},
+        ]
+        assert wired[Path("/etc/containers/certs.d/ivc-auth-registry:5000/ca.crt")] == "PEM"
+    else:
+        plain = tomllib.loads(wired[Path("/etc/containerd/certs.d/localhost:5001/hosts.toml")])
+        assert plain["server"] == "http://ivc-registry:5000"
+        auth = tomllib.loads(wired[Path("/etc/containerd/certs.d/ivc-auth-registry:5000/hosts.toml")])
+        assert (
+            auth["host"]["https://ivc-auth-registry:5000"]["ca"]
+            == "/etc/containerd/certs.d/ivc-auth-registry:5000/ca.crt"
+        )
 
 
 def test_entrypoint_waits_for_multi_user_system_on_cgroup_v1() -> None:
@@ -124,10 +143,11 @@ def test_pod_network_script_bridges_the_nodes_podcidr_and_routes_the_others() ->
 
 
 def test_node_image_is_tagged_by_versions_and_keyed_by_its_inputs(tmp_path: Path) -> None:
-    recipe = Recipe("v1.36.3", "v1.36.3", "v1.36.0", tmp_path)
+    recipe = Recipe("v1.36.3", "cri-o", "v1.36.3", "v1.36.0", tmp_path)
     assert recipe.tag == "ivc/kind-node:v1.36.3-crio1.36.3"
-    assert recipe.inputs_digest() == Recipe("v1.36.3", "v1.36.3", "v1.36.0", tmp_path / "x").inputs_digest()
-    assert recipe.inputs_digest() != Recipe("v1.35.4", "v1.36.3", "v1.36.0", tmp_path).inputs_digest()
+    assert Recipe("v1.36.3", "containerd", "v2.3.7", "v1.36.0", tmp_path).tag == "ivc/kind-node:v1.36.3-containerd2.3.7"
+    assert recipe.inputs_digest() == Recipe("v1.36.3", "cri-o", "v1.36.3", "v1.36.0", tmp_path / "x").inputs_digest()
+    assert recipe.inputs_digest() != Recipe("v1.35.4", "cri-o", "v1.36.3", "v1.36.0", tmp_path).inputs_digest()
 
 
 def test_tool_versions() -> None:

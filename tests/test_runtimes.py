@@ -40,7 +40,7 @@ BINARIES = {"crio": Path("/cache/cri-o-v1.36.3/crio"), "pinns": Path("/cache/cri
 
 
 def test_runtimes_are_declared_by_name() -> None:
-    assert list(RUNTIMES) == ["cri-o"]
+    assert list(RUNTIMES) == ["cri-o", "containerd"]
     assert runtime("cri-o").socket(setup()) == STATE / "run/crio/crio.sock"
 
 
@@ -95,3 +95,25 @@ def test_runc_wrapper_drops_hugetlb_limits() -> None:
     assert "del(.linux.resources.hugepageLimits?)" in wrapper  # create: the bundle's config.json
     assert "del(.hugepageLimits?)" in wrapper  # update --resources -
     assert wrapper.rstrip().endswith('exec /usr/sbin/runc "$@"')
+
+
+def test_containerd_config_and_hosts(tmp_path: Path) -> None:
+    binaries = {"containerd": Path("/c/containerd"), "containerd-shim-runc-v2": Path("/c/containerd-shim-runc-v2"),
+                "runc": Path("/c/runc")}  # fmt: skip
+    ctrd = runtime("containerd")
+    files = ctrd.config_files(setup(tmp_path), binaries)
+    conf = tomllib.loads(files[STATE / "config/cri-o/config.toml"])
+    assert conf["version"] == 3
+    assert conf["root"] == str(STATE / "containerd") and conf["state"] == str(STATE / "run/containerd")
+    cri_images = conf["plugins"]["io.containerd.cri.v1.images"]
+    assert cri_images["pinned_images"]["sandbox"] == "127.0.0.1:5000/ivc/pause:3.10.1"
+    assert cri_images["registry"]["config_path"] == str(STATE / "config/cri-o/certs.d")
+    runc = conf["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"]
+    assert runc["options"] == {"BinaryName": str(STATE / "bin/runc"), "SystemdCgroup": False}
+    plain = tomllib.loads(files[STATE / "config/cri-o/certs.d/127.0.0.1:5000/hosts.toml"])
+    assert plain["server"] == "http://127.0.0.1:5000"
+    assert files[STATE / "config/cri-o/certs.d/127.0.0.1:5443/ca.crt"] == "PEM"
+    (daemon,) = ctrd.daemons(setup(), binaries)
+    assert daemon.argv == ("/c/containerd", "--config", str(STATE / "config/cri-o/config.toml"))
+    assert daemon.env["PATH"].startswith("/c:")  # the shim is found next to containerd
+    assert ctrd.socket(setup()) == STATE / "run/containerd/containerd.sock"

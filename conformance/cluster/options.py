@@ -44,6 +44,25 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
 
 
+RUNTIME_NAMES = ("cri-o", "containerd")
+
+
+def _runtime_name(text: str) -> str:
+    name = text.strip().lower()
+    if name not in RUNTIME_NAMES:
+        raise ClusterError(
+            f"--runtime {text!r}: choose one of {', '.join(RUNTIME_NAMES)} "
+            "(or --runtime-endpoint for a runtime of your own)"
+        )
+    return name
+
+
+def _endpoint(text: str) -> str:
+    if not text.startswith("unix:///"):
+        raise ClusterError(f"--runtime-endpoint {text!r} is not unix:///path/to/the/cri.sock")
+    return text
+
+
 def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise ClusterError(f"--nodes {text!r} is not a node count like 2")
@@ -75,12 +94,20 @@ OPTIONS: tuple[Option, ...] = (
         _release("--k8s-version"),
         "VERSION",
     ),
+    Option("--runtime", "container runtime the nodes run: cri-o (default) or containerd", BUILT, _runtime_name, "NAME"),
     Option(
-        "--crio-version",
-        "CRI-O release, e.g. v1.36.3 (default: the provider's pin)",
+        "--runtime-version",
+        "release of --runtime, e.g. v2.2.9 (default: the runtime's pin)",
         BUILT,
-        _release("--crio-version"),
+        _release("--runtime-version"),
         "VERSION",
+    ),
+    Option(
+        "--runtime-endpoint",
+        "a CRI socket you started (vendor mode): the suite never starts, configures or stops that runtime",
+        frozenset({LOCAL}),
+        _endpoint,
+        "unix:///PATH",
     ),
     Option(
         "--feature-gates",
@@ -150,7 +177,9 @@ class ClusterOptions:
 
     provider: str = DEFAULT_PROVIDER
     k8s_version: str | None = None
-    crio_version: str | None = None
+    runtime: str | None = None
+    runtime_version: str | None = None
+    runtime_endpoint: str | None = None
     feature_gates: Mapping[str, bool] = field(default_factory=dict)
     admission_plugins: tuple[str, ...] = ()
     cache_dir: Path = field(default_factory=default_cache_dir)
@@ -180,6 +209,8 @@ class ClusterOptions:
                 refused.append(option.flag)
                 continue
             values[option.dest] = option.parse(text)
+        if values.get("runtime_endpoint") and (values.get("runtime") or values.get("runtime_version")):
+            raise ClusterError("--runtime-endpoint names a runtime you run: drop --runtime/--runtime-version")
         if refused:
             it = "it" if len(refused) == 1 else "them"
             raise ClusterError(

@@ -256,3 +256,29 @@ COREDNS = GoComponent(name="coredns", module="github.com/coredns/coredns", packa
 
 # kind's version is a constant of its module (pkg/cmd/kind/version).
 KIND = GoComponent(name="kind", module="sigs.k8s.io/kind", packages=("sigs.k8s.io/kind",))
+
+# containerd 2.x and its runc shim, static (kind builds them with the same tags).
+CONTAINERD = GoComponent(
+    name="containerd",
+    module="github.com/containerd/containerd/v2",
+    packages=(
+        "github.com/containerd/containerd/v2/cmd/containerd",
+        "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2",
+    ),
+    ldflags=lambda version: (
+        f"-s -w -X github.com/containerd/containerd/v2/version.Version={version.lstrip('v')}"
+        f" -X github.com/containerd/containerd/v2/version.Revision={PLACEHOLDER_COMMIT}"
+    ),
+    tags="urfave_cli_no_docs no_btrfs no_devmapper no_zfs no_aufs",
+)
+
+# runc for containerd: bookworm's runc 1.1.5 cannot start containerd 2.x's sandboxes ("can't get final
+# child's PID from pipe: EOF"); kind's node images carry runc 1.4 with containerd 2.3.
+RUNC = GoComponent(
+    name="runc",
+    module="github.com/opencontainers/runc",
+    packages=("github.com/opencontainers/runc",),
+    ldflags=lambda version: f"-s -w -X main.version={version.lstrip('v')} -X main.gitCommit={PLACEHOLDER_COMMIT}",
+    tags="seccomp urfave_cli_no_docs",
+    cgo=True,
+)

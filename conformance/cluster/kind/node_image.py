@@ -1,4 +1,4 @@
-"""The CRI-O kind node image, built here, offline: a bookworm root, Debian packages, our binaries.
+"""The kind node image, built here, offline: a bookworm root, Debian packages, our binaries.
 
 Steps (each named in its error, with the tool's output tail):
 1. binaries — Kubernetes (kubeadm, kubelet, kubectl + the control-plane images' commands), CRI-O,
@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from conformance.cluster import cni
@@ -42,17 +42,17 @@ from conformance.cluster.kind.tools import Tools
 from conformance.cluster.progress import progress
 from conformance.cluster.runtimes import runtime
 from conformance.cluster.runtimes.base import NodeSetup
-from conformance.cluster.runtimes.oci import render_runc_wrapper
+from conformance.cluster.runtimes.oci import RUNC, render_runc_wrapper
 
 IMAGE_REPO = "ivc/kind-node"
 LABEL_INPUTS = "io.ivc.inputs"
 KIND_VERSION = "v0.33.0"  # the module whose entrypoint and units the image carries; also the kind we build
-# kind's node base image (images/base/Dockerfile) minus what a CRI-O node does not use, plus CRI-O's
-# Debian dependencies (conmon, runc) and the CNI plugins.
+# kind's node base image (images/base/Dockerfile) minus what our nodes do not use, plus the CNI plugins;
+# the runtime's own Debian dependencies (runc, conmon…) come from its declaration.
 NODE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "conntrack", "iptables", "nftables", "iproute2", "ethtool",
     "util-linux", "mount", "kmod", "libseccomp2", "e2fsprogs", "bash", "ca-certificates", "jq", "procps",
-    "conmon", "runc", "containernetworking-plugins", "socat",
+    "containernetworking-plugins", "socat",
 )  # fmt: skip
 IMAGE_BASE_PACKAGES = ("iptables", "conntrack", "ca-certificates")  # kube-proxy needs iptables
 HOST_PACKAGES = ("mmdebstrap", "skopeo", "golang-github-containers-common")
@@ -60,7 +60,7 @@ RUNC_WRAPPER = Path("/usr/local/bin/ivc-runc")
 NODE_SETUP = NodeSetup(
     state_dir=Path("/var/lib"),
     run_dir=Path("/run"),
-    config_dir=Path("/etc/crio"),
+    config_dir=Path("/etc"),  # per runtime: /etc/<runtime> (node_setup)
     log_dir=Path("/var/log/pods"),
     cgroup_manager="systemd",  # kind's kubelet uses cgroupDriver: systemd
     pause_image="",  # kubeadm's, filled in per Kubernetes version
@@ -69,20 +69,32 @@ NODE_SETUP = NodeSetup(
     oci_runtime=RUNC_WRAPPER,
 )
 # Everything in these files shapes the image; their text is part of the inputs digest.
-RECIPE_SOURCES = ("kind/node_image.py", "kind/node_files.py", "runtimes/crio.py", "runtimes/oci.py", "cni.py")
+RECIPE_SOURCES = (
+    "kind/node_image.py", "kind/node_files.py", "runtimes/crio.py", "runtimes/containerd.py", "runtimes/oci.py",
+    "daemons.py", "cni.py",
+)  # fmt: skip
+
+
+def node_setup(runtime_name: str, pause_image: str = "") -> NodeSetup:
+    """Where a runtime lives in the node image: standard paths, systemd, its config under /etc/<runtime>."""
+    config_dir = Path("/etc") / ("crio" if runtime_name == "cri-o" else runtime_name)
+    return replace(NODE_SETUP, config_dir=config_dir, pause_image=pause_image)
+
+
 PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # kubeadm's manifests name bare commands
 
 
 @dataclass(frozen=True)
 class Recipe:
     k8s_version: str
-    crio_version: str
+    runtime: str  # a declared runtime's name
+    runtime_version: str
     crictl_version: str
     cache_dir: Path
 
     @property
     def tag(self) -> str:
-        return f"{IMAGE_REPO}:{self.k8s_version}-crio{self.crio_version.lstrip('v')}"
+        return f"{IMAGE_REPO}:{self.k8s_version}-{self.runtime.replace('-', '')}{self.runtime_version.lstrip('v')}"
 
     def inputs_digest(self) -> str:
         digest = hashlib.sha256()
@@ -93,7 +105,8 @@ class Recipe:
             json.dumps(
                 [
                     self.k8s_version,
-                    self.crio_version,
+                    self.runtime,
+                    self.runtime_version,
                     self.crictl_version,
                     KIND_VERSION,
                     NODE_PACKAGES,
@@ -128,7 +141,8 @@ def ensure(tools: Tools, recipe: Recipe) -> str:
     with _step("binaries"):
         binaries = _binaries(recipe)
     with _step("root file system"):
-        root_tar = debian.root_tar("node-root", NODE_PACKAGES, recipe.cache_dir)
+        packages = (*NODE_PACKAGES, *runtime(recipe.runtime).packages)
+        root_tar = debian.root_tar("node-root", packages, recipe.cache_dir)
     work = Path(tempfile.mkdtemp(dir=recipe.cache_dir, prefix=".kind-node-"))
     root = work / "root"
     try:
@@ -159,7 +173,7 @@ def _step(name: str) -> Iterator[None]:
 @dataclass(frozen=True)
 class _Binaries:
     kubernetes: gomodules.BuiltComponent
-    crio: Mapping[str, Path]
+    runtime: Mapping[str, Path]
     crictl: Path
     etcd: Path
     coredns: Path
@@ -200,7 +214,7 @@ def _binaries(recipe: Recipe) -> _Binaries:
     kind_module = Path(gomodules.module_info(gomodules.KIND.module, KIND_VERSION)["Dir"])
     return _Binaries(
         kubernetes=kubernetes,
-        crio=runtime("cri-o").binaries(recipe.crio_version, cache),
+        runtime=runtime(recipe.runtime).binaries(recipe.runtime_version, cache),
         crictl=gomodules.build(gomodules.CRICTL, recipe.crictl_version, cache).binary("crictl"),
         etcd=gomodules.build(gomodules.ETCD, etcd_version, cache).binary("server"),
         coredns=gomodules.build(gomodules.COREDNS, coredns_version, cache).binary("coredns"),
@@ -255,27 +269,25 @@ def _install(root: Path, binaries: _Binaries, recipe: Recipe) -> None:
     kube = binaries.kubernetes
     for command in ("kubeadm", "kubelet", "kubectl"):
         _copy(kube.binary(command), root / "usr/bin" / command)
-    for name, path in binaries.crio.items():
+    for name, path in binaries.runtime.items():
         _copy(path, root / "usr/local/bin" / name)
     _copy(binaries.crictl, root / "usr/local/bin/crictl")
-    crio = runtime("cri-o")
-    setup = _setup(binaries)
-    local_binaries = {name: Path("/usr/local/bin") / name for name in binaries.crio}
-    for path, text in crio.config_files(setup, local_binaries).items():
+    node_runtime = runtime(recipe.runtime)
+    setup = node_setup(recipe.runtime, binaries.images["pause"])
+    local_binaries = {name: Path("/usr/local/bin") / name for name in binaries.runtime}
+    for path, text in node_runtime.config_files(setup, local_binaries).items():
         write_atomic(root / path.relative_to("/"), text)
-    write_executable(
-        root / RUNC_WRAPPER.relative_to("/"), render_runc_wrapper(hugetlb=True, capabilities=True, oom_score_adj=True)
-    )
-    (daemon,) = crio.daemons(setup, local_binaries)
+    runc = str(local_binaries.get("runc", RUNC))  # the runtime's own (containerd) or Debian's
+    wrapper = render_runc_wrapper(runc, hugetlb=True, capabilities=True, oom_score_adj=True)
+    write_executable(root / RUNC_WRAPPER.relative_to("/"), wrapper)
     units = root / "etc/systemd/system"
-    write_atomic(
-        units / "crio.service",
-        systemd_unit(daemon, description="CRI-O (ivc)", service_type="notify", before="kubelet.service"),
-    )
-    write_atomic(
-        root / "etc/crictl.yaml",
-        f"runtime-endpoint: unix://{crio.socket(setup)}\nimage-endpoint: unix://{crio.socket(setup)}\n",
-    )
+    # The same daemon declarations the local provider starts, as systemd services (both runtimes notify).
+    daemons = node_runtime.daemons(setup, local_binaries)
+    for daemon in daemons:
+        unit = systemd_unit(daemon, description=f"{daemon.name} (ivc)", service_type="notify", before="kubelet.service")
+        write_atomic(units / f"{daemon.name}.service", unit)
+    socket = node_runtime.socket(setup)
+    write_atomic(root / "etc/crictl.yaml", f"runtime-endpoint: unix://{socket}\nimage-endpoint: unix://{socket}\n")
     # kind's own files, from the module of the kind that drives this image.
     files = binaries.kind_files
     entrypoint = (files / "usr/local/bin/entrypoint").read_text()
@@ -288,7 +300,7 @@ def _install(root: Path, binaries: _Binaries, recipe: Recipe) -> None:
         write_atomic(units / "kubelet.service.d" / dropin.name, dropin.read_text())
     for sysctl in (files / "etc/sysctl.d").iterdir():
         write_atomic(root / "etc/sysctl.d" / sysctl.name, sysctl.read_text())
-    write_atomic(root / "etc/default/kubelet", node_files.kubelet_defaults("crio.service"))
+    write_atomic(root / "etc/default/kubelet", node_files.kubelet_defaults(f"{daemons[-1].name}.service"))
     write_executable(root / node_files.CNI_SCRIPT.lstrip("/"), node_files.pod_network_script())
     write_atomic(units / "ivc-pod-network.service", node_files.pod_network_unit())
     write_atomic(root / "kind/version", recipe.k8s_version + "\n")
@@ -309,17 +321,12 @@ def _install(root: Path, binaries: _Binaries, recipe: Recipe) -> None:
         for path in root.glob(pattern):
             path.unlink()
     wants.mkdir(parents=True, exist_ok=True)
-    for unit in ("kubelet.service", "crio.service", "undo-mount-hacks.service", "ivc-pod-network.service"):
+    services = ("kubelet", *(daemon.name for daemon in daemons), "undo-mount-hacks", "ivc-pod-network")
+    for unit in (f"{name}.service" for name in services):
         (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
     (units / "systemd-binfmt.service").symlink_to("/dev/null")
     with open(root / "etc/systemd/journald.conf", "a") as journald:
         journald.write("ReadKMsg=no\n")
-
-
-def _setup(binaries: _Binaries) -> NodeSetup:
-    from dataclasses import replace
-
-    return replace(NODE_SETUP, pause_image=binaries.images["pause"])
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -22,10 +22,10 @@ from conformance.cluster.kind.marks import MANAGED_BY, OWNER_MARKER, owner
 from conformance.cluster.kind.tools import Tools, check_privileged, find_tools, shielded_from_ctrl_c
 from conformance.cluster.options import ClusterOptions
 from conformance.cluster.progress import progress
+from conformance.cluster.runtimes import select
 from conformance.cluster.state import provider_dir
 
 DEFAULT_K8S_VERSION = "v1.36.3"
-DEFAULT_CRIO_VERSION = "v1.36.3"
 CRICTL_VERSION = "v1.36.0"
 DEFAULT_NODES = 2  # one control-plane and one worker, as in the seed tutorial
 READY_TIMEOUT = 300.0
@@ -40,9 +40,11 @@ class KindProvider:
         it decides the gates, which are validated here, before anything slow happens."""
         self.cluster_name = config.validate_cluster_name(options.cluster_name or config.DEFAULT_CLUSTER_NAME)
         self.k8s_version = options.k8s_version or config.version_from_image(options.node_image) or DEFAULT_K8S_VERSION
+        self.runtime = select(options.runtime)
         self.recipe = node_image.Recipe(
             k8s_version=self.k8s_version,
-            crio_version=options.crio_version or DEFAULT_CRIO_VERSION,
+            runtime=self.runtime.name,
+            runtime_version=options.runtime_version or self.runtime.default_version,
             crictl_version=CRICTL_VERSION,
             cache_dir=options.cache_dir,
         )
@@ -53,6 +55,7 @@ class KindProvider:
         self.cluster_config = config.render_kind_config(
             self.k8s_version, nodes=self.nodes, feature_gates=self.feature_gates,
             admission_plugins=self.admission_plugins,
+            cri_socket=f"unix://{self.runtime.socket(node_image.node_setup(self.runtime.name))}",
         )  # fmt: skip
         gates.gates_for(self.k8s_version, self.feature_gates)
         self._tools: Tools | None = None
@@ -128,7 +131,7 @@ class KindProvider:
                 self._create_cluster(image)
             registry.connect(tools)
             for node in self._nodes():
-                registry.wire_node(tools, node, self.registry_files)
+                registry.wire_node(tools, node, self.registry_files, self.runtime)
             api.apply_config_map(
                 str(self.kubeconfig),
                 self.context,

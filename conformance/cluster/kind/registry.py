@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from conformance.cluster import registries
@@ -21,18 +21,17 @@ from conformance.cluster.errors import ClusterError
 from conformance.cluster.host import last_line
 from conformance.cluster.kind.config import AUTH_REGISTRY, KIND_NETWORK, REGISTRY_CONTAINERS, RegistryContainer
 from conformance.cluster.kind.marks import LABEL_CLUSTER, LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY, owner
+from conformance.cluster.kind.node_image import node_setup
 from conformance.cluster.kind.tools import Tools
 from conformance.cluster.probes import expect_status
 from conformance.cluster.progress import progress
+from conformance.cluster.runtimes import Runtime
 from conformance.cluster.runtimes.base import RegistryRoute
-from conformance.cluster.runtimes.crio import render_registries_conf
 from conformance.cluster.wait import wait_for
 
 IMAGE_REPO = "ivc/registry"
 IMAGE_PACKAGES = ("docker-registry", "ca-certificates")
 CONFIG_DIR = Path("/etc/ivc")  # the cluster's registry files, mounted read-only into each container
-DROP_IN = Path("/etc/crio/registries.conf.d/50-ivc-registries.conf")  # the node image's CRI-O reads this dir
-CERTS_D = Path("/etc/containers/certs.d")
 READY_TIMEOUT = 30.0
 
 
@@ -172,42 +171,29 @@ def connect(tools: Tools) -> None:
             )
 
 
-def drop_in() -> str:
-    """Only the plain registry is remapped. Pods name the auth registry as the nodes reach it
-    (`ivc-auth-registry:5000`): containers/image never sends a pull's credentials to a remapped
-    location (go.podman.io/image/v5 v5.38.0 docker/docker_image_src.go newImageSourceAttempt: "we must
-    not blindly send the credentials intended for the primary endpoint to mirrors")."""
-    routes = tuple(
-        RegistryRoute(prefix=registry.host, location=registry.in_network, insecure=True)
-        for registry in REGISTRY_CONTAINERS
-        if not registry.tls
-    )
-    return "# Written by the ivc conformance suite: localhost inside a node is not the host's localhost.\n" + (
-        render_registries_conf(routes)
+def routes(files: registries.RegistryFiles) -> tuple[RegistryRoute, ...]:
+    """The registries as a node's runtime is told about them. Only the plain one is remapped: Pods name
+    the auth registry as the nodes reach it (`ivc-auth-registry:5000`), because containers/image never
+    sends a pull's credentials to a remapped location (go.podman.io/image/v5 v5.38.0
+    docker/docker_image_src.go newImageSourceAttempt: "we must not blindly send the credentials
+    intended for the primary endpoint to mirrors")."""
+    return tuple(
+        RegistryRoute(prefix=r.in_network, location=r.in_network, insecure=False, ca_file=files.ca)
+        if r.tls
+        else RegistryRoute(prefix=r.host, location=r.in_network, insecure=True)
+        for r in REGISTRY_CONTAINERS
     )
 
 
-def wire_node(tools: Tools, node: str, files: registries.RegistryFiles) -> None:
-    """Point the node's CRI-O at the registry containers, trusting the auth registry's CA."""
-    ca_dir = CERTS_D / AUTH_REGISTRY.in_network
-    tools.node_exec(
-        node,
-        "sh",
-        "-c",
-        f"mkdir -p {ca_dir} && cat > {ca_dir}/ca.crt",
-        what=f"install the auth registry's CA in {node}",
-        input=files.ca.read_text(),
-    )
-    tools.node_exec(
-        node,
-        "sh",
-        "-c",
-        f"mkdir -p {DROP_IN.parent} && cat > {DROP_IN}",
-        what=f"write {DROP_IN} in {node}",
-        input=drop_in(),
-    )
-    # crio.conf(5): SIGHUP reloads registries.conf; the unit's ExecReload sends it.
-    tools.node_exec(node, "systemctl", "reload", "crio", what=f"reload CRI-O in {node}")
+def wire_node(tools: Tools, node: str, files: registries.RegistryFiles, runtime: Runtime) -> None:
+    """Write the runtime's registry files (from its declaration) into the node, then make it re-read them."""
+    setup = replace(node_setup(runtime.name), registries=routes(files))
+    for path, text in runtime.registry_files(setup).items():
+        tools.node_exec(
+            node, "sh", "-c", f"mkdir -p '{path.parent}' && cat > '{path}'", what=f"write {path} in {node}", input=text
+        )
+    if runtime.reload:
+        tools.node_exec(node, *runtime.reload, what=f"reload {runtime.name} in {node}")
 
 
 def remove(tools: Tools, names: list[str]) -> None:

@@ -52,8 +52,9 @@ CREATED_PATHS = (
     "/etc/containers/certs.d/" + config.AUTH_REGISTRY_ADDR,
 )
 # Mount points below these are ours to unmount (our state dir is added at run time).
+KUBELET_MOUNT_PREFIXES = ("/var/lib/kubelet",)
 MOUNT_PREFIXES = (
-    "/var/lib/kubelet",
+    *KUBELET_MOUNT_PREFIXES,
     "/run/containers/storage",
     "/var/lib/containers/storage",
     "/run/netns",

@@ -32,13 +32,12 @@ from conformance.cluster.local.config import Layout
 from conformance.cluster.options import ClusterOptions
 from conformance.cluster.probes import expect_status
 from conformance.cluster.progress import progress
-from conformance.cluster.runtimes import Runtime, runtime
+from conformance.cluster.runtimes import Runtime, select
 from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
-from conformance.cluster.runtimes.oci import RUNC, render_runc_wrapper
+from conformance.cluster.runtimes.oci import RUNC, lacks_capability, render_runc_wrapper
 from conformance.cluster.state import provider_dir
 
 DEFAULT_K8S_VERSION = "v1.36.3"
-DEFAULT_RUNTIME = "cri-o"
 CRICTL_VERSION = "v1.36.0"
 STATE_FORMAT = 2
 DAEMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -60,6 +59,8 @@ PACKAGES = (
 )
 ETCD_PACKAGE, ETCD_SUITE = "etcd-server", "sid"  # bookworm's 3.4 is EOL; sid's 3.5 runs on bookworm
 SMOKE_POD_TIMEOUT = 180.0
+# Namespaces this cluster's Pods live in (the suite's, the smoke Pod's): all a user's runtime gets cleaned of.
+OWN_NAMESPACE_PREFIXES = ("ivc-", "default", "kube-system")
 SERVICE_ACCOUNT_TIMEOUT = 90.0
 
 
@@ -108,8 +109,9 @@ class LocalProvider:
     def __init__(self, options: ClusterOptions) -> None:
         self.options = options
         self.k8s_version = options.k8s_version or DEFAULT_K8S_VERSION
-        self.runtime: Runtime = runtime(DEFAULT_RUNTIME)
-        self.runtime_version = options.crio_version or self.runtime.default_version
+        self.runtime: Runtime = select(options.runtime, options.runtime_endpoint)
+        self.external_runtime = bool(options.runtime_endpoint)
+        self.runtime_version = options.runtime_version or self.runtime.default_version
         # Validated before anything slow happens: a locked gate fails here, not after a build.
         self.gates = gates.gates_for(self.k8s_version, options.feature_gates)
         self.admission_plugins = list(options.admission_plugins)
@@ -142,6 +144,9 @@ class LocalProvider:
                 if leftover is None and not self.layout.cluster_json.exists():
                     raise  # failed before anything was started
                 progress(f"local cluster bring-up {reason}; tearing down what was started")
+                kept = self._keep_logs()
+                if kept is not None:
+                    progress(f"the daemons' logs of the failed bring-up are kept in {kept}")
                 try:
                     self._teardown(leftover)
                 except Exception as cleanup_error:  # noqa: BLE001 - the original error matters more
@@ -201,9 +206,9 @@ class LocalProvider:
         return f"cached: Kubernetes {self.k8s_version}, {self.runtime.name} {self.runtime_version}, crictl, etcd"
 
     @property
-    def runtime_daemon(self) -> str:
-        """The runtime's (last) daemon, whose log diagnostics show."""
-        return self.runtime.daemons(self._node_setup(), _Unbuilt(), None)[-1].name
+    def runtime_daemons(self) -> list[str]:
+        """The runtime's daemons, whose logs diagnostics show (none for a user's runtime)."""
+        return [daemon.name for daemon in self.runtime.daemons(self._node_setup(), _Unbuilt(), None)]
 
     def env(self) -> dict[str, str]:
         handle = self.running_handle()
@@ -270,6 +275,7 @@ class LocalProvider:
             "k8s_version": self.k8s_version,
             "runtime": self.runtime.name,
             "runtime_version": self.runtime_version,
+            "runtime_endpoint": self.options.runtime_endpoint,
             "feature_gates": dict(sorted(self.options.feature_gates.items())),
             "admission_plugins": self.admission_plugins,
         }
@@ -289,12 +295,17 @@ class LocalProvider:
             ),
             node_access=NodeAccess(
                 crictl=str(self.layout.crictl_wrapper),
-                logs={name: ("cat", str(self.layout.log(name))) for name in (self.runtime_daemon, "kubelet")},
+                logs={name: ("cat", str(self.layout.log(name))) for name in (*self.runtime_daemons, "kubelet")},
             ),
             created_by_run=created,
             description=(
-                f"local: Kubernetes {state['k8s_version']}, {state['runtime']} "
-                f"{str(state['runtime_version']).lstrip('v')} (cgroupfs, {_cgroup_version()})"
+                f"local: Kubernetes {state['k8s_version']}, "
+                + (
+                    f"the user's runtime at {state['runtime_endpoint']}"
+                    if state.get("runtime_endpoint")
+                    else f"{state['runtime']} {str(state['runtime_version']).lstrip('v')}"
+                )
+                + f" (cgroupfs, {_cgroup_version()})"
             ),
         )
 
@@ -302,9 +313,6 @@ class LocalProvider:
 
     def _node_setup(self) -> NodeSetup:
         layout = self.layout
-        oci_runtime = Path(RUNC)
-        if not hostprep.cgroup_controller_mounted("hugetlb"):
-            oci_runtime = layout.bin / "runc"
         return NodeSetup(
             state_dir=layout.state,
             run_dir=layout.run,
@@ -314,7 +322,7 @@ class LocalProvider:
             pause_image=f"{config.REGISTRY_ADDR}/{_pause_repository()}",
             cni_conf_dir=layout.cni_conf_dir,
             cni_plugin_dirs=(cni.PLUGIN_DIR,),
-            oci_runtime=oci_runtime,
+            oci_runtime=layout.bin / "runc",
             registries=(
                 RegistryRoute(config.REGISTRY_ADDR, config.REGISTRY_ADDR, insecure=True),
                 RegistryRoute(
@@ -341,9 +349,8 @@ class LocalProvider:
         def remove_sandboxes() -> None:
             # Through the runtime, so CNI releases addresses and tears down veths and iptables rules.
             if layout.crictl_wrapper.exists() and self.runtime.socket(setup).is_socket():
-                progress("removing all pod sandboxes (crictl rmp -fa)")
                 try:
-                    run([str(layout.crictl_wrapper), "rmp", "-fa"], what="crictl rmp -fa", timeout=180)
+                    self._remove_sandboxes()
                 except ClusterError as exc:
                     progress(f"{exc}; continuing")
 
@@ -407,6 +414,32 @@ class LocalProvider:
             ),
         ]
 
+    def _keep_logs(self) -> Path | None:
+        """`down` removes the state directory, logs included: keep them where the next `up` does not look."""
+        if not self.layout.logs.is_dir():
+            return None
+        kept = self.layout.state.with_name(self.layout.state.name + "-failed-logs")
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(self.layout.logs, kept)
+        return kept
+
+    def _remove_sandboxes(self) -> None:
+        crictl = str(self.layout.crictl_wrapper)
+        if not self.external_runtime:
+            progress("removing all pod sandboxes (crictl rmp -fa)")
+            run([crictl, "rmp", "-fa"], what="crictl rmp -fa", timeout=180)
+            return
+        # A runtime of the user's may hold Pods of others: remove only the namespaces this cluster used.
+        listed = json.loads(run([crictl, "pods", "-o", "json"], what="crictl pods", timeout=60).stdout)
+        ours = [
+            pod["id"]
+            for pod in listed.get("items", [])
+            if pod.get("metadata", {}).get("namespace", "").startswith(OWN_NAMESPACE_PREFIXES)
+        ]
+        progress(f"removing the {len(ours)} pod sandboxes of this cluster from the user's runtime")
+        if ours:
+            run([crictl, "rmp", "-f", *ours], what="crictl rmp -f", timeout=180)
+
     # --- bring-up -----------------------------------------------------------------------
 
     def _build(self) -> _Binaries:
@@ -425,6 +458,8 @@ class LocalProvider:
     def _bring_up(self) -> dict[str, Any]:
         layout = self.layout
         binaries = self._build()
+        if self.external_runtime:
+            self._check_external_runtime(binaries.crictl)
         hostprep.check_ports_free(config.PORTS)
         ip = hostprep.host_ip()
         state: dict[str, Any] = {
@@ -473,12 +508,30 @@ class LocalProvider:
         self._save_state(state)
         return state
 
+    def _check_external_runtime(self, crictl: Path) -> None:
+        endpoint = self._endpoint()
+        info = run([str(crictl), "--runtime-endpoint", endpoint, "info"], what="crictl info", check=False, timeout=30)
+        if info.returncode != 0:
+            raise ClusterError(
+                f"the runtime at {endpoint} does not answer CRI ({(info.stderr or info.stdout).strip()[-200:]}): "
+                "start it first; the suite never starts a runtime given with --runtime-endpoint"
+            )
+
     def _write_configs(self, binaries: _Binaries) -> None:
         layout = self.layout
         setup = self._node_setup()
         endpoint = self._endpoint()
-        if setup.oci_runtime != Path(RUNC):
-            write_executable(setup.oci_runtime, render_runc_wrapper())
+        # The runtime's own runc if it brings one (containerd), else Debian's.
+        runc = str(binaries.runtime.get("runc", RUNC))
+        # Without CAP_SYS_RESOURCE runc cannot lower a sandbox's oom_score_adj (containerd asks for -998).
+        no_resource = lacks_capability("SYS_RESOURCE")
+        wrapper = render_runc_wrapper(
+            runc,
+            hugetlb=not hostprep.cgroup_controller_mounted("hugetlb"),
+            capabilities=no_resource,
+            oom_score_adj=no_resource,
+        )
+        write_executable(setup.oci_runtime, wrapper)
         layout.cni_conf_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(
             layout.cni_conf_dir / "10-ivc-bridge.conflist",
@@ -543,7 +596,9 @@ class LocalProvider:
         else:
             progress("cleaning up mounts, network, iptables and cgroups")
             hostprep.kill_cgroup_members(baseline.get("cgroups", []))
-            leftover = hostprep.unmount_all([str(layout.state), *hostprep.MOUNT_PREFIXES])
+            # A user's runtime keeps its own storage mounts: only the kubelet's and ours are unmounted.
+            prefixes = hostprep.KUBELET_MOUNT_PREFIXES if self.external_runtime else hostprep.MOUNT_PREFIXES
+            leftover = hostprep.unmount_all([str(layout.state), *prefixes])
             hostprep.delete_bridge(bool(baseline.get("bridge", False)))
             hostprep.delete_iptables_chains(baseline.get("iptables", {}))
             hostprep.remove_cgroups(baseline.get("cgroups", []))

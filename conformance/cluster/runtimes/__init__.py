@@ -10,11 +10,21 @@ from __future__ import annotations
 
 from conformance.cluster.errors import ClusterError
 from conformance.cluster.runtimes.base import NodeSetup, Runtime
+from conformance.cluster.runtimes.containerd import CONTAINERD_RUNTIME
 from conformance.cluster.runtimes.crio import CRIO_RUNTIME
 
-__all__ = ["RUNTIMES", "NodeSetup", "Runtime", "runtime"]
+__all__ = ["RUNTIMES", "NodeSetup", "Runtime", "runtime", "select"]
 
-RUNTIMES: dict[str, Runtime] = {CRIO_RUNTIME.name: CRIO_RUNTIME}
+RUNTIMES: dict[str, Runtime] = {CRIO_RUNTIME.name: CRIO_RUNTIME, CONTAINERD_RUNTIME.name: CONTAINERD_RUNTIME}
+
+
+def select(name: str | None, endpoint: str | None = None) -> Runtime:
+    """The runtime the options name: a declared one (default CRI-O), or the user's own at `endpoint`."""
+    if endpoint:
+        from conformance.cluster.runtimes.external import ExternalRuntime
+
+        return ExternalRuntime(endpoint)
+    return runtime(name or CRIO_RUNTIME.name)
 
 
 def runtime(name: str) -> Runtime:

@@ -36,14 +36,23 @@ class NodeSetup:
     pause_image: str
     cni_conf_dir: Path
     cni_plugin_dirs: tuple[Path, ...]
-    oci_runtime: Path  # runc, or the wrapper that adapts it to this host
+    oci_runtime: Path  # the runc wrapper that adapts runc to this host (runtimes.oci)
     registries: tuple[RegistryRoute, ...] = ()
 
 
 class Runtime(Protocol):
-    name: str  # as nodes report it in containerRuntimeVersion: "cri-o", "containerd"
-    default_version: str
-    packages: tuple[str, ...]  # Debian packages it needs beside its own binaries
+    @property
+    def name(self) -> str:
+        """As nodes report it in containerRuntimeVersion: "cri-o", "containerd"."""
+        ...
+
+    @property
+    def default_version(self) -> str: ...
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        """Debian packages it needs beside its own binaries."""
+        ...
 
     def binaries(self, version: str, cache: Path) -> Mapping[str, Path]:
         """Build (or take from the cache) the runtime's binaries; name → path."""
@@ -54,7 +63,17 @@ class Runtime(Protocol):
         ...
 
     def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path]) -> dict[Path, str]:
-        """Every configuration file the runtime reads, by absolute path."""
+        """Every configuration file the runtime reads, by absolute path (`registry_files` included)."""
+        ...
+
+    def registry_files(self, setup: NodeSetup) -> dict[Path, str]:
+        """The files that say where registries are and whom to trust: rewritten on a node when its
+        registries change (kind's registry containers), then `reload` is run there."""
+        ...
+
+    @property
+    def reload(self) -> tuple[str, ...]:
+        """The command (on a node with systemd) that makes the runtime re-read `registry_files`; () if none."""
         ...
 
     def daemons(self, setup: NodeSetup, binaries: Mapping[str, Path], crictl: Path | None = None) -> list[Daemon]:

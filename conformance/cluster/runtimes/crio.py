@@ -179,19 +179,27 @@ class CrioRuntime:
     def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path]) -> dict[Path, str]:
         paths = CrioPaths(setup)
         empty_drop_in = "# ivc: no drop-ins; everything is in the main file\n"
-        files = {
+        return {
             paths.conf("crio.conf"): render_crio_conf(setup, binaries["pinns"]),
             paths.conf("crio.conf.d/00-ivc.conf"): empty_drop_in,
-            paths.conf("registries.conf"): render_registries_conf(setup.registries),
             paths.conf("registries.conf.d/00-ivc.conf"): empty_drop_in,
             paths.conf("policy.json"): render_policy_json(),
             paths.conf("storage.conf"): render_storage_conf(setup),
+            **self.registry_files(setup),
         }
+
+    def registry_files(self, setup: NodeSetup) -> dict[Path, str]:
+        files = {CrioPaths(setup).conf("registries.conf"): render_registries_conf(setup.registries)}
         for route in setup.registries:
             if route.ca_file is not None:
                 # containers/image reads per-registry CAs only from certs.d directories.
                 files[Path("/etc/containers/certs.d") / route.location / "ca.crt"] = route.ca_file.read_text()
         return files
+
+    @property
+    def reload(self) -> tuple[str, ...]:
+        # crio.conf(5): SIGHUP re-reads registries.conf; the unit's ExecReload sends it.
+        return ("systemctl", "reload", "crio")
 
     def daemons(self, setup: NodeSetup, binaries: Mapping[str, Path], crictl: Path | None = None) -> list[Daemon]:
         socket = CrioPaths(setup).socket

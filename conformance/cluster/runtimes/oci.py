@@ -18,6 +18,8 @@ FILE; both are edited in place, then the real runc is exec'd with the same argum
 
 from __future__ import annotations
 
+from pathlib import Path
+
 RUNC = "/usr/sbin/runc"
 # capability(7) numbers 0..40, in order.
 CAPABILITIES = [
@@ -119,6 +121,16 @@ def render_runc_wrapper(
         ]
     lines.append(f'exec {runc} "$@"')
     return "\n".join(lines) + "\n"
+
+
+def lacks_capability(name: str) -> bool:
+    """Whether this process's capability bounding set lacks CAP_<name> (these VMs lack SYS_RESOURCE)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return False
+    bounding = int(status.split("CapBnd:", 1)[1].split()[0], 16)
+    return not (bounding >> CAPABILITIES.index(name)) & 1
 
 
 def _sh_quote(text: str) -> str:

@@ -1,0 +1,156 @@
+"""containerd 2.x, declared: built from its Go module (daemon + runc shim), configured by files of our own.
+
+The configuration is version 3 (containerd 2.0+; later releases migrate it on load). Registries are
+configured the 2.x way, one `hosts.toml` per registry under `certs.d` (`config_path`): plain HTTP for
+the suite's plain registry, the auth registry's own CA for the TLS one. Image volumes need nothing
+to be switched on: the CRI plugin implements them from 2.1 (directory subPath from 2.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance.cluster.components import gomodules
+from conformance.cluster.daemons import Daemon, kill_all, processes_with_arg
+from conformance.cluster.host import run
+from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
+from conformance.cluster.runtimes.crio import toml, toml_table
+from conformance.cluster.wait import NotYet
+
+READY_TIMEOUT = 90.0
+SHIM = "containerd-shim-runc-v2"
+
+
+@dataclass(frozen=True)
+class ContainerdPaths:
+    setup: NodeSetup
+
+    @property
+    def root(self) -> Path:
+        return self.setup.state_dir / "containerd"
+
+    @property
+    def state(self) -> Path:
+        return self.setup.run_dir / "containerd"
+
+    @property
+    def socket(self) -> Path:
+        return self.state / "containerd.sock"
+
+    @property
+    def config(self) -> Path:
+        return self.setup.config_dir / "config.toml"
+
+    @property
+    def certs_d(self) -> Path:
+        return self.setup.config_dir / "certs.d"
+
+
+def render_config(setup: NodeSetup) -> str:
+    paths = ContainerdPaths(setup)
+    images = 'plugins."io.containerd.cri.v1.images"'
+    runtime = 'plugins."io.containerd.cri.v1.runtime"'
+    runc = f"{runtime}.containerd.runtimes.runc"
+    return (
+        "version = 3\n"
+        + f"root = {toml(str(paths.root))}\nstate = {toml(str(paths.state))}\n\n"
+        + toml_table("grpc", {"address": str(paths.socket)})
+        + toml_table("ttrpc", {"address": f"{paths.socket}.ttrpc"})
+        + toml_table(images, {"snapshotter": "overlayfs"})
+        + toml_table(f"{images}.pinned_images", {"sandbox": setup.pause_image})
+        + toml_table(f"{images}.registry", {"config_path": str(paths.certs_d)})
+        + toml_table(
+            f"{runtime}.cni", {"bin_dirs": [str(d) for d in setup.cni_plugin_dirs], "conf_dir": str(setup.cni_conf_dir)}
+        )
+        + toml_table(f"{runtime}.containerd", {"default_runtime_name": "runc"})
+        + toml_table(runc, {"runtime_type": "io.containerd.runc.v2"})
+        + toml_table(
+            f"{runc}.options",
+            {"BinaryName": str(setup.oci_runtime), "SystemdCgroup": setup.cgroup_manager == "systemd"},
+        )
+        # NRI would leave a socket under /var/run/nri; nothing here uses it.
+        + toml_table('plugins."io.containerd.nri.v1.nri"', {"disable": True})
+    )
+
+
+def render_hosts_toml(route: RegistryRoute, ca: Path | None) -> str:
+    """certs.d/<prefix>/hosts.toml: Pods name `prefix`, containerd dials `location`."""
+    scheme = "http" if route.insecure else "https"
+    server = f"{scheme}://{route.location}"
+    host: dict[str, object] = {"capabilities": ["pull", "resolve"]}
+    if ca is not None:
+        host["ca"] = str(ca)
+    return f"server = {toml(server)}\n\n" + toml_table(f"host.{toml(server)}", host)
+
+
+class ContainerdRuntime:
+    name = "containerd"
+    default_version = "v2.3.7"  # the newest 2.3.x, the LTS line
+    packages: tuple[str, ...] = ("jq",)
+    runc_version = "v1.4.4"
+
+    def binaries(self, version: str, cache: Path) -> dict[str, Path]:
+        built = gomodules.build(gomodules.CONTAINERD, version, cache)
+        binaries = {name: built.binary(name) for name in gomodules.CONTAINERD.binaries}
+        binaries["runc"] = gomodules.build(gomodules.RUNC, self.runc_version, cache).binary("runc")
+        return binaries
+
+    def socket(self, setup: NodeSetup) -> Path:
+        return ContainerdPaths(setup).socket
+
+    def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path]) -> dict[Path, str]:
+        return {ContainerdPaths(setup).config: render_config(setup), **self.registry_files(setup)}
+
+    def registry_files(self, setup: NodeSetup) -> dict[Path, str]:
+        paths = ContainerdPaths(setup)
+        files = {}
+        for route in setup.registries:
+            directory = paths.certs_d / route.prefix
+            ca = None
+            if route.ca_file is not None:
+                ca = directory / "ca.crt"
+                files[ca] = route.ca_file.read_text()
+            files[directory / "hosts.toml"] = render_hosts_toml(route, ca)
+        return files
+
+    @property
+    def reload(self) -> tuple[str, ...]:
+        return ()  # hosts.toml files are read on every pull
+
+    def daemons(self, setup: NodeSetup, binaries: Mapping[str, Path], crictl: Path | None = None) -> list[Daemon]:
+        paths = ContainerdPaths(setup)
+
+        def ready() -> None:
+            if not paths.socket.is_socket():
+                raise NotYet(f"{paths.socket} does not exist yet")
+            if crictl is not None:
+                info = run(
+                    [str(crictl), "--runtime-endpoint", f"unix://{paths.socket}", "info"],
+                    what="crictl info",
+                    check=False,
+                    timeout=30,
+                )
+                if info.returncode != 0:
+                    raise NotYet(f"crictl info: {(info.stderr or info.stdout).strip()[-200:]}")
+
+        def kill_shims() -> None:
+            # The runc shims outlive containerd by design; ours name our socket in their argv.
+            kill_all(processes_with_arg(SHIM, str(paths.socket)))
+
+        shim_dir = str(binaries["containerd-shim-runc-v2"].parent)
+        return [
+            Daemon(
+                name="containerd",
+                argv=(str(binaries["containerd"]), "--config", str(paths.config)),
+                # containerd finds its shim on PATH.
+                env={"PATH": f"{shim_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+                ready=ready,
+                timeout=READY_TIMEOUT,
+                after_stop=kill_shims,
+            )
+        ]
+
+
+CONTAINERD_RUNTIME = ContainerdRuntime()

@@ -1,0 +1,46 @@
+"""A runtime the user started (vendor mode): the suite only talks to its CRI socket.
+
+Nothing is built, configured, started or stopped. What that runtime must be configured for is in
+README ("Bring your own runtime"): the suite's registries, the CNI directories, the cgroup driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance.cluster.daemons import Daemon
+from conformance.cluster.errors import ClusterError
+from conformance.cluster.runtimes.base import NodeSetup
+
+
+@dataclass(frozen=True)
+class ExternalRuntime:
+    endpoint: str  # unix:///path/to/cri.sock
+    name: str = "external"
+    default_version: str = ""
+    packages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.endpoint.startswith("unix:///"):
+            raise ClusterError(f"--runtime-endpoint {self.endpoint!r} is not unix:///path/to/the/cri.sock")
+
+    def binaries(self, version: str, cache: Path) -> dict[str, Path]:
+        return {}
+
+    def socket(self, setup: NodeSetup) -> Path:
+        return Path(self.endpoint.removeprefix("unix://"))
+
+    def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path]) -> dict[Path, str]:
+        return {}
+
+    def registry_files(self, setup: NodeSetup) -> dict[Path, str]:
+        return {}
+
+    @property
+    def reload(self) -> tuple[str, ...]:
+        return ()
+
+    def daemons(self, setup: NodeSetup, binaries: Mapping[str, Path], crictl: Path | None = None) -> list[Daemon]:
+        return []
