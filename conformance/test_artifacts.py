@@ -1,5 +1,6 @@
-"""OCI artifacts (empty config, files named by their title) as image volumes: a CRI-O >= 1.33
-capability that no containerd version has (feature-facts §11, §15.2).
+"""OCI artifacts (empty config, files named by their title) as image volumes: a capability (CRI-O >= 1.33
+has it, no containerd version does: feature-facts §11, §15.2) that the runtime probe detects; what
+every runtime owes is a loud refusal where it lacks it.
 
 CRI-O bind-mounts each file read-only at <mount>/<title> ("subpath/2" → <mount>/subpath/2) and
 creates the directories around them in the container's own writable layer.
@@ -7,6 +8,10 @@ creates the directories around them in the container's own writable layer.
 
 import pytest
 
+from conformance.framework.kube import is_running, waiting_reason
+
+# How a runtime that cannot mount an artifact says so: it cannot pull it, or cannot create the container.
+ARTIFACT_REFUSALS = frozenset({"ErrImagePull", "ImagePullBackOff", "CreateContainerError"})
 ARTIFACT = {"artifact.txt": "hello artifact", "subpath/2": "2", "subpath/3": "3"}
 
 WRITE_ATTEMPTS = {
@@ -63,3 +68,21 @@ def test_artifact_subpath_shows_only_that_prefix(launch, artifacts):
     for name, content in expected.items():
         seen = pod.read(f"/volume/{name}")
         assert seen == content, f"/volume/{name}: expected {content!r}, saw {seen!r}"
+
+
+@pytest.mark.behaviour("artifact-mounted-or-refused")
+def test_an_artifact_is_mounted_or_the_pod_says_why(launch, artifacts, pod_start_timeout, observe):
+    """Whatever the runtime: never a Running Pod with an empty or partial artifact mount."""
+    pod = launch("basic", reference=artifacts["artifact"].reference, wait=False)
+    pod.wait_until(
+        lambda p: is_running(p) or waiting_reason(p, "main") in ARTIFACT_REFUSALS,
+        what="the Pod to run or to say why it cannot", timeout=pod_start_timeout,
+    )  # fmt: skip
+    if is_running(pod.raw):
+        observe("artifact", "mounted")
+        entries = pod.listdir("/volume")
+        assert entries == {"artifact.txt", "subpath"}, f"a Running Pod mounts the artifact as {sorted(entries)}"
+    else:
+        waiting = pod.container_state()["waiting"]
+        observe("artifact", f"refused: {waiting['reason']}: {waiting.get('message', '')[:200]}")
+        assert waiting.get("message"), f"{waiting['reason']} without a message: the user cannot tell why"

@@ -19,7 +19,11 @@ def caps(k8s: str = "v1.36.3", runtime: str = "cri-o://1.36.3", keeps: bool = Tr
         ("v1.33.6", "cri-o://1.33.0", "subpath-rejected-by-api", Level.NOT_APPLICABLE),
         ("v1.32.13", "cri-o://1.32.0", "subpath-directory", Level.NOT_APPLICABLE),
         ("v1.36.3", "cri-o://1.36.3", "subpath-directory", Level.REQUIRED),
-        ("v1.36.3", "containerd://2.1.9", "subpath-directory", Level.REQUIRED),
+        ("v1.36.3", "containerd://2.1.9", "subpath-directory", Level.KNOWN_DEFECT),
+        ("v1.36.3", "containerd://2.2.9", "subpath-directory", Level.REQUIRED),
+        ("v1.36.3", "containerd://2.3.7", "metrics-mount-errors", Level.KNOWN_DEFECT),
+        ("v1.36.3", "acme://devel", "subpath-directory", Level.REQUIRED),
+        ("v1.36.3", "containerd://devel", "subpath-directory", Level.REQUIRED),
         ("v1.36.3", "containerd://2.2.0", "subpath-file", Level.REQUIRED),
         ("v1.32.13", "cri-o://1.32.0", "subpath-file", Level.NOT_APPLICABLE),
         ("v1.36.3", "cri-o://1.36.3", "noexec", Level.INFORMATIONAL),
@@ -30,8 +34,26 @@ def test_lookup_by_version_and_runtime(k8s, runtime, behaviour, level):
     assert lookup(behaviour, caps(k8s, runtime)).level is level
 
 
-def test_containerd_before_2_2_stays_required_for_directory_subpaths():
-    assert lookup("subpath-directory", caps(runtime="containerd://2.1.9")).level is Level.REQUIRED
+def test_a_known_defect_keeps_the_level_and_data_of_the_row_it_overrides():
+    found = lookup("metrics-mount-errors", caps(runtime="containerd://2.3.7"))
+    assert (found.level, found.defect_of) == (Level.KNOWN_DEFECT, Level.OPTIONAL)
+    assert found["errors"] == "kubelet_image_volume_mounted_errors_total" and found["stability"] == "BETA"
+    assert "counted as a success" in found.reason
+    defect = lookup("subpath-directory", caps(runtime="containerd://2.1.9"))
+    assert defect.defect_of is Level.REQUIRED and "containerd#11580" in defect.source
+
+
+def test_unknown_runtimes_and_unparseable_versions_get_the_runtime_agnostic_rows_and_a_note():
+    from conformance.framework.expectations import runtime_notes
+
+    vendor = caps(runtime="acme://devel")
+    assert lookup("rmi-refused-while-in-use", vendor).level is Level.NOT_APPLICABLE
+    assert runtime_notes(vendor) == [
+        "runtime acme://devel is not in the expectation table: its rows for containerd, cri-o are not applied, "
+        "the runtime-agnostic rows are"
+    ]
+    assert "does not parse" in runtime_notes(caps(runtime="containerd://devel"))[0]
+    assert runtime_notes(caps()) == []
 
 
 def test_oldest_component_decides():

@@ -9,6 +9,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
+from conformance.framework.probe import MountProbe
 from conformance.versions import Version
 
 DIGEST_GATE = "ImageVolumeWithDigest"  # KEP-5365: volumeStatus.image.imageRef in container statuses
@@ -39,6 +40,7 @@ class Capabilities:
     apiserver_keeps_image_volumes: bool
     admission_forces_always: bool = False  # AlwaysPullImages rewrote IfNotPresent to Always
     notes: tuple[str, ...] = field(default_factory=tuple)
+    mount_probe: MountProbe | None = None  # the runtime probe at session start; None when not run
 
     # -- derived views used by the expectation table --------------------------------------------
     @property
@@ -53,8 +55,12 @@ class Capabilities:
         return names.pop() if len(names) == 1 else "mixed"
 
     @property
-    def runtime_version(self) -> Version:
-        return min(Version.parse(n.runtime_version) for n in self.nodes)
+    def runtime_version(self) -> Version | None:
+        """The oldest node's runtime version; None when one does not parse (a vendor's `acme://devel`)."""
+        versions = [Version.parse_or_none(n.runtime_version) for n in self.nodes]
+        if not versions or None in versions:
+            return None
+        return min(v for v in versions if v is not None)
 
     @property
     def runtime(self) -> str:
@@ -82,7 +88,14 @@ class Capabilities:
         off = [n.name for n in self.nodes if n.kubelet_gate is False]
         if off:
             return f"the ImageVolume gate is off on kubelet(s) {', '.join(off)} (enable featureGates.ImageVolume)"
+        if self.mount_probe is not None and not self.mount_probe.image_volumes_mount:
+            return f"the runtime ({self.runtime}) does not mount image volumes: {self.mount_probe.image_volume}"
         return None
+
+    @property
+    def artifact_mounts(self) -> bool:
+        """The runtime probe mounted an OCI artifact (empty config) with its files."""
+        return self.mount_probe is not None and self.mount_probe.artifacts_mount
 
     def header_lines(self) -> list[str]:
         kept = self.apiserver_keeps_image_volumes
@@ -96,6 +109,10 @@ class Capabilities:
             )
         if self.admission_forces_always:
             lines.append("AlwaysPullImages admission is active: image volume pullPolicy is forced to Always")
+        if self.mount_probe is not None:
+            lines.append(
+                f"runtime probe: image volume {self.mount_probe.image_volume}; OCI artifact {self.mount_probe.artifact}"
+            )
         lines += list(self.notes)
         return lines
 
@@ -107,6 +124,7 @@ class Capabilities:
         raw = json.loads(text)
         raw["nodes"] = tuple(NodeInfo(**n) for n in raw["nodes"])
         raw["notes"] = tuple(raw.get("notes", ()))
+        raw["mount_probe"] = MountProbe(**raw["mount_probe"]) if raw.get("mount_probe") else None
         return cls(**raw)
 
 

@@ -18,6 +18,7 @@ from conformance.framework.expectations import TABLE, Level
 ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- test-table:begin -->", "<!-- test-table:end -->"
 SHORT = {
+    Level.KNOWN_DEFECT: "known defect",
     Level.REQUIRED: "required",
     Level.OPTIONAL: "optional",
     Level.INFORMATIONAL: "informational",

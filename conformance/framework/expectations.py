@@ -22,9 +22,19 @@ from conformance.versions import ANY, Version, VersionRange, before, between, si
 
 class Level(StrEnum):
     REQUIRED = "required"  # every conforming cluster must show it
+    # Required, but this runtime version is known to get it wrong (the row names the upstream issue): the
+    # test runs as a strict xfail, so a failure reads "known defect" and a pass "fixed here? update the table".
+    KNOWN_DEFECT = "known-defect"
     OPTIONAL = "optional"  # a capability not every conforming runtime has; fails only where the table claims it
     INFORMATIONAL = "informational"  # observed and reported, never fails on the observation
     NOT_APPLICABLE = "not-applicable"  # skipped, with the row's reason
+
+
+def runtime_matches(wanted: str | None, versions: VersionRange, runtime: str, version: Version | None) -> bool:
+    """Any runtime for `wanted=None`; else that runtime, at a version that parses and lies in `versions`."""
+    if wanted is None:
+        return True
+    return wanted == runtime and version is not None and version in versions
 
 
 @dataclass(frozen=True)
@@ -42,11 +52,13 @@ class Rule:
     expected: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def matches(
-        self, kubernetes: Version, runtime: str, runtime_version: Version, flags: frozenset[str] = frozenset()
+        self, kubernetes: Version, runtime: str, runtime_version: Version | None, flags: frozenset[str] = frozenset()
     ) -> bool:
+        """A runtime-specific row needs the runtime's name and a version that parses: an unknown runtime, or
+        one whose version does not parse, gets the runtime-agnostic rows only."""
         if kubernetes not in self.k8s or (self.when is not None and self.when not in flags):
             return False
-        return self.runtime is None or (self.runtime == runtime and runtime_version in self.runtime_version)
+        return runtime_matches(self.runtime, self.runtime_version, runtime, runtime_version)
 
     def scope(self) -> str:
         parts = [f"k8s {self.k8s}"]
@@ -65,6 +77,7 @@ class Expectation:
     scope: str
     reason: str = ""
     expected: Mapping[str, str] = field(default_factory=dict)
+    defect_of: Level | None = None  # for a known defect: the level the behaviour has where it works
 
     @property
     def applies(self) -> bool:
@@ -79,8 +92,16 @@ def _x(**values: str) -> Mapping[str, str]:
 
 
 KEP = "KEP-4639"
+SUBPATH_IGNORED = (
+    "containerd 2.1.x ignores image_sub_path and mounts the whole image (containerd#11580, backport #12298 closed)"
+)
 # Capabilities properties a row may require with `when=`.
-CAPABILITY_FLAGS = ("admission_forces_always", "image_volume_with_digest")
+CAPABILITY_FLAGS = ("admission_forces_always", "image_volume_with_digest", "artifact_mounts")
+ARTIFACTS = "artifact_mounts"
+NO_ARTIFACTS = (
+    "the runtime does not mount OCI artifacts (the session's runtime probe: see the header); CRI-O >= 1.33 "
+    "does, no containerd version does (containerd#11907)"
+)
 ALWAYS_PULL = "admission_forces_always"
 FORCED_ALWAYS = (
     "AlwaysPullImages admission is active on this cluster: it rewrites every pullPolicy to Always "
@@ -89,6 +110,23 @@ FORCED_ALWAYS = (
 CRIO, CONTAINERD = "cri-o", "containerd"
 # Anything older than 1.31 has no VolumeSource.Image at all; the session-level verdict covers it.
 FEATURE = since("1.31")
+
+
+def _artifact_rows(
+    behaviour: str, level: Level, source: str, expected: Mapping[str, str] = MappingProxyType({})
+) -> tuple[Rule, Rule]:
+    """A behaviour of artifact mounts: `level` where the runtime probe mounted an artifact, else n/a."""
+    return (
+        Rule(behaviour, level, source, FEATURE, when=ARTIFACTS, expected=expected),
+        Rule(
+            behaviour,
+            Level.NOT_APPLICABLE,
+            "runtime probe at session start; containerd#11907",
+            FEATURE,
+            reason=NO_ARTIFACTS,
+        ),
+    )
+
 
 TABLE: tuple[Rule, ...] = (
     # -- mount contents and read-only -----------------------------------------------------------
@@ -129,8 +167,16 @@ TABLE: tuple[Rule, ...] = (
         before("1.33"),
         reason="subPath on image volumes needs Kubernetes >= 1.33",
     ),
-    # Still required on containerd 2.1.x, which mounts the image root instead: a known defect, and
-    # known_issues.py shows the hint next to the failure.
+    # Required everywhere; containerd 2.1.x mounts the image root instead: a known defect (strict xfail).
+    Rule(
+        "subpath-directory",
+        Level.KNOWN_DEFECT,
+        "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
+        since("1.33"),
+        runtime=CONTAINERD,
+        runtime_version=between("2.1", "2.2"),
+        reason=SUBPATH_IGNORED,
+    ),
     Rule(
         "subpath-directory",
         Level.REQUIRED,
@@ -148,6 +194,15 @@ TABLE: tuple[Rule, ...] = (
     # supported"), CRI-O 1.36.3 fails the overlay onto a file. What every runtime owes is no silent lie.
     Rule(
         "subpath-file",
+        Level.KNOWN_DEFECT,
+        "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
+        since("1.33"),
+        runtime=CONTAINERD,
+        runtime_version=between("2.1", "2.2"),
+        reason=SUBPATH_IGNORED,
+    ),
+    Rule(
+        "subpath-file",
         Level.REQUIRED,
         "#130135; containerd image_volume_linux_test.go; observed on CRI-O 1.36.3",
         since("1.33"),
@@ -162,6 +217,15 @@ TABLE: tuple[Rule, ...] = (
     ),
     Rule(
         "subpath-missing",
+        Level.KNOWN_DEFECT,
+        "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
+        since("1.33"),
+        runtime=CONTAINERD,
+        runtime_version=between("2.1", "2.2"),
+        reason=SUBPATH_IGNORED,
+    ),
+    Rule(
+        "subpath-missing",
         Level.REQUIRED,
         "e2e_node image_volume.go 'subPath in volume is not existing'; cri-api ErrImageVolumeMountFailed",
         since("1.33"),
@@ -173,6 +237,15 @@ TABLE: tuple[Rule, ...] = (
         "#130135",
         before("1.33"),
         reason="subPathExpr on image volumes needs Kubernetes >= 1.33",
+    ),
+    Rule(
+        "subpath-expr",
+        Level.KNOWN_DEFECT,
+        "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
+        since("1.33"),
+        runtime=CONTAINERD,
+        runtime_version=between("2.1", "2.2"),
+        reason=SUBPATH_IGNORED,
     ),
     Rule("subpath-expr", Level.REQUIRED, "#130135 (kubelet expands subPathExpr from env)", since("1.33")),
     # -- pullPolicy -----------------------------------------------------------------------------
@@ -339,84 +412,23 @@ TABLE: tuple[Rule, ...] = (
         FEATURE,
         expected=_x(owned="1234:5678", other="0:0"),
     ),
-    # -- OCI artifacts (empty or custom config): CRI-O >= 1.33 only (feature-facts §11, §15.2) -----
-    Rule(
-        "artifact-content",
-        Level.NOT_APPLICABLE,
-        "containerd#11907, containerd#11381",
-        FEATURE,
-        runtime=CONTAINERD,
-        reason="no containerd version mounts OCI artifacts: it needs an image config with rootfs.diff_ids "
-        "(containerd#11907)",
+    # -- OCI artifacts (empty config + artifactType): a capability, probed at session start ----------
+    # CRI-O >= 1.33 mounts them; no containerd version does (containerd#11907, #11381). The probe
+    # decides, not the runtime's name, so a vendor's runtime can show the capability.
+    *_artifact_rows(
+        "artifact-content", Level.OPTIONAL, "CRI-O >= 1.33 e429f75eed; cri-o test/oci_artifacts.bats 'mount'"
     ),
-    Rule(
-        "artifact-content",
-        Level.NOT_APPLICABLE,
-        "cri-o#8953",
-        FEATURE,
-        runtime=CRIO,
-        runtime_version=before("1.33"),
-        reason="CRI-O < 1.33 mounts only image layer media types (cri-o#8953); artifacts need CRI-O >= 1.33",
-    ),
-    Rule(
-        "artifact-content",
-        Level.OPTIONAL,
-        "CRI-O >= 1.33 e429f75eed; cri-o test/oci_artifacts.bats 'mount'",
-        FEATURE,
-        runtime=CRIO,
-    ),
-    Rule(
-        "artifact-read-only",
-        Level.NOT_APPLICABLE,
-        "containerd#11907, containerd#11381",
-        FEATURE,
-        runtime=CONTAINERD,
-        reason="no containerd version mounts OCI artifacts: it needs an image config with "
-        "rootfs.diff_ids (containerd#11907)",
-    ),
-    Rule(
-        "artifact-read-only",
-        Level.NOT_APPLICABLE,
-        "cri-o#8953",
-        FEATURE,
-        runtime=CRIO,
-        runtime_version=before("1.33"),
-        reason="CRI-O < 1.33 mounts only image layer media types (cri-o#8953); artifacts need CRI-O >= 1.33",
-    ),
-    Rule(
+    *_artifact_rows(
         "artifact-read-only",
         Level.OPTIONAL,
         "CRI-O >= 1.33 per-blob bind,ro mounts; cri-o test/oci_artifacts.bats 'mount'",
-        FEATURE,
-        runtime=CRIO,
         expected=_x(error="Read-only file system"),
     ),
-    Rule(
-        "artifact-mount-directory",
-        Level.NOT_APPLICABLE,
-        "containerd#11907, containerd#11381",
-        FEATURE,
-        runtime=CONTAINERD,
-        reason="no containerd version mounts OCI artifacts: it needs an image config with "
-        "rootfs.diff_ids (containerd#11907)",
-    ),
-    Rule(
-        "artifact-mount-directory",
-        Level.NOT_APPLICABLE,
-        "cri-o#8953",
-        FEATURE,
-        runtime=CRIO,
-        runtime_version=before("1.33"),
-        reason="CRI-O < 1.33 mounts only image layer media types (cri-o#8953); artifacts need CRI-O >= 1.33",
-    ),
-    Rule(
+    *_artifact_rows(
         "artifact-mount-directory",
         Level.INFORMATIONAL,
-        "CRI-O >= 1.33 mounts each blob bind,ro (feature-facts "
-        "§11); the API's 'mounted read-only' says nothing about the directories around them",
-        FEATURE,
-        runtime=CRIO,
-        reason="whether the directories of an artifact mount take new entries is unspecified",
+        "CRI-O >= 1.33 mounts each blob bind,ro (feature-facts §11); the API's 'mounted read-only' says nothing "
+        "about the directories around them",
     ),
     Rule(
         "artifact-subpath",
@@ -425,30 +437,28 @@ TABLE: tuple[Rule, ...] = (
         before("1.33"),
         reason="subPath on image volumes needs Kubernetes >= 1.33",
     ),
-    Rule(
-        "artifact-subpath",
-        Level.NOT_APPLICABLE,
-        "containerd#11907, containerd#11381",
-        FEATURE,
-        runtime=CONTAINERD,
-        reason="no containerd version mounts OCI artifacts: it needs an image config with "
-        "rootfs.diff_ids (containerd#11907)",
-    ),
-    Rule(
-        "artifact-subpath",
-        Level.NOT_APPLICABLE,
-        "cri-o#8953; artifact subPath 2ac913d186",
-        FEATURE,
-        runtime=CRIO,
-        runtime_version=before("1.33"),
-        reason="CRI-O < 1.33 mounts only image layer media types (cri-o#8953); artifacts need CRI-O >= 1.33",
-    ),
-    Rule(
+    *_artifact_rows(
         "artifact-subpath",
         Level.OPTIONAL,
         "CRI-O >= 1.33 2ac913d186 (filters blob paths by prefix); cri-o test/oci_artifacts.bats 'subPath'",
-        since("1.33"),
-        runtime=CRIO,
+    ),
+    # What every runtime owes, whether it mounts artifacts or not: no silent empty mount.
+    Rule(
+        "artifact-mounted-or-refused",
+        Level.KNOWN_DEFECT,
+        "containerd#11907 (open: 'only mounting correctly runnable OCI Images'); observed on containerd 2.3.7 here",
+        FEATURE,
+        runtime=CONTAINERD,
+        runtime_version=since("2.1"),
+        reason="containerd mounts an OCI artifact (empty config) as an empty directory, silently, instead of "
+        "refusing it",
+    ),
+    Rule(
+        "artifact-mounted-or-refused",
+        Level.REQUIRED,
+        f"{KEP}: failures 'will be reported on the pod reason and message'; silent empty mounts are the known "
+        "failure of runtimes without support (k3s#14323, feature-facts §15.3)",
+        FEATURE,
     ),
     # -- private registries (feature-facts §2, §7, §16) -------------------------------------------
     Rule(
@@ -579,13 +589,24 @@ TABLE: tuple[Rule, ...] = (
     ),
     Rule(
         "metrics-mount-errors",
-        Level.NOT_APPLICABLE,
+        Level.KNOWN_DEFECT,
         "containerd#11580",
         since("1.33"),
         runtime=CONTAINERD,
-        runtime_version=before("2.2"),
-        reason="containerd 2.1.x ignores image_sub_path, so a missing subPath mounts the root instead of failing "
-        "(containerd#11580): no mount error to count",
+        runtime_version=between("2.1", "2.2"),
+        reason=SUBPATH_IGNORED + ": a missing subPath mounts the root instead of failing, no mount error to count",
+    ),
+    Rule(
+        "metrics-mount-errors",
+        Level.KNOWN_DEFECT,
+        "kubernetes v1.36.3 pkg/kubelet/kuberuntime/kuberuntime_manager.go incrementImageVolumeMetrics; containerd "
+        "v2.3.7 internal/cri/server/container_create.go (no upstream issue found, 2026-12-01)",
+        since("1.33"),
+        runtime=CONTAINERD,
+        runtime_version=since("2.2"),
+        reason="containerd wraps the mount error as 'failed to mount image volume: ImageVolumeMountFailed: …', and "
+        "the kubelet counts an error only when the message starts with 'ImageVolumeMountFailed': the failed "
+        "mount is counted as a success",
     ),
     Rule(
         "metrics-mount-errors",
@@ -668,6 +689,25 @@ def behaviours() -> frozenset[str]:
     return _BEHAVIOURS
 
 
+def known_defect_reason(expectation: Expectation) -> str:
+    return (
+        f"known defect of this runtime: {expectation.reason} ({expectation.source}); if this passes, the "
+        "defect is fixed here: update the expectation table"
+    )
+
+
+def runtime_notes(caps: Capabilities, table: tuple[Rule, ...] = TABLE) -> list[str]:
+    """What the table could not apply to this cluster's runtime, for the header and the summary."""
+    known = sorted({rule.runtime for rule in table if rule.runtime})
+    if caps.runtime_name not in known:
+        return [f"runtime {caps.runtime} is not in the expectation table: its rows for {', '.join(known)} are not "
+                "applied, the runtime-agnostic rows are"]  # fmt: skip
+    if caps.runtime_version is None:
+        return [f"runtime version of {caps.runtime} does not parse: the version-specific rows for "
+                f"{caps.runtime_name} are not applied, the runtime-agnostic rows are"]  # fmt: skip
+    return []
+
+
 def lookup(behaviour: str, caps: Capabilities, table: tuple[Rule, ...] = TABLE) -> Expectation:
     """The expectation for `behaviour` on the cluster described by `caps`."""
     flags = frozenset(flag for flag in CAPABILITY_FLAGS if getattr(caps, flag) is True)
@@ -678,23 +718,25 @@ def lookup_for(
     behaviour: str,
     kubernetes: Version,
     runtime: str,
-    runtime_version: Version,
+    runtime_version: Version | None,
     table: tuple[Rule, ...] = TABLE,
     flags: frozenset[str] = frozenset(),
 ) -> Expectation:
     rows = [rule for rule in table if rule.behaviour == behaviour]
     if not rows:
         raise KeyError(f"behaviour {behaviour!r} has no row in the expectation table")
-    for rule in rows:
-        if rule.matches(kubernetes, runtime, runtime_version, flags):
-            return Expectation(
-                behaviour=behaviour,
-                level=rule.level,
-                source=rule.source,
-                scope=rule.scope(),
-                reason=rule.reason,
-                expected=dict(rule.expected),
-            )
+    matching = [rule for rule in rows if rule.matches(kubernetes, runtime, runtime_version, flags)]
+    if matching:
+        rule = matching[0]
+        if rule.level is Level.KNOWN_DEFECT:
+            # A defect row only says "this runtime gets it wrong": the behaviour's level and data are the
+            # next matching row's, the one that applies where the runtime works.
+            base = next((r for r in matching[1:] if r.level is not Level.KNOWN_DEFECT), None)
+            if base is None or base.level is Level.NOT_APPLICABLE:
+                raise KeyError(f"known defect of {behaviour!r} has no applicable row after it ({rule.scope()})")
+            return Expectation(behaviour, Level.KNOWN_DEFECT, rule.source, rule.scope(), rule.reason,
+                               dict(base.expected), defect_of=base.level)  # fmt: skip
+        return Expectation(behaviour, rule.level, rule.source, rule.scope(), rule.reason, dict(rule.expected))
     return Expectation(
         behaviour=behaviour,
         level=Level.NOT_APPLICABLE,

@@ -10,20 +10,26 @@ import re
 from dataclasses import dataclass
 
 from conformance.framework.capabilities import Capabilities
+from conformance.framework.expectations import behaviours, runtime_matches
 from conformance.versions import ANY, VersionRange, before, between
 
-SUBPATH_BEHAVIOURS = frozenset({"subpath-directory", "subpath-expr", "metrics-mount-errors", "subpath-missing"})
-MOUNT_BEHAVIOURS = frozenset(
+SUBPATH_BEHAVIOURS = frozenset(
+    {"subpath-directory", "subpath-file", "subpath-expr", "metrics-mount-errors", "subpath-missing"}
+)
+# Behaviours decided by the apiserver alone (dry runs, validation): no Pod ever mounts anything.
+API_ONLY_BEHAVIOURS = frozenset(
     {
-        "content",
-        "digest-reference",
-        "read-only",
-        "multiple-volumes",
-        "init-container",
-        "sidecar-container",
-        "same-image-two-pods",
+        "api-reference-required",
+        "api-pull-policy-unsupported",
+        "api-one-volume-source",
+        "api-template-reference-optional",
+        "pull-policy-default",
+        "always-pull-images-admission",
+        "subpath-rejected-by-api",
     }
 )
+# Every behaviour that mounts an image volume (file subPath, artifacts, metrics… included).
+MOUNT_BEHAVIOURS = behaviours() - API_ONLY_BEHAVIOURS
 
 
 @dataclass(frozen=True)
@@ -38,9 +44,7 @@ class KnownIssue:
     def matches(self, behaviour: str, failure: str, caps: Capabilities) -> bool:
         if behaviour not in self.behaviours or caps.kubernetes not in self.k8s:
             return False
-        if self.runtime is not None and (
-            caps.runtime_name != self.runtime or caps.runtime_version not in self.runtime_version
-        ):
+        if not runtime_matches(self.runtime, self.runtime_version, caps.runtime_name, caps.runtime_version):
             return False
         return bool(self.symptom.search(failure))
 

@@ -8,6 +8,7 @@ transient API errors are retried with tenacity, and every exec gets its own ApiC
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -306,6 +307,26 @@ def waiting_reason(pod: Json, container: str) -> str | None:
     if cs is None:
         return None
     return cs.get("state", {}).get("waiting", {}).get("reason")
+
+
+# Waiting reasons the kubelet will not leave by retrying: the outcome is decided the moment they show.
+# CreateContainerError is retried, but a mount refusal (a missing subPath, an unmountable image) fails
+# the same way every time. Pull errors (ErrImagePull, ImagePullBackOff) are retried and stay undecided.
+FINAL_WAITING_REASONS = frozenset({"ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError"})
+MOUNT_REFUSAL = re.compile(r"mount|subpath|ImageVolume", re.IGNORECASE)
+
+
+def final_failure(pod: Json) -> str | None:
+    """A container state the Pod will not recover from ("container main: CreateContainerError: …"), or None."""
+    status = pod.get("status", {})
+    for cs in status.get("initContainerStatuses", []) + status.get("containerStatuses", []):
+        waiting = cs.get("state", {}).get("waiting", {})
+        reason, message = waiting.get("reason", ""), waiting.get("message", "")
+        if reason in FINAL_WAITING_REASONS or (reason == "CreateContainerError" and MOUNT_REFUSAL.search(message)):
+            return f"container {cs['name']}: {reason}: {message}".rstrip(": ")
+    if status.get("phase") == "Failed":
+        return f"Pod phase Failed: {status.get('reason', '')} {status.get('message', '')}".strip()
+    return None
 
 
 def is_running(pod: Json) -> bool:

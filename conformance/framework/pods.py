@@ -6,7 +6,15 @@ import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from conformance.framework.kube import ExecResult, Json, Kube, is_running, waiting_reason
+from conformance.framework.kube import (
+    ExecResult,
+    Json,
+    Kube,
+    WaitTimeout,
+    final_failure,
+    is_running,
+    waiting_reason,
+)
 
 DEFAULT_CONTAINER = "main"
 
@@ -24,10 +32,26 @@ class PodUnderTest:
 
     # -- waits ----------------------------------------------------------------------------------
     def wait_running(self, timeout: float) -> PodUnderTest:
-        self.raw = self.kube.wait_for_pod(
-            self.namespace, self.name, is_running, what=f"Pod {self.name} to be Running", timeout=timeout
-        )
+        """Until Running; a state the Pod will not leave (a mount refusal…) fails at once, not at the timeout."""
+        self.raw = self._wait_decided(is_running, f"Pod {self.name} to be Running", timeout)
         return self
+
+    def _wait_decided(
+        self, wanted: Callable[[Json], bool], what: str, timeout: float, *, running_is_final: bool = False
+    ) -> Json:
+        """Until `wanted`, or a state that will not change (then fail at once with it)."""
+
+        def final(pod: Json) -> str | None:
+            return "the Pod is Running" if running_is_final and is_running(pod) else final_failure(pod)
+
+        pod = self.kube.wait_for_pod(
+            self.namespace, self.name, lambda p: wanted(p) or final(p) is not None, what=what, timeout=timeout
+        )
+        if not wanted(pod):
+            raise WaitTimeout(
+                f"gave up waiting for {what}: {final(pod)}, which will not change\n{self.kube.describe_pod(pod)}"
+            )
+        return pod
 
     def wait_until(self, condition: Callable[[Json], bool], what: str, timeout: float) -> PodUnderTest:
         self.raw = self.kube.wait_for_pod(self.namespace, self.name, condition, what=what, timeout=timeout)
@@ -36,13 +60,13 @@ class PodUnderTest:
     def wait_waiting_reason(self, reasons: Iterable[str], timeout: float, container: str = DEFAULT_CONTAINER) -> str:
         """Wait until `container` is waiting with one of `reasons`; return the reason seen."""
         wanted = set(reasons)
-        self.raw = self.kube.wait_for_pod(
-            self.namespace,
-            self.name,
-            lambda pod: waiting_reason(pod, container) in wanted,
-            what=f"container {container} of Pod {self.name} to wait with reason {' or '.join(sorted(wanted))}",
-            timeout=timeout,
-        )
+        what = f"container {container} of Pod {self.name} to wait with reason {' or '.join(sorted(wanted))}"
+
+        def arrived(pod: Json) -> bool:
+            return waiting_reason(pod, container) in wanted
+
+        # Running, or another final reason, is as decided as the wanted one: no need to wait it out.
+        self.raw = self._wait_decided(arrived, what, timeout, running_is_final=True)
         return waiting_reason(self.raw, container) or ""
 
     def container_state(self, container: str = DEFAULT_CONTAINER) -> Json:

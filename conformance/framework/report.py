@@ -22,6 +22,66 @@ from conformance.cluster.host import run
 from conformance.framework.artifacts import CATALOG, SHARED_REPOSITORY_PREFIX, spec_of
 
 VERDICTS_KEY = pytest.StashKey["VerdictCollector"]()
+KNOWN_DEFECT = "known-defect"
+OUTCOMES = ("passed", "failed", "error", KNOWN_DEFECT, "skipped")
+
+
+@dataclass(frozen=True)
+class RunVerdict:
+    """The one line a reader looks for: is this cluster conformant, and if not, why."""
+
+    unavailable: str | None  # image volumes unavailable at all (the session-level verdict)
+    required_failed: int
+    known_defects: int  # of required behaviours: the cluster is NOT CONFORMANT
+    required_skipped: int
+    optional_failed: int
+    optional_known_defects: int = 0  # of optional capabilities: reported, conformance unaffected
+
+    @property
+    def conformant(self) -> bool:
+        return not (self.unavailable or self.required_failed or self.known_defects)
+
+    def line(self) -> str:
+        if self.unavailable:
+            head = f"NOT CONFORMANT: image volumes unavailable: {self.unavailable}"
+        elif self.conformant:
+            head = "CONFORMANT: every required check that ran passed"
+        else:
+            parts = [f"{self.required_failed} required checks failed"] if self.required_failed else []
+            if self.known_defects:
+                parts.append(f"{self.known_defects} known defects of the runtime")
+            head = "NOT CONFORMANT: " + ", ".join(parts)
+        extras = []
+        if self.required_skipped:
+            extras.append(f"{self.required_skipped} required checks skipped (see their reasons)")
+        if self.optional_failed:
+            extras.append(f"{self.optional_failed} optional capabilities failed")
+        if self.optional_known_defects:
+            extras.append(f"{self.optional_known_defects} known defects in optional capabilities")
+        return head + (f"; {'; '.join(extras)}" if extras else "")
+
+
+def run_verdict_of(config: pytest.Config) -> RunVerdict | None:
+    """The run's verdict from the controller's collected reports; None outside a conformance run."""
+    from conformance.framework.plugin import SESSION_KEY
+
+    collector = config.stash.get(VERDICTS_KEY, None)
+    suite = config.stash.get(SESSION_KEY, None)
+    if collector is None or suite is None:
+        return None
+    counts = Counter((v.level, v.outcome) for v in collector.verdicts.values())
+    defects = Counter(v.defect_of for v in collector.verdicts.values() if v.outcome == KNOWN_DEFECT)
+    return RunVerdict(
+        unavailable=suite.capabilities.feature_unavailable_reason(),
+        # A known defect that passed fails too: "fixed here? update the table".
+        required_failed=sum(
+            counts[level, outcome] for level in ("required", KNOWN_DEFECT) for outcome in ("failed", "error")
+        ),
+        known_defects=defects["required"],
+        optional_known_defects=defects["optional"],
+        required_skipped=counts["required", "skipped"],
+        optional_failed=counts["optional", "failed"] + counts["optional", "error"],
+    )
 
 
 @dataclass
@@ -34,6 +94,7 @@ class Verdict:
     message: str = ""
     hint: str = ""
     observed: dict[str, str] = field(default_factory=dict)
+    defect_of: str = ""  # a known defect's level where the behaviour works: required or optional
 
 
 class VerdictCollector:
@@ -53,7 +114,9 @@ class VerdictCollector:
         if previous and previous.outcome in ("failed", "error"):
             return  # a teardown pass must not hide the call's failure
         message = ""
-        if report.failed:
+        if report.skipped and hasattr(report, "wasxfail"):
+            outcome, message = KNOWN_DEFECT, str(report.wasxfail)  # a known defect, as the table says
+        elif report.failed:
             message = _first_line(report.longreprtext)
         elif report.skipped and isinstance(report.longrepr, tuple):
             message = str(report.longrepr[2]).removeprefix("Skipped: ")
@@ -65,6 +128,7 @@ class VerdictCollector:
             source=props.get("ivc.source", ""),
             message=message,
             hint=props.get("ivc.hint", ""),
+            defect_of=props.get("ivc.defect_of", ""),
             observed={k.removeprefix("ivc.observed."): v for k, v in props.items() if k.startswith("ivc.observed.")},
         )
 
@@ -176,11 +240,14 @@ def write_summary(config: pytest.Config, terminalreporter: Any) -> None:
         return
     verdicts = sorted(collector.verdicts.values(), key=lambda v: v.nodeid)
     counts = Counter((v.level, v.outcome) for v in verdicts)
-    levels = ("required", "optional", "informational", "not-applicable", "unclassified")
+    levels = ("required", KNOWN_DEFECT, "optional", "informational", "not-applicable", "unclassified")
+    run_verdict = run_verdict_of(config)
+    assert run_verdict is not None
     tr = terminalreporter
     tr.section("ImageVolume conformance verdict")
+    tr.write_line(f"ivc verdict: {run_verdict.line()}")
     for level in levels:
-        row = {o: counts[(level, o)] for o in ("passed", "failed", "error", "skipped")}
+        row = {o: counts[(level, o)] for o in OUTCOMES}
         if any(row.values()):
             tr.write_line(f"{level:>15}: " + ", ".join(f"{n} {o}" for o, n in row.items() if n))
     for verdict in verdicts:
@@ -203,7 +270,9 @@ def write_summary(config: pytest.Config, terminalreporter: Any) -> None:
             "runtime": caps.runtime,
             "verdict": caps.feature_unavailable_reason() or "image volumes available",
             "header": caps.header_lines(),
+            "runtime_probe": caps.mount_probe.as_dict() if caps.mount_probe else None,
         },
+        "verdict": {"line": run_verdict.line(), "conformant": run_verdict.conformant, **vars(run_verdict)},
         "counts": {f"{level}/{outcome}": n for (level, outcome), n in sorted(counts.items())},
         "tests": [vars(v) for v in verdicts],
         "reproduce": reproduce_command(config),
@@ -214,15 +283,16 @@ def write_summary(config: pytest.Config, terminalreporter: Any) -> None:
         "",
         f"- cluster: {suite.handle.provider} ({suite.handle.description})",
         f"- Kubernetes {caps.server_version}; runtime {caps.runtime}",
-        f"- verdict: {data['cluster']['verdict']}",
+        f"- **verdict: {run_verdict.line()}**",
+        f"- image volumes: {data['cluster']['verdict']}",
         *(f"- {line}" for line in caps.header_lines()),
         f"- reproduce: `{data['reproduce']}`",
         "",
-        "| level | passed | failed | error | skipped |",
-        "|---|---|---|---|---|",
+        "| level | " + " | ".join(OUTCOMES) + " |",
+        "|---" * (len(OUTCOMES) + 1) + "|",
     ]
     for level in levels:
-        cells = [counts[(level, o)] for o in ("passed", "failed", "error", "skipped")]
+        cells = [counts[(level, o)] for o in OUTCOMES]
         if any(cells):
             lines.append(f"| {level} | " + " | ".join(map(str, cells)) + " |")
     lines += ["", "| test | level | verdict | expectation source | detail |", "|---|---|---|---|---|"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from conformance.framework.capabilities import (
     parse_feature_metric,
 )
 from conformance.framework.kube import Kube
+from conformance.framework.probe import MountProbe, probe_mounts
 from conformance.oci import RegistryClient, RegistryError
 from conformance.oci.node_images import SHELL_REPOSITORY, SHELL_TAG, NodeImageError, shell_image
 
@@ -141,6 +142,25 @@ def discover_capabilities(kube: Kube, registry_pull: str) -> Capabilities:
     )
 
 
+PROBE_TIMEOUT = 120.0
+
+
+def run_probe(kube: Kube, run_id: str, shell: str, artifacts: dict[str, PushedArtifact]) -> MountProbe:
+    """The runtime probe (probe.py) in a namespace of its own, removed afterwards."""
+    namespace = f"ivc-{run_id}-runtime-probe"
+    kube.create_namespace(namespace, labels={RUN_LABEL: run_id}, annotations={"ivc.conformance/test": "runtime probe"})
+    try:
+        kube.wait_for_service_account(namespace)
+        progress("probing the runtime: one Pod mounting the seed image, one an OCI artifact")
+        probe = probe_mounts(
+            kube, namespace, shell, artifacts["seed"].reference, artifacts["artifact"].reference, PROBE_TIMEOUT
+        )
+        progress(f"runtime probe: image volume {probe.image_volume}; OCI artifact {probe.artifact}")
+        return probe
+    finally:
+        kube.delete_namespace(namespace)
+
+
 def start_session(handle: ClusterHandle, run_id: str | None = None, *, cache_dir: Path) -> SuiteSession:
     """Discover the cluster and push the shell image and shared artifacts. Raises ClusterError."""
     run_id = run_id or new_run_id()
@@ -166,6 +186,8 @@ def start_session(handle: ClusterHandle, run_id: str | None = None, *, cache_dir
         artifacts = push_catalog(client)
     except (RegistryError, NodeImageError) as error:
         raise ClusterError(str(error)) from error
+    if capabilities.feature_unavailable_reason() is None:  # nothing to mount when the API drops the volume
+        capabilities = replace(capabilities, mount_probe=run_probe(kube, run_id, shell.reference, artifacts))
     return SuiteSession(
         run_id=run_id, handle=handle, capabilities=capabilities, shell_image=shell.reference, artifacts=artifacts
     )
