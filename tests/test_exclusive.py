@@ -9,30 +9,30 @@ import time
 from conformance.framework.exclusive import MountLock
 
 
-def _hold_shared(run_id: str, seconds: float, started: multiprocessing.synchronize.Event) -> None:
-    lock = MountLock(run_id)
+def _hold_shared(run_id: str, directory, seconds: float, started) -> None:
+    lock = MountLock(run_id, directory)
     with lock.shared():
         started.set()
         time.sleep(seconds)
 
 
-def test_exclusive_waits_for_shared_holders_of_other_processes(tmp_path, monkeypatch):
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    run_id = f"t{time.monotonic_ns()}"
+def test_exclusive_waits_for_shared_holders_of_other_processes(tmp_path):
     started = multiprocessing.Event()
-    holder = multiprocessing.Process(target=_hold_shared, args=(run_id, 0.5, started))
+    holder = multiprocessing.Process(target=_hold_shared, args=("run", tmp_path, 0.5, started))
     holder.start()
     assert started.wait(10)
     began = time.monotonic()
-    with MountLock(run_id).exclusive():
+    lock = MountLock("run", tmp_path)
+    with lock.exclusive():
         waited = time.monotonic() - began
     holder.join(10)
+    lock.remove()
+    assert list(tmp_path.iterdir()) == []
     assert waited >= 0.3, f"the exclusive lock did not wait for the other process's shared hold ({waited:.2f}s)"
 
 
-def test_shared_is_reentrant_and_free_inside_exclusive(tmp_path, monkeypatch):
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    lock = MountLock(f"t{time.monotonic_ns()}")
+def test_shared_is_reentrant_and_free_inside_exclusive(tmp_path):
+    lock = MountLock("run", tmp_path)
     with lock.shared(), lock.shared():
         pass
     with lock.exclusive(), lock.shared():  # a metrics test starts Pods of its own

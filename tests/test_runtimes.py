@@ -45,7 +45,7 @@ def test_runtimes_are_declared_by_name() -> None:
 
 
 def test_crio_conf_keeps_all_state_under_the_setup(tmp_path: Path) -> None:
-    files = runtime("cri-o").config_files(setup(tmp_path), BINARIES)
+    files = runtime("cri-o").config_files(setup(tmp_path), BINARIES, "v1.36.3")
     conf = tomllib.loads(files[STATE / "config/cri-o/crio.conf"])["crio"]
     assert conf["root"] == str(STATE / "containers/storage")
     assert conf["runroot"] == str(STATE / "run/containers/storage")
@@ -101,7 +101,11 @@ def test_containerd_config_and_hosts(tmp_path: Path) -> None:
     binaries = {"containerd": Path("/c/containerd"), "containerd-shim-runc-v2": Path("/c/containerd-shim-runc-v2"),
                 "runc": Path("/c/runc")}  # fmt: skip
     ctrd = runtime("containerd")
-    files = ctrd.config_files(setup(tmp_path), binaries)
+    files = ctrd.config_files(setup(tmp_path), binaries, "v2.3.7")
+    cni = tomllib.loads(files[STATE / "config/cri-o/config.toml"])["plugins"]["io.containerd.cri.v1.runtime"]["cni"]
+    assert cni["bin_dirs"] == ["/usr/lib/cni"]
+    old = tomllib.loads(ctrd.config_files(setup(tmp_path), binaries, "v2.0.14")[STATE / "config/cri-o/config.toml"])
+    assert old["plugins"]["io.containerd.cri.v1.runtime"]["cni"]["bin_dir"] == "/usr/lib/cni"  # 2.0 has no bin_dirs
     conf = tomllib.loads(files[STATE / "config/cri-o/config.toml"])
     assert conf["version"] == 3
     assert conf["root"] == str(STATE / "containerd") and conf["state"] == str(STATE / "run/containerd")

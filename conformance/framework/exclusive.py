@@ -21,8 +21,8 @@ from pathlib import Path
 
 
 class MountLock:
-    def __init__(self, run_id: str) -> None:
-        base = Path(tempfile.gettempdir())
+    def __init__(self, run_id: str, directory: Path | None = None) -> None:
+        base = directory or Path(tempfile.gettempdir())
         self._room = base / f"ivc-{run_id}-mounts.lock"
         self._turnstile = base / f"ivc-{run_id}-turnstile.lock"
         self._exclusive = False  # a holder of the exclusive lock also starts Pods of its own
@@ -58,6 +58,11 @@ class MountLock:
         finally:
             self._shared_depth = 0
             os.close(fd)
+
+    def remove(self) -> None:
+        """The controller removes the lock files when the run ends."""
+        for path in (self._room, self._turnstile):
+            path.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:

@@ -22,6 +22,7 @@ from conformance.cluster.options import DEFAULT_PROVIDER, PROVIDER_NAMES, Cluste
 from conformance.cluster.options import add_to as add_cluster_options
 from conformance.cluster.progress import progress
 from conformance.framework import report
+from conformance.framework.exclusive import MountLock
 from conformance.framework.expectations import (
     Expectation,
     Level,
@@ -255,6 +256,7 @@ def _teardown(config: pytest.Config) -> None:
     provider = config.stash.get(PROVIDER_KEY, None)
     if suite is not None:
         report.sweep_namespaces(suite, RUN_LABEL)
+        MountLock(suite.run_id).remove()
     if provider is None:
         return
     # No handle means `up` failed, and providers clean up after their own failed `up`.

@@ -16,9 +16,10 @@ from typing import Any
 from conformance.framework.kube import Json, Kube, WaitTimeout, final_failure, is_running
 
 MOUNTED = "mounted"
-# For a probe a pull error is decided too: the suite's own registry serves both references, so a
-# runtime that cannot pull them cannot mount them.
-PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff"})
+# For a probe every pull or create error is decided: the suite's own registry serves both references
+# and its shell image runs everywhere, so the error can only be the image volume's. (A runtime without
+# image volume support fails CreateContainer with "failed to mkdir \"\"": KEP-4639 troubleshooting.)
+PROBE_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "CreateContainerError", "RunContainerError"})
 ARTIFACT_ENTRIES = {"artifact.txt", "subpath"}
 
 
@@ -65,7 +66,7 @@ def _failure(pod: Json) -> str | None:
         return final
     for cs in pod.get("status", {}).get("containerStatuses", []):
         waiting = cs.get("state", {}).get("waiting", {})
-        if waiting.get("reason") in PULL_FAILURES:
+        if waiting.get("reason") in PROBE_FAILURES:
             return f"{waiting['reason']}: {waiting.get('message', '')}"
     return None
 

@@ -47,18 +47,22 @@ class RunVerdict:
         elif self.conformant:
             head = "CONFORMANT: every required check that ran passed"
         else:
-            parts = [f"{self.required_failed} required checks failed"] if self.required_failed else []
+            parts = [_count(self.required_failed, "required check") + " failed"] if self.required_failed else []
             if self.known_defects:
-                parts.append(f"{self.known_defects} known defects of the runtime")
+                parts.append(_count(self.known_defects, "known defect") + " of the runtime")
             head = "NOT CONFORMANT: " + ", ".join(parts)
         extras = []
         if self.required_skipped:
-            extras.append(f"{self.required_skipped} required checks skipped (see their reasons)")
+            extras.append(_count(self.required_skipped, "required check") + " skipped (see the reasons)")
         if self.optional_failed:
-            extras.append(f"{self.optional_failed} optional capabilities failed")
+            extras.append(_count(self.optional_failed, "optional capability", "optional capabilities") + " failed")
         if self.optional_known_defects:
-            extras.append(f"{self.optional_known_defects} known defects in optional capabilities")
+            extras.append(_count(self.optional_known_defects, "known defect") + " in optional capabilities")
         return head + (f"; {'; '.join(extras)}" if extras else "")
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def run_verdict_of(config: pytest.Config) -> RunVerdict | None:

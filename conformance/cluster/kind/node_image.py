@@ -275,7 +275,7 @@ def _install(root: Path, binaries: _Binaries, recipe: Recipe) -> None:
     node_runtime = runtime(recipe.runtime)
     setup = node_setup(recipe.runtime, binaries.images["pause"])
     local_binaries = {name: Path("/usr/local/bin") / name for name in binaries.runtime}
-    for path, text in node_runtime.config_files(setup, local_binaries).items():
+    for path, text in node_runtime.config_files(setup, local_binaries, recipe.runtime_version).items():
         write_atomic(root / path.relative_to("/"), text)
     runc = str(local_binaries.get("runc", RUNC))  # the runtime's own (containerd) or Debian's
     wrapper = render_runc_wrapper(runc, hugetlb=True, capabilities=True, oom_score_adj=True)

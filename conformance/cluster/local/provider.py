@@ -561,7 +561,7 @@ class LocalProvider:
             tls=(files.certificate, files.key),
             htpasswd=files.htpasswd,
         )
-        for path, text in self.runtime.config_files(setup, binaries.runtime).items():
+        for path, text in self.runtime.config_files(setup, binaries.runtime, self.runtime_version).items():
             write_atomic(path, text)
 
     def _push_pause_image(self) -> None:

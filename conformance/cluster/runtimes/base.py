@@ -62,8 +62,8 @@ class Runtime(Protocol):
         """The CRI socket the kubelet and crictl talk to."""
         ...
 
-    def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path]) -> dict[Path, str]:
-        """Every configuration file the runtime reads, by absolute path (`registry_files` included)."""
+    def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path], version: str) -> dict[Path, str]:
+        """Every configuration file the runtime reads at `version`, by absolute path (`registry_files` included)."""
         ...
 
     def registry_files(self, setup: NodeSetup) -> dict[Path, str]:

@@ -18,6 +18,7 @@ from conformance.cluster.host import run
 from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
 from conformance.cluster.runtimes.crio import toml, toml_table
 from conformance.cluster.wait import NotYet
+from conformance.versions import Version
 
 READY_TIMEOUT = 90.0
 SHIM = "containerd-shim-runc-v2"
@@ -48,7 +49,7 @@ class ContainerdPaths:
         return self.setup.config_dir / "certs.d"
 
 
-def render_config(setup: NodeSetup) -> str:
+def render_config(setup: NodeSetup, version: str) -> str:
     paths = ContainerdPaths(setup)
     images = 'plugins."io.containerd.cri.v1.images"'
     runtime = 'plugins."io.containerd.cri.v1.runtime"'
@@ -61,9 +62,7 @@ def render_config(setup: NodeSetup) -> str:
         + toml_table(images, {"snapshotter": "overlayfs"})
         + toml_table(f"{images}.pinned_images", {"sandbox": setup.pause_image})
         + toml_table(f"{images}.registry", {"config_path": str(paths.certs_d)})
-        + toml_table(
-            f"{runtime}.cni", {"bin_dirs": [str(d) for d in setup.cni_plugin_dirs], "conf_dir": str(setup.cni_conf_dir)}
-        )
+        + toml_table(f"{runtime}.cni", {**_cni_bin_dirs(setup, version), "conf_dir": str(setup.cni_conf_dir)})
         + toml_table(f"{runtime}.containerd", {"default_runtime_name": "runc"})
         + toml_table(runc, {"runtime_type": "io.containerd.runc.v2"})
         + toml_table(
@@ -73,6 +72,14 @@ def render_config(setup: NodeSetup) -> str:
         # NRI would leave a socket under /var/run/nri; nothing here uses it.
         + toml_table('plugins."io.containerd.nri.v1.nri"', {"disable": True})
     )
+
+
+def _cni_bin_dirs(setup: NodeSetup, version: str) -> dict[str, object]:
+    """2.0 knows only `bin_dir` (one directory); 2.1 added `bin_dirs` and 2.4 removed `bin_dir`."""
+    if Version.parse(version) < Version(2, 1):
+        (directory,) = setup.cni_plugin_dirs
+        return {"bin_dir": str(directory)}
+    return {"bin_dirs": [str(d) for d in setup.cni_plugin_dirs]}
 
 
 def render_hosts_toml(route: RegistryRoute, ca: Path | None) -> str:
@@ -100,8 +107,8 @@ class ContainerdRuntime:
     def socket(self, setup: NodeSetup) -> Path:
         return ContainerdPaths(setup).socket
 
-    def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path]) -> dict[Path, str]:
-        return {ContainerdPaths(setup).config: render_config(setup), **self.registry_files(setup)}
+    def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path], version: str) -> dict[Path, str]:
+        return {ContainerdPaths(setup).config: render_config(setup, version), **self.registry_files(setup)}
 
     def registry_files(self, setup: NodeSetup) -> dict[Path, str]:
         paths = ContainerdPaths(setup)

@@ -176,7 +176,7 @@ class CrioRuntime:
     def socket(self, setup: NodeSetup) -> Path:
         return CrioPaths(setup).socket
 
-    def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path]) -> dict[Path, str]:
+    def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path], version: str) -> dict[Path, str]:
         paths = CrioPaths(setup)
         empty_drop_in = "# ivc: no drop-ins; everything is in the main file\n"
         return {

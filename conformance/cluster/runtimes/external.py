@@ -32,7 +32,7 @@ class ExternalRuntime:
     def socket(self, setup: NodeSetup) -> Path:
         return Path(self.endpoint.removeprefix("unix://"))
 
-    def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path]) -> dict[Path, str]:
+    def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path], version: str) -> dict[Path, str]:
         return {}
 
     def registry_files(self, setup: NodeSetup) -> dict[Path, str]:

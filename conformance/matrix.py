@@ -1,0 +1,198 @@
+"""One command, several cluster configurations in a row, one table of what each did.
+
+    python -m conformance.matrix --runtime cri-o --runtime containerd:v2.1.9 --runtime containerd:v2.3.7 \\
+        --out matrix/runtimes
+    python -m conformance.matrix --k8s-version v1.32.9 --k8s-version v1.36.3 --out matrix/versions
+
+Each configuration (the product of `--k8s-version` and `--runtime`, each defaulting to the provider's
+pin) gets a fresh local cluster and a full run of the suite (`--report-dir <out>/<label>`); the
+results land in `<out>/matrix.json` and `<out>/matrix.md`: test × configuration, each cell passed /
+failed / known defect / not applicable (with the reason as a footnote). `--write-readme` puts the
+markdown into README.md between the markers of that matrix, where a unit test keeps it current.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conformance.cluster.errors import ClusterError
+from conformance.cluster.host import run
+from conformance.cluster.progress import progress
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+RUN_TIMEOUT = 30 * 60.0
+CELL = {"passed": "pass", "failed": "**FAIL**", "error": "**ERROR**", "known-defect": "known defect",
+        "skipped": "skip"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Configuration:
+    k8s_version: str | None
+    runtime: str | None
+    runtime_version: str | None
+
+    @property
+    def label(self) -> str:
+        parts = [self.k8s_version or "default-k8s", self.runtime or "cri-o"]
+        if self.runtime_version:
+            parts.append(self.runtime_version)
+        return "-".join(parts).replace("/", "_")
+
+    def flags(self) -> list[str]:
+        flags = []
+        for flag, value in (("--k8s-version", self.k8s_version), ("--runtime", self.runtime),
+                            ("--runtime-version", self.runtime_version)):  # fmt: skip
+            if value:
+                flags += [flag, value]
+        return flags
+
+
+def configurations(k8s_versions: Sequence[str], runtimes: Sequence[str]) -> list[Configuration]:
+    """The product of the two axes; `runtime` is NAME or NAME:VERSION."""
+    found = []
+    for k8s in k8s_versions or [""]:
+        for runtime in runtimes or [""]:
+            name, _, version = runtime.partition(":")
+            found.append(Configuration(k8s or None, name or None, version or None))
+    return found
+
+
+def run_configuration(config: Configuration, out: Path) -> dict[str, Any]:
+    """Fresh local cluster, full suite, the run's summary (or why there is none)."""
+    cli = [sys.executable, "-m", "conformance.cluster"]
+    report = out / config.label
+    started = time.monotonic()
+    run([*cli, "down", "--provider", "local"], what="local cluster down", timeout=600)
+    try:
+        run([*cli, "up", "--provider", "local", *config.flags()], what=f"local cluster up ({config.label})",
+            timeout=RUN_TIMEOUT, heartbeat=60)  # fmt: skip
+    except ClusterError as error:
+        return {"label": config.label, "flags": config.flags(), "error": str(error).splitlines()[0]}
+    up = time.monotonic() - started
+    pytest = [sys.executable, "-m", "pytest", "-n", "auto", "--cluster=local", "--reuse-cluster",
+              f"--report-dir={report}", "-p", "no:cacheprovider", "-q", "--accept-known-defects"]  # fmt: skip
+    result = run(pytest, what=f"suite on {config.label}", timeout=RUN_TIMEOUT, check=False, cwd=ROOT)
+    report.mkdir(parents=True, exist_ok=True)
+    (report / "pytest.log").write_text(result.stdout + result.stderr)
+    summary_file = report / "summary.json"
+    if not summary_file.exists():
+        return {"label": config.label, "flags": config.flags(), "error": f"pytest exited {result.returncode}"}
+    summary = json.loads(summary_file.read_text())
+    return {
+        "label": config.label,
+        "flags": config.flags(),
+        "cluster": summary["cluster"],
+        "verdict": summary["verdict"]["line"],
+        "counts": summary["counts"],
+        "seconds": {"up": round(up), "suite": round(time.monotonic() - started - up)},
+        "tests": {
+            t["nodeid"]: {"outcome": t["outcome"], "level": t["level"], "message": t["message"]}
+            for t in summary["tests"]
+        },
+    }
+
+
+def cell(test: dict[str, str] | None, footnotes: dict[str, int]) -> str:
+    if test is None:
+        return "–"
+    if test["level"] == "not-applicable" or test["outcome"] == "skipped":
+        # "artifact-read-only: <reason> [scope]" → "<reason>": behaviours that share a reason share its note.
+        reason = re.sub(r"^[a-z0-9-]+: ", "", test["message"].split(" [", 1)[0])
+        number = footnotes.setdefault(reason, len(footnotes) + 1)
+        return f"n/a [{number}]" if test["level"] == "not-applicable" else f"skip [{number}]"
+    return CELL.get(test["outcome"], test["outcome"])
+
+
+def short_verdict(run: dict[str, Any]) -> str:
+    """The verdict line up to its first ';', with an unavailability reason left to the footnotes."""
+    if "verdict" not in run:
+        return f"no run: {run.get('error', '?')[:120]}"
+    line = str(run["verdict"]).split(";", 1)[0]
+    return "NOT CONFORMANT: image volumes unavailable" if "unavailable" in line else line
+
+
+def column(run: dict[str, Any]) -> str:
+    cluster = run.get("cluster")
+    if not cluster:
+        return run["label"]
+    return f"{cluster['kubernetes']}<br>{cluster['runtime'].replace('://', ' ')}"
+
+
+def render_markdown(matrix: dict[str, Any]) -> str:
+    runs = matrix["runs"]
+    header = "| test | " + " | ".join(column(r) for r in runs) + " |"
+    lines = [header, "|---" * (len(runs) + 1) + "|"]
+    lines.append("| *verdict* | " + " | ".join(short_verdict(r) for r in runs) + " |")
+    lines.append(
+        "| *seconds (up / suite)* | "
+        + " | ".join(f"{r['seconds']['up']} / {r['seconds']['suite']}" if "seconds" in r else "–" for r in runs)
+        + " |"
+    )
+    footnotes: dict[str, int] = {}
+    tests = sorted({nodeid for r in runs for nodeid in r.get("tests", {})})
+    for nodeid in tests:
+        cells = [cell(r.get("tests", {}).get(nodeid), footnotes) for r in runs]
+        lines.append(f"| `{nodeid.removeprefix('conformance/')}` | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"[{number}] {reason.replace('|', '/')}  " for reason, number in footnotes.items()]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def readme_markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}-matrix:begin -->", f"<!-- {name}-matrix:end -->"
+
+
+def readme_with(readme: str, name: str, table: str) -> str:
+    begin, end = readme_markers(name)
+    head, found, rest = readme.partition(begin)
+    if not found:
+        raise SystemExit(f"README.md has no {begin} marker")
+    _, _, tail = rest.partition(end)
+    return f"{head}{begin}\n{table}{end}{tail}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance.matrix", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--k8s-version", action="append", default=[], help="a Kubernetes release (repeatable)")
+    parser.add_argument("--runtime", action="append", default=[], help="NAME or NAME:VERSION (repeatable)")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the reports and the matrix")
+    parser.add_argument("--write-readme", metavar="NAME", help="put the table into README.md's NAME matrix section")
+    parser.add_argument("--render-only", action="store_true", help="only re-render <out>/matrix.json")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.render_only:
+        matrix = json.loads((args.out / "matrix.json").read_text())
+    else:
+        runs = []
+        try:
+            for config in configurations(args.k8s_version, args.runtime):
+                progress(f"matrix: {config.label}")
+                runs.append(run_configuration(config, args.out))
+        except ClusterError as error:
+            print(f"ivc: {error}", file=sys.stderr)
+            return 2
+        finally:
+            run([sys.executable, "-m", "conformance.cluster", "down", "--provider", "local"],
+                what="local cluster down", timeout=600, check=False)  # fmt: skip
+        matrix = {"runs": runs}
+        (args.out / "matrix.json").write_text(json.dumps(matrix, indent=1, sort_keys=True) + "\n")
+    table = render_markdown(matrix)
+    (args.out / "matrix.md").write_text(table)
+    if args.write_readme:
+        README.write_text(readme_with(README.read_text(), args.write_readme, table))
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The matrix command's pure parts: configurations, cells, and README sections kept equal to the JSON."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conformance import matrix
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_configurations_are_the_product_of_the_axes():
+    found = matrix.configurations(["v1.32.9", "v1.36.3"], ["cri-o", "containerd:v2.2.9"])
+    assert [c.label for c in found] == [
+        "v1.32.9-cri-o", "v1.32.9-containerd-v2.2.9", "v1.36.3-cri-o", "v1.36.3-containerd-v2.2.9",
+    ]  # fmt: skip
+    assert found[1].flags() == ["--k8s-version", "v1.32.9", "--runtime", "containerd", "--runtime-version", "v2.2.9"]
+    assert matrix.configurations([], [])[0].flags() == []
+
+
+def test_cells_name_outcomes_and_number_the_reasons():
+    footnotes: dict[str, int] = {}
+    na = {"outcome": "skipped", "level": "not-applicable", "message": "artifact-content: no artifacts [k8s any]"}
+    assert matrix.cell(na, footnotes) == "n/a [1]"
+    assert matrix.cell(dict(na), footnotes) == "n/a [1]"  # the same reason, the same note
+    assert matrix.cell({"outcome": "known-defect", "level": "known-defect", "message": "x"}, footnotes) == (
+        "known defect"
+    )
+    assert matrix.cell({"outcome": "failed", "level": "required", "message": "x"}, footnotes) == "**FAIL**"
+    assert matrix.cell(None, footnotes) == "–"
+    assert footnotes == {"artifact-content: no artifacts": 1}
+
+
+@pytest.mark.parametrize("name", ["runtimes", "versions"])
+def test_readme_matrix_is_the_committed_json(name):
+    source = ROOT / "matrix" / name / "matrix.json"
+    if not source.exists():
+        pytest.skip(f"{source} has not been measured yet (python -m conformance.matrix … --out matrix/{name})")
+    table = matrix.render_markdown(json.loads(source.read_text()))
+    readme = (ROOT / "README.md").read_text()
+    assert matrix.readme_with(readme, name, table) == readme, (
+        f"README's {name} matrix is stale: python -m conformance.matrix --render-only --out matrix/{name} "
+        f"--write-readme {name}"
+    )
