@@ -29,7 +29,7 @@ def test_cells_name_outcomes_and_number_the_reasons():
     )
     assert matrix.cell({"outcome": "failed", "level": "required", "message": "x"}, footnotes) == "**FAIL**"
     assert matrix.cell(None, footnotes) == "–"
-    assert footnotes == {"artifact-content: no artifacts": 1}
+    assert footnotes == {"no artifacts": 1}  # the behaviour prefix is dropped: shared reasons share a note
 
 
 @pytest.mark.parametrize("name", ["runtimes", "versions"])
