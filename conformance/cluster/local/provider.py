@@ -59,6 +59,8 @@ PACKAGES = (
 )
 ETCD_PACKAGE, ETCD_SUITE = "etcd-server", "sid"  # bookworm's 3.4 is EOL; sid's 3.5 runs on bookworm
 SMOKE_POD_TIMEOUT = 180.0
+CNI_CONFLIST = "10-ivc-bridge.conflist"
+USER_RUNTIME_CNI_DIR = Path("/var/lib/ivc/cni/net.d")  # what a user's runtime is configured to read
 # Namespaces this cluster's Pods live in (the suite's, the smoke Pod's): all a user's runtime gets cleaned of.
 OWN_NAMESPACE_PREFIXES = ("ivc-", "default", "kube-system")
 SERVICE_ACCOUNT_TIMEOUT = 90.0
@@ -311,6 +313,13 @@ class LocalProvider:
 
     # --- the plan -----------------------------------------------------------------------
 
+    @property
+    def _cni_conf_dir(self) -> Path:
+        """Ours under the state dir; for a user's runtime one that outlives `down`, because a runtime
+        watching its CNI directory stops when that directory is removed (containerd: "cni conf dir is
+        removed, stop watching")."""
+        return USER_RUNTIME_CNI_DIR if self.external_runtime else self.layout.cni_conf_dir
+
     def _node_setup(self) -> NodeSetup:
         layout = self.layout
         return NodeSetup(
@@ -320,7 +329,7 @@ class LocalProvider:
             log_dir=layout.pod_logs,
             cgroup_manager="cgroupfs",  # no systemd on the host; the systemd manager would try D-Bus
             pause_image=f"{config.REGISTRY_ADDR}/{_pause_repository()}",
-            cni_conf_dir=layout.cni_conf_dir,
+            cni_conf_dir=self._cni_conf_dir,
             cni_plugin_dirs=(cni.PLUGIN_DIR,),
             oci_runtime=layout.bin / "runc",
             registries=(
@@ -532,9 +541,8 @@ class LocalProvider:
             oom_score_adj=no_resource,
         )
         write_executable(setup.oci_runtime, wrapper)
-        layout.cni_conf_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(
-            layout.cni_conf_dir / "10-ivc-bridge.conflist",
+            self._cni_conf_dir / CNI_CONFLIST,
             cni.render_bridge_conflist(
                 subnet=config.POD_SUBNET, bridge=config.CNI_BRIDGE, ipam_dir=layout.cni_ipam_dir
             ),
@@ -609,6 +617,8 @@ class LocalProvider:
             raise ClusterError(
                 f"could not unmount {leftover[0]} (and {len(leftover) - 1} more); state kept in {layout.state}"
             )
+        if self.external_runtime:
+            (USER_RUNTIME_CNI_DIR / CNI_CONFLIST).unlink(missing_ok=True)  # the directory stays for that runtime
         shutil.rmtree(layout.state, ignore_errors=True)
         if layout.state.exists():
             raise ClusterError(f"could not remove {layout.state}: remove it by hand")
