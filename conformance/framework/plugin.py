@@ -171,7 +171,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines += [f"ivc {line}" for line in suite.capabilities.header_lines() + runtime_notes(suite.capabilities)]
     reason = suite.capabilities.feature_unavailable_reason()
     verdict = f"IMAGE VOLUMES UNAVAILABLE: {reason}" if reason else "image volumes available"
-    lines.append(f"ivc verdict: {verdict}")
+    lines.append(f"ivc image volumes: {verdict}")
     return lines
 
 

@@ -71,9 +71,13 @@ def binary_name(package: str) -> str:
     return parts[-1]
 
 
+# `go mod download` of a release newer than the local Go says so: "requires go >= 1.27.0".
+_REQUIRES_GO = re.compile(r"requires go >= (\d+\.\d+(?:\.\d+)?)")
+
+
 def go_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    # The machine's toolchain must do; never download another one mid-build.
+    # The machine's toolchain, unless a release needs a newer one (module_info names it).
     env.setdefault("GOTOOLCHAIN", "local")
     env.setdefault("GOFLAGS", "-buildvcs=false")
     env.update(extra)
@@ -87,12 +91,24 @@ def _go(args: Sequence[str], *, what: str, cwd: Path | None = None, **env: str) 
 
 
 def module_info(module: str, version: str) -> dict[str, str]:
-    """`go mod download -json`: the module's directory and go.mod in the module cache."""
-    info: dict[str, str] = json.loads(
-        _go(["mod", "download", "-json", f"{module}@{version}"], what=f"download {module}@{version}")
-    )
+    """`go mod download -json`: the module's directory and go.mod in the module cache, plus `Toolchain`:
+    the Go the release needs, fetched from the module proxy when newer than this machine's
+    (`GOTOOLCHAIN=go1.27.0` for Kubernetes 1.38)."""
+    args, what = ["mod", "download", "-json", f"{module}@{version}"], f"download {module}@{version}"
+    toolchain = "local"
+    try:
+        raw = _go(args, what=what)
+    except ClusterError as error:
+        needed = _REQUIRES_GO.search(str(error))
+        if needed is None:
+            raise
+        toolchain = f"go{needed[1]}"
+        progress(f"{module}@{version} needs Go {needed[1]}: taking that toolchain from the module proxy")
+        raw = _go(args, what=what, GOTOOLCHAIN=toolchain)
+    info: dict[str, str] = json.loads(raw)
     if info.get("Error"):
         raise ClusterError(f"download {module}@{version}: {info['Error']}")
+    info["Toolchain"] = toolchain
     return info
 
 
@@ -151,7 +167,8 @@ def build(component: GoComponent, version: str, cache: Path) -> BuiltComponent:
             component.replaces(version, gomod),
         )
     )
-    _go(["mod", "tidy"], cwd=work, what=f"{component.module}@{version}: resolve module graph")
+    toolchain = info["Toolchain"]
+    _go(["mod", "tidy"], cwd=work, what=f"{component.module}@{version}: resolve module graph", GOTOOLCHAIN=toolchain)
     command = ["build", "-trimpath", "-ldflags", component.ldflags(version), "-o", f"{staged}/"]
     if component.tags:
         command += ["-tags", component.tags]
@@ -159,6 +176,7 @@ def build(component: GoComponent, version: str, cache: Path) -> BuiltComponent:
         [*command, *component.packages],
         cwd=work,
         CGO_ENABLED="1" if component.cgo else "0",
+        GOTOOLCHAIN=toolchain,
         what=f"{component.module}@{version}: compile and link {', '.join(component.binaries)}",
     )
     if component.finish is not None:
