@@ -9,13 +9,13 @@ import pytest
 
 
 @pytest.mark.runs_without_feature
-@pytest.mark.behaviour("content")
+@pytest.mark.behaviour("image-volumes-available")
 def test_image_volumes_are_available(capabilities):
     reason = capabilities.feature_unavailable_reason()
     assert reason is None, f"image volumes are unavailable on this cluster: {reason}"
 
 
-@pytest.mark.behaviour("content")
+@pytest.mark.behaviour("apiserver-keeps-image-volume")
 def test_apiserver_keeps_the_image_volume_it_admitted(render_pod, kube, namespace, artifacts):
     """Read the object back: a silently stripped volume is the gate-off symptom (kind#3745)."""
     body = render_pod("basic", reference=artifacts["seed"].reference)

@@ -56,14 +56,36 @@ def test_unknown_runtimes_and_unparseable_versions_get_the_runtime_agnostic_rows
     assert runtime_notes(caps()) == []
 
 
-def test_oldest_component_decides():
+def test_the_component_that_decides_selects_the_row():
+    # A legal skew: apiserver 1.33 accepts subPath; a 1.32 kubelet predates image volume subPath.
     skewed = Capabilities(
-        server_version="v1.36.3",
-        nodes=(NodeInfo(name="old", kubelet_version="v1.32.0", runtime="cri-o://1.32.0", kubelet_gate=True),),
+        server_version="v1.33.13",
+        nodes=(NodeInfo(name="old", kubelet_version="v1.32.9", runtime="cri-o://1.36.3", kubelet_gate=True),),
         apiserver_keeps_image_volumes=True,
     )
-    assert skewed.kubernetes == Version(1, 32, 0)
-    assert lookup("subpath-directory", skewed).level is Level.NOT_APPLICABLE
+    assert (skewed.apiserver_version, skewed.kubelet_version) == (Version(1, 33, 13), Version(1, 32, 9))
+    assert lookup("subpath-rejected-by-api", skewed).level is Level.NOT_APPLICABLE  # the 1.33 API accepts it
+    assert lookup("subpath-directory", skewed).level is Level.NOT_APPLICABLE  # the 1.32 kubelet decides
+    assert lookup("subpath-directory", skewed).scope.startswith("kubelet <1.33.0")
+    assert lookup("subpath-rejected-by-api", skewed).scope.startswith("apiserver >=1.33.0")
+
+
+TABLE_VERSIONS = [f"v1.{minor}.{patch}" for minor in range(31, 40) for patch in (0, 9)]
+RUNTIMES = ["cri-o://1.36.3", "cri-o://1.32.0", "containerd://2.1.9", "containerd://2.4.2", "acme://devel"]
+
+
+@pytest.mark.parametrize("version", TABLE_VERSIONS)
+def test_the_table_is_total_from_1_31_on(version):
+    from itertools import combinations
+
+    from conformance.framework.expectations import CAPABILITY_FLAGS, lookup_for
+
+    flag_sets = [frozenset(c) for n in range(len(CAPABILITY_FLAGS) + 1) for c in combinations(CAPABILITY_FLAGS, n)]
+    for behaviour in sorted(behaviours()):
+        for runtime in RUNTIMES:
+            name, _, raw = runtime.partition("://")
+            for flags in flag_sets:
+                lookup_for(behaviour, Version.parse(version), name, Version.parse_or_none(raw), flags=flags)
 
 
 def test_unknown_behaviour_is_an_error():
@@ -71,10 +93,12 @@ def test_unknown_behaviour_is_an_error():
         lookup("teleportation", caps())
 
 
-def test_no_matching_row_is_not_applicable_with_a_reason():
-    found = lookup_for("content", Version(1, 30), "cri-o", Version(1, 30))
-    assert found.level is Level.NOT_APPLICABLE
-    assert "1.30" in found.reason
+def test_no_matching_row_is_an_error_that_says_what_to_add():
+    from conformance.framework.expectations import NoRow
+
+    with pytest.raises(NoRow, match=r"no row for kubelet 1\.30\.0 with cri-o 1\.30\.0.*add a row"):
+        lookup_for("content", Version(1, 30), "cri-o", Version(1, 30))
+    assert lookup_for("image-volumes-available", Version(1, 30), "cri-o", Version(1, 30)).level is Level.REQUIRED
 
 
 def test_every_row_names_a_source_and_every_skip_a_reason():

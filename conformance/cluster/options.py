@@ -103,6 +103,13 @@ OPTIONS: tuple[Option, ...] = (
         "VERSION",
     ),
     Option(
+        "--kubelet-version",
+        "a kubelet older than the control plane (version skew), e.g. v1.32.9 under --k8s-version v1.33.13",
+        frozenset({LOCAL}),
+        _release("--kubelet-version"),
+        "VERSION",
+    ),
+    Option(
         "--runtime-endpoint",
         "a CRI socket you started (vendor mode): the suite never starts, configures or stops that runtime",
         frozenset({LOCAL}),
@@ -180,6 +187,7 @@ class ClusterOptions:
     runtime: str | None = None
     runtime_version: str | None = None
     runtime_endpoint: str | None = None
+    kubelet_version: str | None = None
     feature_gates: Mapping[str, bool] = field(default_factory=dict)
     admission_plugins: tuple[str, ...] = ()
     cache_dir: Path = field(default_factory=default_cache_dir)

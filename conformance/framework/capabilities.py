@@ -44,10 +44,16 @@ class Capabilities:
 
     # -- derived views used by the expectation table --------------------------------------------
     @property
-    def kubernetes(self) -> Version:
-        """The oldest of apiserver and kubelets: behaviour must hold on every component."""
-        versions = [Version.parse(self.server_version)] + [Version.parse(n.kubelet_version) for n in self.nodes]
-        return min(versions)
+    def apiserver_version(self) -> Version:
+        """Decides validation, defaulting, admission and whether the field survives at all."""
+        return Version.parse(self.server_version)
+
+    @property
+    def kubelet_version(self) -> Version:
+        """Decides mounts: the oldest tested kubelet (the behaviour must hold on every node)."""
+        if not self.nodes:
+            return self.apiserver_version
+        return min(Version.parse(n.kubelet_version) for n in self.nodes)
 
     @property
     def runtime_name(self) -> str:
@@ -99,7 +105,13 @@ class Capabilities:
 
     def header_lines(self) -> list[str]:
         kept = self.apiserver_keeps_image_volumes
-        lines = [f"apiserver {self.server_version}; image volumes kept by apiserver: {kept}"]
+        kubelets = sorted({n.kubelet_version for n in self.nodes})
+        lines = [
+            f"apiserver {self.server_version} decides validation, defaulting and admission; image volumes kept by "
+            f"apiserver: {kept}",
+            f"kubelet {self.kubelet_version} decides mounts"
+            + (f" (the oldest of {', '.join(kubelets)})" if len(kubelets) > 1 else ""),
+        ]
         for node in self.nodes:
             gate = {True: "on", False: "off", None: "unknown"}[node.kubelet_gate]
             stage = f" ({node.gate_stage})" if node.gate_stage else ""

@@ -6,7 +6,10 @@ plugin looks the behaviour up for the cluster under test and either skips the te
 row's reason or hands the test its `Expectation`. Tests never compare versions themselves.
 
 Rows are matched top to bottom; the first row whose ranges contain the cluster wins, so put
-specific rows (a runtime, a version window) before general ones.
+specific rows (a runtime, a version window) before general ones. A row's Kubernetes range is the
+version of the component that decides the behaviour: the apiserver for validation, defaulting,
+admission and the gate-off drop (`APISERVER_BEHAVIOURS`), the kubelet for everything that mounts.
+The table is total from 1.31 on: a behaviour without a row for a cluster is a collection error.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class Rule:
         return runtime_matches(self.runtime, self.runtime_version, runtime, runtime_version)
 
     def scope(self) -> str:
-        parts = [f"k8s {self.k8s}"]
+        parts = [f"{decided_by(self.behaviour)} {self.k8s}"]
         if self.runtime:
             parts.append(f"{self.runtime} {self.runtime_version}")
         if self.when:
@@ -85,6 +88,30 @@ class Expectation:
 
     def __getitem__(self, key: str) -> str:
         return self.expected[key]
+
+
+class NoRow(KeyError):
+    """A behaviour has no row for the cluster: the table is not total there."""
+
+
+# Decided by the apiserver alone (dry runs, validation, admission, the gate-off drop): no Pod mounts anything.
+APISERVER_BEHAVIOURS = frozenset(
+    {
+        "apiserver-keeps-image-volume",
+        "api-reference-required",
+        "api-pull-policy-unsupported",
+        "api-one-volume-source",
+        "api-template-reference-optional",
+        "pull-policy-default",
+        "always-pull-images-admission",
+        "subpath-rejected-by-api",
+    }
+)
+
+
+def decided_by(behaviour: str) -> str:
+    """The component whose version selects the behaviour's row: "apiserver" or "kubelet"."""
+    return "apiserver" if behaviour in APISERVER_BEHAVIOURS else "kubelet"
 
 
 def _x(**values: str) -> Mapping[str, str]:
@@ -129,6 +156,18 @@ def _artifact_rows(
 
 
 TABLE: tuple[Rule, ...] = (
+    # -- the session-level verdict: one clear answer, whatever the version -----------------------
+    Rule(
+        "image-volumes-available",
+        Level.REQUIRED,
+        f"{KEP}: VolumeSource.Image from 1.31 (alpha), on by default from 1.35, GA in 1.36",
+    ),
+    Rule(
+        "apiserver-keeps-image-volume",
+        Level.REQUIRED,
+        "pkg/api/pod/util.go dropDisabledFields drops spec.volumes[].image when the gate is off (kind#3745)",
+        FEATURE,
+    ),
     # -- mount contents and read-only -----------------------------------------------------------
     Rule("content", Level.REQUIRED, f"{KEP}; e2e_node image_volume.go 'pull policy of Always'", FEATURE),
     Rule(
@@ -709,9 +748,10 @@ def runtime_notes(caps: Capabilities, table: tuple[Rule, ...] = TABLE) -> list[s
 
 
 def lookup(behaviour: str, caps: Capabilities, table: tuple[Rule, ...] = TABLE) -> Expectation:
-    """The expectation for `behaviour` on the cluster described by `caps`."""
+    """The expectation for `behaviour` on the cluster described by `caps`, at the deciding component's version."""
     flags = frozenset(flag for flag in CAPABILITY_FLAGS if getattr(caps, flag) is True)
-    return lookup_for(behaviour, caps.kubernetes, caps.runtime_name, caps.runtime_version, table, flags)
+    version = caps.apiserver_version if decided_by(behaviour) == "apiserver" else caps.kubelet_version
+    return lookup_for(behaviour, version, caps.runtime_name, caps.runtime_version, table, flags)
 
 
 def lookup_for(
@@ -737,10 +777,8 @@ def lookup_for(
             return Expectation(behaviour, Level.KNOWN_DEFECT, rule.source, rule.scope(), rule.reason,
                                dict(base.expected), defect_of=base.level)  # fmt: skip
         return Expectation(behaviour, rule.level, rule.source, rule.scope(), rule.reason, dict(rule.expected))
-    return Expectation(
-        behaviour=behaviour,
-        level=Level.NOT_APPLICABLE,
-        source="no row",
-        scope="-",
-        reason=f"no expectation for Kubernetes {kubernetes} with {runtime} {runtime_version}",
+    raise NoRow(
+        f"behaviour {behaviour!r} has no row for {decided_by(behaviour)} {kubernetes} with {runtime} "
+        f"{runtime_version or '(version unknown)'} and settings {sorted(flags) or 'none'}: the expectation table "
+        "must be total from 1.31 on; add a row"
     )

@@ -10,26 +10,14 @@ import re
 from dataclasses import dataclass
 
 from conformance.framework.capabilities import Capabilities
-from conformance.framework.expectations import behaviours, runtime_matches
+from conformance.framework.expectations import APISERVER_BEHAVIOURS, behaviours, runtime_matches
 from conformance.versions import ANY, VersionRange, before, between
 
 SUBPATH_BEHAVIOURS = frozenset(
     {"subpath-directory", "subpath-file", "subpath-expr", "metrics-mount-errors", "subpath-missing"}
 )
-# Behaviours decided by the apiserver alone (dry runs, validation): no Pod ever mounts anything.
-API_ONLY_BEHAVIOURS = frozenset(
-    {
-        "api-reference-required",
-        "api-pull-policy-unsupported",
-        "api-one-volume-source",
-        "api-template-reference-optional",
-        "pull-policy-default",
-        "always-pull-images-admission",
-        "subpath-rejected-by-api",
-    }
-)
 # Every behaviour that mounts an image volume (file subPath, artifacts, metrics… included).
-MOUNT_BEHAVIOURS = behaviours() - API_ONLY_BEHAVIOURS
+MOUNT_BEHAVIOURS = behaviours() - APISERVER_BEHAVIOURS
 
 
 @dataclass(frozen=True)
@@ -42,7 +30,7 @@ class KnownIssue:
     k8s: VersionRange = ANY
 
     def matches(self, behaviour: str, failure: str, caps: Capabilities) -> bool:
-        if behaviour not in self.behaviours or caps.kubernetes not in self.k8s:
+        if behaviour not in self.behaviours or caps.kubelet_version not in self.k8s:
             return False
         if not runtime_matches(self.runtime, self.runtime_version, caps.runtime_name, caps.runtime_version):
             return False

@@ -36,6 +36,7 @@ from conformance.cluster.runtimes import Runtime, select
 from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
 from conformance.cluster.runtimes.oci import RUNC, lacks_capability, render_runc_wrapper
 from conformance.cluster.state import provider_dir
+from conformance.versions import Version
 
 DEFAULT_K8S_VERSION = "v1.36.3"
 CRICTL_VERSION = "v1.36.0"
@@ -116,6 +117,15 @@ class LocalProvider:
         self.runtime_version = options.runtime_version or self.runtime.default_version
         # Validated before anything slow happens: a locked gate fails here, not after a build.
         self.gates = gates.gates_for(self.k8s_version, options.feature_gates)
+        # A kubelet may be older than the control plane (skew policy: up to three minors), never newer.
+        self.kubelet_version = options.kubelet_version or self.k8s_version
+        kubelet, control_plane = Version.parse(self.kubelet_version), Version.parse(self.k8s_version)
+        if kubelet > control_plane or control_plane.minor - kubelet.minor > 3:
+            raise ClusterError(
+                f"--kubelet-version {self.kubelet_version} with a {self.k8s_version} control plane is outside the "
+                "version skew policy (the kubelet may be up to three minors older, never newer)"
+            )
+        self.kubelet_gates = gates.gates_for(self.kubelet_version, options.feature_gates)
         self.admission_plugins = list(options.admission_plugins)
         self.cache_dir = options.cache_dir
         self.layout = Layout(options.state_dir or provider_dir(self.name))
@@ -275,6 +285,7 @@ class LocalProvider:
     def _settings(self) -> dict[str, Any]:
         return {
             "k8s_version": self.k8s_version,
+            "kubelet_version": self.kubelet_version,
             "runtime": self.runtime.name,
             "runtime_version": self.runtime_version,
             "runtime_endpoint": self.options.runtime_endpoint,
@@ -301,7 +312,9 @@ class LocalProvider:
             ),
             created_by_run=created,
             description=(
-                f"local: Kubernetes {state['k8s_version']}, "
+                f"local: Kubernetes {state['k8s_version']}"
+                + (f" (kubelet {state['kubelet_version']})" if state["kubelet_version"] != state["k8s_version"] else "")
+                + ", "
                 + (
                     f"the user's runtime at {state['runtime_endpoint']}"
                     if state.get("runtime_endpoint")
@@ -455,10 +468,14 @@ class LocalProvider:
         debian.ensure_packages((*PACKAGES, *self.runtime.packages))
         _stop_packaged_registry()
         built = gomodules.build(gomodules.KUBERNETES, self.k8s_version, self.cache_dir)
+        kubernetes = {name: built.binary(name) for name in gomodules.KUBERNETES.binaries}
+        if self.kubelet_version != self.k8s_version:
+            older = gomodules.build(gomodules.KUBERNETES, self.kubelet_version, self.cache_dir)
+            kubernetes["kubelet"] = older.binary("kubelet")
         etcd = debian.unpacked(ETCD_PACKAGE, ETCD_SUITE, self.cache_dir) / "usr" / "bin" / "etcd"
         debian.runs_here(etcd)
         return _Binaries(
-            kubernetes={name: built.binary(name) for name in gomodules.KUBERNETES.binaries},
+            kubernetes=kubernetes,
             runtime=self.runtime.binaries(self.runtime_version, self.cache_dir),
             crictl=gomodules.build(gomodules.CRICTL, CRICTL_VERSION, self.cache_dir).binary("crictl"),
             etcd=etcd,
@@ -553,7 +570,7 @@ class LocalProvider:
         )
         write_atomic(
             layout.conf("kubelet.yaml"),
-            config.render_kubelet_config(layout, runtime_endpoint=endpoint, feature_gates=self.gates),
+            config.render_kubelet_config(layout, runtime_endpoint=endpoint, feature_gates=self.kubelet_gates),
         )
         # Registries: the auth one with its own CA, serving certificate and a fresh htpasswd.
         files = layout.registry_files
