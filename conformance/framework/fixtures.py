@@ -23,15 +23,13 @@ from conformance.framework.artifacts import PushedArtifact
 from conformance.framework.capabilities import Capabilities
 from conformance.framework.exclusive import MountLock
 from conformance.framework.expectations import Expectation
+from conformance.framework.keys import EXPECTATION_KEY, NAMESPACES_KEY, SESSION_KEY
 from conformance.framework.kube import Kube
 from conformance.framework.manifests import MANIFESTS_DIR, render
 from conformance.framework.node import Crictl
-from conformance.framework.plugin import EXPECTATION_KEY, SESSION_KEY
 from conformance.framework.pods import PodUnderTest
 from conformance.framework.session import RUN_LABEL, SuiteSession
 from conformance.oci import ArtifactSpec, ImageSpec, RegistryClient
-
-NAMESPACES_KEY = pytest.StashKey[list[str]]()
 
 
 # -- knobs ------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ The controller is the process without `workerinput` (or the only process without
 
 from __future__ import annotations
 
+import shlex
+import sys
+import warnings
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from typing import Any
 import pytest
 
 from conformance.cluster import make_provider
-from conformance.cluster.contract import ClusterHandle, ClusterProvider
+from conformance.cluster.contract import ClusterHandle
 from conformance.cluster.errors import ClusterError
 from conformance.cluster.options import DEFAULT_PROVIDER, PROVIDER_NAMES, ClusterOptions, given
 from conformance.cluster.options import add_to as add_cluster_options
@@ -24,7 +27,6 @@ from conformance.cluster.progress import progress
 from conformance.framework import report
 from conformance.framework.exclusive import MountLock
 from conformance.framework.expectations import (
-    Expectation,
     Level,
     NoRow,
     behaviours,
@@ -32,13 +34,18 @@ from conformance.framework.expectations import (
     lookup,
     runtime_notes,
 )
+from conformance.framework.keys import (
+    EXPECTATION_KEY,
+    HANDLE_KEY,
+    NAMESPACES_KEY,
+    PROVIDER_KEY,
+    SESSION_KEY,
+    TORN_DOWN_KEY,
+    VERDICTS_KEY,
+)
 from conformance.framework.known_issues import hints_for
 from conformance.framework.session import RUN_LABEL, SuiteSession, new_run_id, start_session
 
-SESSION_KEY = pytest.StashKey[SuiteSession]()
-PROVIDER_KEY = pytest.StashKey[ClusterProvider | None]()
-HANDLE_KEY = pytest.StashKey[ClusterHandle]()
-EXPECTATION_KEY = pytest.StashKey[Expectation]()
 WORKER_INPUT = "ivc_session"
 
 MARKERS = {
@@ -90,7 +97,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("report_dir") and not config.option.xmlpath:
         config.option.xmlpath = str(Path(config.getoption("report_dir")) / "junit_01.xml")
     if _is_controller(config):
-        report.install_collector(config)
+        collector = config.stash[VERDICTS_KEY] = report.VerdictCollector()
+        config.pluginmanager.register(collector, "ivc-verdicts")
     worker_input = getattr(config, "workerinput", None)
     if worker_input and WORKER_INPUT in worker_input:
         config.stash[SESSION_KEY] = SuiteSession.from_json(worker_input[WORKER_INPUT])
@@ -132,7 +140,7 @@ def _obtain_cluster(config: pytest.Config, options: ClusterOptions) -> ClusterHa
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if config.getoption("list_artifacts"):
-        report.print_artifact_list(config)
+        report.print_artifact_list(config.getoption("registry") or "<registry>")
         pytest.exit("listed the artifacts this run needs", returncode=0)
     if not _is_controller(config) or not _selects_conformance(config):
         return
@@ -141,16 +149,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         handle = config.stash[HANDLE_KEY] = _obtain_cluster(config, options)
         suite = start_session(handle, new_run_id(), cache_dir=options.cache_dir)
     except ClusterError as error:
-        _teardown(config)
+        _teardown_now(config)
         # UsageError is the one channel pytest prints as a single "ERROR: …" line, without traceback.
         raise pytest.UsageError(f"ivc: {error}") from None
-    except KeyboardInterrupt:
-        _teardown(config)
+    except BaseException:  # Ctrl-C or a bug of ours: still leave nothing behind, then let it surface
+        _teardown_now(config)
         raise
     config.stash[SESSION_KEY] = suite
     reason = suite.capabilities.feature_unavailable_reason()
     if reason and config.getoption("require_feature"):
-        _teardown(config)
+        _teardown_now(config)
         raise pytest.UsageError(f"ivc: image volumes unavailable (--require-feature): {reason}")
 
 
@@ -244,37 +252,58 @@ def pytest_runtest_makereport(
             for hint in hints_for(expectation.behaviour, failure, suite.capabilities):
                 test_report.sections.append(("ivc known issue", hint))
                 test_report.user_properties.append(("ivc.hint", hint))
-        report.collect_diagnostics(item, test_report)
+        namespaces = item.stash.get(NAMESPACES_KEY, [])
+        if suite is not None and namespaces:
+            text = report.collect_diagnostics(suite, item.nodeid, namespaces, item.config.getoption("report_dir"))
+            if text:
+                test_report.sections.append(("ivc diagnostics", text))
     return test_report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
-    if _is_controller(config) and config.stash.get(SESSION_KEY, None) is not None:
-        report.write_summary(config, terminalreporter)
+    suite = config.stash.get(SESSION_KEY, None)
+    if _is_controller(config) and suite is not None:
+        verdicts = list(config.stash[VERDICTS_KEY].verdicts.values())
+        reproduce = shlex.join(["pytest", *config.invocation_params.args])
+        report.write_summary(terminalreporter, suite, verdicts, config.getoption("report_dir"), reproduce)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     suite = config.stash.get(SESSION_KEY, None)
-    report_dir = config.getoption("report_dir")
-    verdict = report.run_verdict_of(config)
-    accepted = config.getoption("accept_known_defects")
-    if _is_controller(config) and verdict is not None and verdict.known_defects and exitstatus == 0 and not accepted:
+    if not _is_controller(config) or suite is None:
+        return
+    verdict = report.run_verdict(suite, list(config.stash[VERDICTS_KEY].verdicts.values()))
+    if verdict.known_defects and exitstatus == 0 and not config.getoption("accept_known_defects"):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # NOT CONFORMANT, unless the user accepts them
-    if _is_controller(config) and suite is not None and report_dir and session.testsfailed:
+    report_dir = config.getoption("report_dir")
+    if report_dir and session.testsfailed:
         logs = report.collect_node_logs(suite, Path(report_dir))
         if logs is not None:
             progress(f"node logs of the failed run: {logs}")
+    # Here rather than at unconfigure: a problem becomes a warning in the run's summary.
+    for problem in _teardown(config):
+        warnings.warn(CleanupWarning(problem), stacklevel=1)
 
 
-def _teardown(config: pytest.Config) -> None:
+class CleanupWarning(pytest.PytestWarning):
+    """Something this run created could not be removed: the message says what, and how to remove it."""
+
+
+def _teardown(config: pytest.Config) -> list[str]:
+    """Remove what this run created (idempotent); the problems, one line each."""
+    problems: list[str] = []
+    if config.stash.get(TORN_DOWN_KEY, False):
+        return problems
+    config.stash[TORN_DOWN_KEY] = True
     suite = config.stash.get(SESSION_KEY, None)
     provider = config.stash.get(PROVIDER_KEY, None)
     if suite is not None:
-        report.sweep_namespaces(suite, RUN_LABEL)
+        if (problem := report.sweep_namespaces(suite, RUN_LABEL)) is not None:
+            problems.append(problem)
         MountLock(suite.run_id).remove()
     if provider is None:
-        return
+        return problems
     # No handle means `up` failed, and providers clean up after their own failed `up`.
     handle = config.stash.get(HANDLE_KEY, None)
     if handle is not None and handle.created_by_run and not config.getoption("keep_cluster"):
@@ -282,10 +311,16 @@ def _teardown(config: pytest.Config) -> None:
         try:
             provider.down()
         except ClusterError as error:
-            progress(f"teardown failed: {error}")
-    config.stash[PROVIDER_KEY] = None
+            problems.append(f"teardown of the {provider.name} cluster failed: {error}")
+    return problems
+
+
+def _teardown_now(config: pytest.Config) -> None:
+    """Teardown outside a test session (failed start, unconfigure): problems go straight to stderr."""
+    for problem in _teardown(config):
+        print(f"ivc: {problem}", file=sys.stderr)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _is_controller(config):
-        _teardown(config)
+        _teardown_now(config)  # a no-op when sessionfinish already tore down

@@ -1,17 +1,20 @@
-"""The one place that explains results: per-failure diagnostics, the run summary, artifact lists.
+"""The one place that explains results: per-failure diagnostics, the verdict, the run summary.
 
 Workers collect diagnostics for their own failed tests (they hold the namespace); the controller
 receives every report (xdist forwards them, user_properties included) and writes the summary once.
+Nothing here reads pytest's stash: the plugin hands every function what it needs. Diagnostics never
+mask a failure: each step is guarded, and a step that fails says so in the bundle.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shlex
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,12 @@ import pytest
 import yaml
 
 from conformance.cluster.host import run
-from conformance.framework.artifacts import CATALOG, SHARED_REPOSITORY_PREFIX, spec_of
+from conformance.framework.artifacts import CATALOG, SHARED_REPOSITORY_PREFIX, content_tag, spec_of
+from conformance.framework.kube import Kube
+from conformance.framework.session import SuiteSession
+from conformance.oci import build
+from conformance.oci.node_images import PAUSE_REPOSITORY, PAUSE_TAG, SHELL_REPOSITORY, SHELL_TAG
 
-VERDICTS_KEY = pytest.StashKey["VerdictCollector"]()
 KNOWN_DEFECT = "known-defect"
 OUTCOMES = ("passed", "failed", "error", KNOWN_DEFECT, "skipped")
 
@@ -65,16 +71,10 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
 
-def run_verdict_of(config: pytest.Config) -> RunVerdict | None:
-    """The run's verdict from the controller's collected reports; None outside a conformance run."""
-    from conformance.framework.plugin import SESSION_KEY
-
-    collector = config.stash.get(VERDICTS_KEY, None)
-    suite = config.stash.get(SESSION_KEY, None)
-    if collector is None or suite is None:
-        return None
-    counts = Counter((v.level, v.outcome) for v in collector.verdicts.values())
-    defects = Counter(v.defect_of for v in collector.verdicts.values() if v.outcome == KNOWN_DEFECT)
+def run_verdict(suite: SuiteSession, verdicts: list[Verdict]) -> RunVerdict:
+    """The run's verdict from the controller's collected reports."""
+    counts = Counter((v.level, v.outcome) for v in verdicts)
+    defects = Counter(v.defect_of for v in verdicts if v.outcome == KNOWN_DEFECT)
     return RunVerdict(
         unavailable=suite.capabilities.feature_unavailable_reason(),
         # A known defect that passed fails too: "fixed here? update the table".
@@ -144,82 +144,102 @@ def _first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[-1][:300]
 
 
-def install_collector(config: pytest.Config) -> None:
-    collector = VerdictCollector()
-    config.stash[VERDICTS_KEY] = collector
-    config.pluginmanager.register(collector, "ivc-verdicts")
-
-
 # -- diagnostics ------------------------------------------------------------------------------
 def _safe_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid)[-150:]
 
 
-def collect_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
-    """Describe every Pod in the test's namespaces; write full dumps under --report-dir."""
-    from conformance.framework.fixtures import NAMESPACES_KEY  # late: fixtures import the plugin
-    from conformance.framework.kube import Kube
-    from conformance.framework.plugin import SESSION_KEY
+class _Bundle:
+    """Diagnostics written step by step; a step that fails is noted, and the next one still runs."""
 
-    namespaces = item.stash.get(NAMESPACES_KEY, [])
-    suite = item.config.stash.get(SESSION_KEY, None)
-    if not namespaces or suite is None:
-        return
+    def __init__(self, target: Path | None) -> None:
+        self.target = target
+        self.summary: list[str] = []
+        self.failures: list[str] = []
+
+    def step(self, what: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 - diagnostics must never mask the test's failure
+            self.failures.append(f"diagnostics failed: {what}: {type(error).__name__}: {error}".splitlines()[0])
+
+    def write(self, name: str, text: str) -> None:
+        if self.target is not None:
+            self.target.mkdir(parents=True, exist_ok=True)
+            (self.target / name).write_text(text)
+
+
+def collect_diagnostics(suite: SuiteSession, nodeid: str, namespaces: list[str], report_dir: str | None) -> str:
+    """Describe every Pod in the test's namespaces (returned, for the report's section) and, with a
+    report directory, dump Pods, events, container logs and the node side under diagnostics/<test>/."""
+    bundle = _Bundle(Path(report_dir) / "diagnostics" / _safe_name(nodeid) if report_dir else None)
     kube = Kube(suite.handle.kubeconfig, suite.handle.context)
-    summary: list[str] = []
-    report_dir = item.config.getoption("report_dir")
-    target = Path(report_dir) / "diagnostics" / _safe_name(item.nodeid) if report_dir else None
     nodes: set[str] = set()
     for namespace in namespaces:
-        try:
-            pods = kube.list_pods(namespace)
-            events = kube.events(namespace)
-        except Exception as error:  # noqa: BLE001 - diagnostics must never mask the failure
-            summary.append(f"namespace {namespace}: unreadable ({error})")
-            continue
-        for pod in pods:
-            summary.append(kube.describe_pod(pod))
-            if pod["spec"].get("nodeName"):
-                nodes.add(pod["spec"]["nodeName"])
-        if target is None:
-            continue
-        target.mkdir(parents=True, exist_ok=True)
-        (target / f"{namespace}.pods.yaml").write_text(yaml.safe_dump_all(pods, sort_keys=False))
-        (target / f"{namespace}.events.txt").write_text(
-            "".join(
-                f"{e.get('firstTimestamp') or e.get('eventTime')} {e.get('type')} {e.get('reason')} "
-                f"{e.get('involvedObject', {}).get('name')}: {e.get('message', '')}\n"
-                for e in events
+        bundle.step(f"namespace {namespace}", partial(_namespace, bundle, kube, namespace, nodes))
+    if bundle.target is not None:
+        _node_side_diagnostics(bundle, suite, namespaces, nodes)
+        bundle.summary.append(f"full diagnostics: {bundle.target}")
+    if bundle.failures:
+        bundle.write("diagnostics-failed.txt", "\n".join(bundle.failures) + "\n")
+    return "\n".join(bundle.summary + bundle.failures)
+
+
+def _namespace(bundle: _Bundle, kube: Kube, namespace: str, nodes: set[str]) -> None:
+    pods = kube.list_pods(namespace)
+    for pod in pods:
+        bundle.summary.append(kube.describe_pod(pod))
+        if pod["spec"].get("nodeName"):
+            nodes.add(pod["spec"]["nodeName"])
+    if bundle.target is None:
+        return
+    bundle.write(f"{namespace}.pods.yaml", yaml.safe_dump_all(pods, sort_keys=False))
+    events = kube.events(namespace)
+    bundle.write(
+        f"{namespace}.events.txt",
+        "".join(
+            f"{e.get('firstTimestamp') or e.get('eventTime')} {e.get('type')} {e.get('reason')} "
+            f"{e.get('involvedObject', {}).get('name')}: {e.get('message', '')}\n"
+            for e in events
+        ),
+    )
+    for pod in pods:
+        pod_name = pod["metadata"]["name"]
+        for container in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", []):
+            bundle.step(
+                f"log of {pod_name}/{container['name']}",
+                partial(_container_log, bundle, kube, namespace, pod_name, container["name"]),
             )
-        )
-        for pod in pods:
-            for container in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", []):
-                log = kube.pod_log(namespace, pod["metadata"]["name"], container["name"])
-                (target / f"{pod['metadata']['name']}.{container['name']}.log").write_text(log)
-    if target is not None:
-        _node_side_diagnostics(suite, target, namespaces, nodes)
-        summary.append(f"full diagnostics: {target}")
-    if summary:
-        report.sections.append(("ivc diagnostics", "\n".join(summary)))
 
 
-def _node_side_diagnostics(suite: Any, target: Path, namespaces: list[str], nodes: set[str]) -> None:
+def _container_log(bundle: _Bundle, kube: Kube, namespace: str, pod: str, container: str) -> None:
+    bundle.write(f"{pod}.{container}.log", kube.pod_log(namespace, pod, container))
+
+
+def _node_side_diagnostics(bundle: _Bundle, suite: SuiteSession, namespaces: list[str], nodes: set[str]) -> None:
     """On each node the test's Pods ran on: the runtime's and kubelet's log lines about the test's
     namespaces (plus a tail for context) and `crictl info`, where the provider gives node access."""
     access = suite.handle.node_access
+
+    def logs(node: str, component: str, command: tuple[str, ...]) -> None:
+        result = run(access.on(node, *command), what=f"{component} log on {node}", timeout=60, check=False)
+        lines = result.stdout.splitlines()
+        about = [line for line in lines if any(namespace in line for namespace in namespaces)]
+        bundle.write(f"{node}.{component}.about-test.log", "\n".join(about[-500:]) + "\n")
+        bundle.write(f"{node}.{component}.tail.log", "\n".join(lines[-200:]) + "\n")
+
+    def crictl_info(node: str, crictl: str) -> None:
+        result = run(access.on(node, crictl, "info"), what=f"crictl info on {node}", timeout=30, check=False)
+        bundle.write(f"{node}.crictl-info.json", result.stdout or result.stderr)
+
     for node in sorted(nodes):
         for component, command in access.logs.items():
-            result = run(access.on(node, *command), what=f"{component} log on {node}", timeout=60, check=False)
-            lines = result.stdout.splitlines()
-            about = [line for line in lines if any(namespace in line for namespace in namespaces)]
-            (target / f"{node}.{component}.about-test.log").write_text("\n".join(about[-500:]) + "\n")
-            (target / f"{node}.{component}.tail.log").write_text("\n".join(lines[-200:]) + "\n")
+            bundle.step(f"{component} log on {node}", partial(logs, node, component, command))
         if access.crictl:
-            result = run(access.on(node, access.crictl, "info"), what=f"crictl info on {node}", timeout=30, check=False)
-            (target / f"{node}.crictl-info.json").write_text(result.stdout or result.stderr)
+            bundle.step(f"crictl info on {node}", partial(crictl_info, node, access.crictl))
 
 
-def collect_node_logs(suite: Any, report_dir: Path) -> Path | None:
+def collect_node_logs(suite: SuiteSession, report_dir: Path) -> Path | None:
     """Every node's logs (kind: `kind export logs`) into the report directory, once, after failures."""
     command = suite.handle.node_access.collect
     if not command:
@@ -235,21 +255,16 @@ def collect_node_logs(suite: Any, report_dir: Path) -> Path | None:
 
 
 # -- summary ----------------------------------------------------------------------------------
-def write_summary(config: pytest.Config, terminalreporter: Any) -> None:
-    from conformance.framework.plugin import SESSION_KEY
-
-    collector = config.stash.get(VERDICTS_KEY, None)
-    suite = config.stash.get(SESSION_KEY, None)
-    if collector is None or suite is None:
-        return
-    verdicts = sorted(collector.verdicts.values(), key=lambda v: v.nodeid)
+def write_summary(
+    terminalreporter: Any, suite: SuiteSession, collected: list[Verdict], report_dir: str | None, reproduce: str
+) -> None:
+    verdicts = sorted(collected, key=lambda v: v.nodeid)
     counts = Counter((v.level, v.outcome) for v in verdicts)
     levels = ("required", KNOWN_DEFECT, "optional", "informational", "not-applicable", "unclassified")
-    run_verdict = run_verdict_of(config)
-    assert run_verdict is not None
+    outcome = run_verdict(suite, verdicts)
     tr = terminalreporter
     tr.section("ImageVolume conformance verdict")
-    tr.write_line(f"ivc verdict: {run_verdict.line()}")
+    tr.write_line(f"ivc verdict: {outcome.line()}")
     for level in levels:
         row = {o: counts[(level, o)] for o in OUTCOMES}
         if any(row.values()):
@@ -259,7 +274,6 @@ def write_summary(config: pytest.Config, terminalreporter: Any) -> None:
             tr.write_line(f"observed {verdict.nodeid}: " + "; ".join(f"{k}={v}" for k, v in verdict.observed.items()))
         if verdict.outcome in ("failed", "error") and verdict.hint:
             tr.write_line(f"hint for {verdict.nodeid}: {verdict.hint}")
-    report_dir = config.getoption("report_dir")
     if not report_dir:
         return
     out = Path(report_dir)
@@ -276,10 +290,10 @@ def write_summary(config: pytest.Config, terminalreporter: Any) -> None:
             "header": caps.header_lines(),
             "runtime_probe": caps.mount_probe.as_dict() if caps.mount_probe else None,
         },
-        "verdict": {"line": run_verdict.line(), "conformant": run_verdict.conformant, **vars(run_verdict)},
+        "verdict": {"line": outcome.line(), "conformant": outcome.conformant, **vars(outcome)},
         "counts": {f"{level}/{outcome}": n for (level, outcome), n in sorted(counts.items())},
         "tests": [vars(v) for v in verdicts],
-        "reproduce": reproduce_command(config),
+        "reproduce": reproduce,
     }
     (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
     lines = [
@@ -287,7 +301,7 @@ def write_summary(config: pytest.Config, terminalreporter: Any) -> None:
         "",
         f"- cluster: {suite.handle.provider} ({suite.handle.description})",
         f"- Kubernetes {caps.server_version}; runtime {caps.runtime}",
-        f"- **verdict: {run_verdict.line()}**",
+        f"- **verdict: {outcome.line()}**",
         f"- image volumes: {data['cluster']['verdict']}",
         *(f"- {line}" for line in caps.header_lines()),
         f"- reproduce: `{data['reproduce']}`",
@@ -309,29 +323,19 @@ def write_summary(config: pytest.Config, terminalreporter: Any) -> None:
     tr.write_line(f"summary: {out / 'summary.md'}")
 
 
-def reproduce_command(config: pytest.Config) -> str:
-    return shlex.join(["pytest", *config.invocation_params.args])
-
-
-def sweep_namespaces(suite: Any, label: str) -> None:
-    """Delete whatever namespaces of this run survived (Ctrl-C, crashed workers)."""
-    from conformance.framework.kube import Kube
-
+def sweep_namespaces(suite: SuiteSession, label: str) -> str | None:
+    """Delete whatever namespaces of this run survived (Ctrl-C, crashed workers); why it failed, if it did."""
     try:
         kube = Kube(suite.handle.kubeconfig, suite.handle.context)
         for name in kube.namespaces_with_label(f"{label}={suite.run_id}"):
             kube.delete_namespace(name)
     except Exception as error:  # noqa: BLE001 - cleanup is best effort and must say why it failed
-        print(f"ivc: could not sweep namespaces of run {suite.run_id}: {error}", file=sys.stderr)
+        return f"could not sweep the namespaces of run {suite.run_id}: {error}"
+    return None
 
 
-def print_artifact_list(config: pytest.Config) -> None:
+def print_artifact_list(registry: str) -> None:
     """Everything a run pushes, so an air-gapped user can pre-seed a registry."""
-    from conformance.framework.artifacts import content_tag
-    from conformance.oci import build
-    from conformance.oci.node_images import PAUSE_REPOSITORY, PAUSE_TAG, SHELL_REPOSITORY, SHELL_TAG
-
-    registry = config.getoption("registry") or "<registry>"
     print(f"{registry}/{SHELL_REPOSITORY}:{SHELL_TAG}  (container image: static busybox)")
     print(f"{registry}/{PAUSE_REPOSITORY}:{PAUSE_TAG}  (sandbox image, local provider only)")
     for name, entry in CATALOG.items():

@@ -13,6 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from urllib3.exceptions import HTTPError
+
 from conformance.cluster.contract import ClusterHandle
 from conformance.cluster.errors import ClusterError
 from conformance.cluster.progress import progress
@@ -164,10 +168,10 @@ def run_probe(kube: Kube, run_id: str, shell: str, artifacts: dict[str, PushedAr
 def start_session(handle: ClusterHandle, run_id: str | None = None, *, cache_dir: Path) -> SuiteSession:
     """Discover the cluster and push the shell image and shared artifacts. Raises ClusterError."""
     run_id = run_id or new_run_id()
-    kube = Kube(handle.kubeconfig, handle.context)
     try:
+        kube = Kube(handle.kubeconfig, handle.context)
         capabilities = discover_capabilities(kube, handle.registry.pull)
-    except Exception as error:
+    except (ApiException, ConfigException, HTTPError, OSError) as error:  # not a bug of ours: an unusable cluster
         raise ClusterError(
             f"cluster at {handle.kubeconfig} is not usable: {type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''}; check the kubeconfig/context "

@@ -1,0 +1,21 @@
+"""Where plugin state lives in pytest's stash: the keys, and nothing else (so no module imports the plugin)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from conformance.cluster.contract import ClusterHandle, ClusterProvider
+    from conformance.framework.expectations import Expectation
+    from conformance.framework.report import VerdictCollector
+    from conformance.framework.session import SuiteSession
+
+SESSION_KEY: pytest.StashKey[SuiteSession] = pytest.StashKey()  # config: the run (controller and workers)
+PROVIDER_KEY: pytest.StashKey[ClusterProvider] = pytest.StashKey()  # config: controller only
+HANDLE_KEY: pytest.StashKey[ClusterHandle] = pytest.StashKey()  # config: controller only
+TORN_DOWN_KEY: pytest.StashKey[bool] = pytest.StashKey()  # config: teardown ran (it runs once)
+VERDICTS_KEY: pytest.StashKey[VerdictCollector] = pytest.StashKey()  # config: controller only
+EXPECTATION_KEY: pytest.StashKey[Expectation] = pytest.StashKey()  # item
+NAMESPACES_KEY: pytest.StashKey[list[str]] = pytest.StashKey()  # item: the namespaces its diagnostics describe
