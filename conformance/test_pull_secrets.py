@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conformance.framework.artifacts import EXPECTED_TREES
+from conformance.framework.kube import is_running, waiting_reason
 
 
 @pytest.mark.behaviour("pull-secret-pod")
@@ -42,13 +43,48 @@ def test_without_credentials_the_pull_fails(launch, auth_push, expectation, pull
     assert any(pushed.reference in message for message in failures), f"no Failed event names the reference: {failures}"
 
 
+@pytest.mark.behaviour("pull-credentials-reverified")
+def test_a_pod_without_credentials_cannot_mount_what_another_pulled_with_them(
+    launch, auth_push, pull_secret, expectation, observe, pull_failure_timeout
+):
+    pushed = auth_push("seed")
+    first = launch(
+        "basic", reference=pushed.reference, pull_policy="IfNotPresent", pull_secrets=[{"name": pull_secret}]
+    )
+    # Same node, so the image is there: only the kubelet's re-verification stands between it and the Pod.
+    second = launch(
+        "basic",
+        reference=pushed.reference,
+        pull_policy="IfNotPresent",
+        node_name=first.node,
+        wait=False,
+        name="without-credentials",
+    )
+    failures = {"ErrImagePull", "ImagePullBackOff"}
+    second.wait_until(
+        lambda pod: is_running(pod) or waiting_reason(pod, "main") in failures,
+        "the Pod without credentials to run or to fail its pull",
+        pull_failure_timeout,
+    )
+    mounted = is_running(second.raw)
+    observe("without_credentials", "mounted the cached image" if mounted else "pull refused")
+    if "reasons" not in expectation.expected:
+        return  # informational: the observation is the result
+    assert not mounted, "a Pod without credentials mounted a private image another Pod pulled with them"
+    assert second.container_state()["waiting"]["reason"] in expectation["reasons"].split(",")
+    assert any(pushed.reference in m for m in second.event_messages("Failed")), second.event_messages()
+
+
 @pytest.mark.behaviour("pull-secret-not-exposed")
 def test_credentials_never_appear_in_status_events_or_diagnostics(
     launch, auth_push, pull_secret, auth_registry, kube, namespace, pull_failure_timeout
 ):
     pushed = auth_push("seed")
+    # A tag never pulled with credentials: the failed pull must not depend on KEP-2535 re-verification
+    # (see test_a_pod_without_credentials_cannot_mount_what_another_pulled_with_them).
+    never_pulled = auth_push("seed", tag="never-pulled")
     with_secret = launch("basic", reference=pushed.reference, pull_secrets=[{"name": pull_secret}], name="with-secret")
-    without = launch("basic", reference=pushed.reference, wait=False, name="without-credentials")
+    without = launch("basic", reference=never_pulled.reference, wait=False, name="without-credentials")
     without.wait_waiting_reason(["ErrImagePull", "ImagePullBackOff"], timeout=pull_failure_timeout)
     endpoint = auth_registry.endpoint
     secrets = {

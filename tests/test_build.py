@@ -1,6 +1,11 @@
 """Pure parts of the from-module build: wrapper go.mod, staging list, version stamping."""
 
-from conformance.cluster.components.gomodules import kubernetes_ldflags, render_wrapper_gomod, staging_modules
+from conformance.cluster.components.gomodules import (
+    kubernetes_ldflags,
+    render_wrapper_gomod,
+    required_toolchain,
+    staging_modules,
+)
 
 
 def test_staging_modules_are_read_from_the_release_gomod(tmp_path):
@@ -31,3 +36,10 @@ def test_ldflags_stamp_both_version_packages():
     for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
         assert f"-X {package}.gitVersion=v1.36.3" in flags
         assert f"-X {package}.gitMinor=36" in flags
+
+
+def test_the_toolchain_a_release_needs_is_read_from_plain_and_json_errors():
+    plain = "go: k8s.io/kubernetes@v1.38.0-beta.0 requires go >= 1.27.0 (running go 1.26.8; GOTOOLCHAIN=local)"
+    as_json = '"Error": "k8s.io/kubernetes@v1.38.0-beta.0 requires go \\u003e= 1.27.0 (running go 1.26.8)"'
+    assert required_toolchain(plain) == required_toolchain(as_json) == "go1.27.0"
+    assert required_toolchain("403 Forbidden") is None

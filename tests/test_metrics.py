@@ -4,7 +4,13 @@ import math
 
 import pytest
 
-from conformance.framework.capabilities import Capabilities, NodeInfo, parse_feature_gate
+from conformance.framework.capabilities import (
+    DIGEST_GATE,
+    SECRET_PULLED_GATE,
+    Capabilities,
+    NodeInfo,
+    parse_feature_gate,
+)
 from conformance.framework.metrics import counter, samples, stability
 
 PAGE = """\
@@ -61,12 +67,27 @@ def test_feature_gates_by_exact_name():
     assert parse_feature_gate(GATES, "ImageVolumeWith") == (None, "")
 
 
-@pytest.mark.parametrize(("gates", "state"), [((True, True), True), ((True, False), False), ((True, None), None)])
-def test_digest_gate_must_be_on_on_every_kubelet(gates, state):
+@pytest.mark.parametrize(
+    ("gates", "state"),
+    [
+        ((True, True), True),
+        ((True, False), False),
+        ((True, "absent"), False),  # a kubelet that predates the gate does not have it
+        ((True, "unreadable"), None),  # no metrics: nothing is known
+    ],
+)
+def test_related_gates_must_be_on_on_every_kubelet(gates, state):
     nodes = tuple(
-        NodeInfo(name=f"n{i}", kubelet_version="v1.36.3", runtime="cri-o://1.36.3", kubelet_gate=True, digest_gate=gate)
+        NodeInfo(
+            name=f"n{i}",
+            kubelet_version="v1.36.3",
+            runtime="cri-o://1.36.3",
+            kubelet_gate=None if gate == "unreadable" else True,
+            gates={} if isinstance(gate, str) else {DIGEST_GATE: gate, SECRET_PULLED_GATE: gate},
+        )
         for i, gate in enumerate(gates)
     )
     caps = Capabilities(server_version="v1.36.3", nodes=nodes, apiserver_keeps_image_volumes=True)
     assert caps.image_volume_with_digest is state
+    assert caps.kubelet_reverifies_pull_credentials is state
     assert Capabilities.from_json(caps.to_json()) == caps

@@ -13,6 +13,9 @@ from conformance.framework.probe import MountProbe
 from conformance.versions import Version
 
 DIGEST_GATE = "ImageVolumeWithDigest"  # KEP-5365: volumeStatus.image.imageRef in container statuses
+SECRET_PULLED_GATE = "KubeletEnsureSecretPulledImages"  # KEP-2535: cached private images need the Pod's credentials
+# Kubelet gates beside ImageVolume that rows depend on, read from each kubelet's /metrics.
+RELATED_GATES = (DIGEST_GATE, SECRET_PULLED_GATE)
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,8 @@ class NodeInfo:
     runtime: str  # e.g. "cri-o://1.36.3"
     kubelet_gate: bool | None  # kubernetes_feature_enabled{name="ImageVolume"}; None when unreadable
     gate_stage: str = ""
-    digest_gate: bool | None = None  # kubernetes_feature_enabled{name="ImageVolumeWithDigest"}; None when unknown
+    # kubernetes_feature_enabled of RELATED_GATES; a gate this kubelet does not know is absent
+    gates: dict[str, bool] = field(default_factory=dict)
 
     @property
     def runtime_name(self) -> str:
@@ -72,13 +76,21 @@ class Capabilities:
     def runtime(self) -> str:
         return ", ".join(sorted({n.runtime for n in self.nodes}))
 
+    def kubelet_gate(self, gate: str) -> bool | None:
+        """On every tested kubelet (True), off or unknown to one (False), None when metrics were unreadable."""
+        if not self.nodes or any(n.kubelet_gate is None for n in self.nodes):
+            return None
+        return all(n.gates.get(gate, False) for n in self.nodes)
+
     @property
     def image_volume_with_digest(self) -> bool | None:
-        """KEP-5365 on every kubelet (True), off on one (False), or unknown: the kubelet fills the field."""
-        gates = {n.digest_gate for n in self.nodes}
-        if False in gates:
-            return False
-        return True if gates == {True} else None
+        """KEP-5365 on every kubelet: the kubelet fills volumeStatus.image."""
+        return self.kubelet_gate(DIGEST_GATE)
+
+    @property
+    def kubelet_reverifies_pull_credentials(self) -> bool | None:
+        """KEP-2535 on every kubelet: an image pulled with credentials needs them again for another Pod."""
+        return self.kubelet_gate(SECRET_PULLED_GATE)
 
     def feature_unavailable_reason(self) -> str | None:
         """One line explaining why image volumes cannot work here, or None when they can."""
@@ -115,9 +127,9 @@ class Capabilities:
         for node in self.nodes:
             gate = {True: "on", False: "off", None: "unknown"}[node.kubelet_gate]
             stage = f" ({node.gate_stage})" if node.gate_stage else ""
-            digest = "" if node.digest_gate is None else f", {DIGEST_GATE} {'on' if node.digest_gate else 'off'}"
+            related = "".join(f", {name} {'on' if on else 'off'}" for name, on in sorted(node.gates.items()))
             lines.append(
-                f"node {node.name}: kubelet {node.kubelet_version}, runtime {node.runtime}, gate {gate}{stage}{digest}"
+                f"node {node.name}: kubelet {node.kubelet_version}, runtime {node.runtime}, gate {gate}{stage}{related}"
             )
         if self.admission_forces_always:
             lines.append("AlwaysPullImages admission is active: image volume pullPolicy is forced to Always")

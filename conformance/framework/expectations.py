@@ -123,7 +123,12 @@ SUBPATH_IGNORED = (
     "containerd 2.1.x ignores image_sub_path and mounts the whole image (containerd#11580, backport #12298 closed)"
 )
 # Capabilities properties a row may require with `when=`.
-CAPABILITY_FLAGS = ("admission_forces_always", "image_volume_with_digest", "artifact_mounts")
+CAPABILITY_FLAGS = (
+    "admission_forces_always",
+    "image_volume_with_digest",
+    "artifact_mounts",
+    "kubelet_reverifies_pull_credentials",
+)
 ARTIFACTS = "artifact_mounts"
 NO_ARTIFACTS = (
     "the runtime does not mount OCI artifacts (the session's runtime probe: see the header); CRI-O >= 1.33 "
@@ -520,6 +525,25 @@ TABLE: tuple[Rule, ...] = (
         "kubelet image manager shared with containers (feature-facts §7)",
         FEATURE,
         expected=_x(reasons="ErrImagePull,ImagePullBackOff"),
+    ),
+    # KEP-2535 is the kubelet's, not KEP-4639's: optional where its gate is on (an admin may still set
+    # imagePullCredentialsVerificationPolicy: NeverVerify), observed elsewhere. Measured: the Pod without
+    # credentials runs on kubelet 1.32.9 and fails its pull on 1.36.3.
+    Rule(
+        "pull-credentials-reverified",
+        Level.OPTIONAL,
+        "KEP-2535: pkg/features/kube_features.go KubeletEnsureSecretPulledImages alpha 1.33, beta (on) 1.35; "
+        "image volumes pull through imagePuller.EnsureImageExists (pkg/kubelet/kuberuntime/kuberuntime_manager.go)",
+        since("1.33"),
+        when="kubelet_reverifies_pull_credentials",
+        expected=_x(reasons="ErrImagePull,ImagePullBackOff"),
+    ),
+    Rule(
+        "pull-credentials-reverified",
+        Level.INFORMATIONAL,
+        "KEP-2535 gate KubeletEnsureSecretPulledImages (absent before 1.33, off by default in 1.33-1.34)",
+        FEATURE,
+        reason="without KEP-2535 the kubelet mounts an image already on the node for any Pod (IfNotPresent)",
     ),
     Rule(
         "pull-secret-not-exposed",

@@ -22,7 +22,7 @@ from conformance.cluster.errors import ClusterError
 from conformance.cluster.progress import progress
 from conformance.framework.artifacts import CATALOG, PushedArtifact, push_catalog, push_named
 from conformance.framework.capabilities import (
-    DIGEST_GATE,
+    RELATED_GATES,
     Capabilities,
     NodeInfo,
     parse_feature_gate,
@@ -123,9 +123,9 @@ def discover_capabilities(kube: Kube, registry_pull: str) -> Capabilities:
         try:
             metrics = kube.node_metrics(name)
             gate, stage = parse_feature_metric(metrics)
-            digest_gate = parse_feature_gate(metrics, DIGEST_GATE)[0]
+            related = {name: on for name in RELATED_GATES if (on := parse_feature_gate(metrics, name)[0]) is not None}
         except Exception as error:  # noqa: BLE001 - any failure just means "unknown"
-            gate, stage, digest_gate = None, "", None
+            gate, stage, related = None, "", {}
             notes.append(f"kubelet metrics of {name} unreadable ({type(error).__name__}); gate state unknown")
         nodes.append(
             NodeInfo(
@@ -134,7 +134,7 @@ def discover_capabilities(kube: Kube, registry_pull: str) -> Capabilities:
                 runtime=info["containerRuntimeVersion"],
                 kubelet_gate=gate,
                 gate_stage=stage,
-                digest_gate=digest_gate,
+                gates=related,
             )
         )
     return Capabilities(

@@ -71,8 +71,15 @@ def binary_name(package: str) -> str:
     return parts[-1]
 
 
-# `go mod download` of a release newer than the local Go says so: "requires go >= 1.27.0".
-_REQUIRES_GO = re.compile(r"requires go >= (\d+\.\d+(?:\.\d+)?)")
+# `go mod download` of a release newer than the local Go says so: "requires go >= 1.27.0" (in -json
+# output the ">" is escaped as \u003e).
+_REQUIRES_GO = re.compile(r"requires go (?:>|\\u003e)= (\d+\.\d+(?:\.\d+)?)")
+
+
+def required_toolchain(go_error: str) -> str | None:
+    """The GOTOOLCHAIN value a `go` failure asks for ("go1.27.0"), or None when it is another failure."""
+    needed = _REQUIRES_GO.search(go_error)
+    return f"go{needed[1]}" if needed else None
 
 
 def go_env(**extra: str) -> dict[str, str]:
@@ -99,11 +106,11 @@ def module_info(module: str, version: str) -> dict[str, str]:
     try:
         raw = _go(args, what=what)
     except ClusterError as error:
-        needed = _REQUIRES_GO.search(str(error))
+        needed = required_toolchain(str(error))
         if needed is None:
             raise
-        toolchain = f"go{needed[1]}"
-        progress(f"{module}@{version} needs Go {needed[1]}: taking that toolchain from the module proxy")
+        toolchain = needed
+        progress(f"{module}@{version} needs {needed}: taking that toolchain from the module proxy")
         raw = _go(args, what=what, GOTOOLCHAIN=toolchain)
     info: dict[str, str] = json.loads(raw)
     if info.get("Error"):
