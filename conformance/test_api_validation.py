@@ -56,8 +56,8 @@ def test_image_with_another_source_in_one_volume_is_rejected(
     _assert_invalid(status, rejection, expectation["field"], expectation["message"])
 
 
-@pytest.mark.behaviour("api-template-reference-optional")
-def test_empty_reference_is_accepted_in_a_deployment_template(kube, namespace, render_pod):
+@pytest.mark.behaviour("api-template-empty-reference")
+def test_empty_reference_in_a_deployment_template(kube, namespace, render_pod, expectation):
     pod = render_pod("basic", reference="")
     labels = {"app": "image-volume-template"}
     deployment = {
@@ -70,6 +70,12 @@ def test_empty_reference_is_accepted_in_a_deployment_template(kube, namespace, r
             "template": {"metadata": {"labels": labels}, "spec": pod["spec"]},
         },
     }
+    if expectation["outcome"] == "rejected":
+        with pytest.raises(ApiException) as raised:
+            kube.create(namespace, "Deployment", deployment, dry_run=True)
+        body = json.loads(raised.value.body)
+        _assert_invalid(raised.value.status, body, expectation["field"], expectation["message"])
+        return
     stored = kube.create(namespace, "Deployment", deployment, dry_run=True)
     volumes = {v["name"]: v for v in stored["spec"]["template"]["spec"].get("volumes", [])}
     assert "image" in volumes.get("volume", {}), f"the template's image volume was not kept: {volumes}"

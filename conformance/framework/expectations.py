@@ -101,7 +101,7 @@ APISERVER_BEHAVIOURS = frozenset(
         "api-reference-required",
         "api-pull-policy-unsupported",
         "api-one-volume-source",
-        "api-template-reference-optional",
+        "api-template-empty-reference",
         "pull-policy-default",
         "always-pull-images-admission",
         "subpath-rejected-by-api",
@@ -586,12 +586,25 @@ TABLE: tuple[Rule, ...] = (
         FEATURE,
         expected=_x(field="spec.volumes[0].image", message="Forbidden: may not specify more than 1 volume type"),
     ),
+    # A Deployment's template: the reference may be left for a controller to fill in, until 1.37.
     Rule(
-        "api-template-reference-optional",
+        "api-template-empty-reference",
         Level.REQUIRED,
-        "ImageVolumeSource.reference is +optional 'to allow "
-        "higher level config management to default or override container images in workload controllers'",
-        FEATURE,
+        "k8s.io/api core/v1 types.go ImageVolumeSource.reference +optional 'to allow higher level config "
+        "management to default or override container images in workload controllers'; validation.go "
+        "validateImageVolumeSource checks opts.ResourceIsPod (v1.36.3)",
+        between("1.31", "1.37"),
+        expected=_x(outcome="accepted"),
+    ),
+    Rule(
+        "api-template-empty-reference",
+        Level.REQUIRED,
+        "kubernetes#135989 (fixes #135988, in v1.37.0): validateImageVolumeSource requires the reference in "
+        "templates too, unless the old object had an empty one (AllowEmptyImageVolumeReference)",
+        since("1.37"),
+        expected=_x(
+            outcome="rejected", field="spec.template.spec.volumes[0].image.reference", message="Required value"
+        ),
     ),
     # -- admission (feature-facts §3.3) -----------------------------------------------------------
     Rule(
