@@ -65,9 +65,14 @@ def test_the_component_that_decides_selects_the_row():
     )
     assert (skewed.apiserver_version, skewed.kubelet_version) == (Version(1, 33, 13), Version(1, 32, 9))
     assert lookup("subpath-rejected-by-api", skewed).level is Level.NOT_APPLICABLE  # the 1.33 API accepts it
-    assert lookup("subpath-directory", skewed).level is Level.NOT_APPLICABLE  # the 1.32 kubelet decides
-    assert lookup("subpath-directory", skewed).scope.startswith("kubelet <1.33.0")
+    # ...and the 1.32 kubelet mounts the whole image: a known defect of the skew, not "not applicable".
+    directory = lookup("subpath-directory", skewed)
+    assert (directory.level, directory.defect_of) == (Level.KNOWN_DEFECT, Level.REQUIRED)
+    assert directory.scope.startswith("kubelet <1.33.0")
+    assert lookup("subpath-missing", skewed)["reason"] == "CreateContainerError"  # what a 1.33 kubelet does
     assert lookup("subpath-rejected-by-api", skewed).scope.startswith("apiserver >=1.33.0")
+    # Without skew, a 1.32 API rejects the Pod before any kubelet sees it.
+    assert lookup("subpath-directory", caps("v1.32.9")).level is Level.NOT_APPLICABLE
 
 
 TABLE_VERSIONS = [f"v1.{minor}.{patch}" for minor in range(31, 40) for patch in (0, 9)]

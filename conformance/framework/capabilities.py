@@ -92,6 +92,11 @@ class Capabilities:
         """KEP-2535 on every kubelet: an image pulled with credentials needs them again for another Pod."""
         return self.kubelet_gate(SECRET_PULLED_GATE)
 
+    @property
+    def api_accepts_image_subpath(self) -> bool:
+        """The apiserver admits subPath on image volumes (#130135, 1.33); the kubelet has rows of its own."""
+        return self.apiserver_version >= Version(1, 33)
+
     def feature_unavailable_reason(self) -> str | None:
         """One line explaining why image volumes cannot work here, or None when they can."""
         if Version.parse(self.server_version) < Version(1, 31):

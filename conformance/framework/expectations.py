@@ -50,16 +50,23 @@ class Rule:
     runtime_version: VersionRange = ANY
     # A cluster setting the row needs (a true Capabilities flag, see CAPABILITY_FLAGS), e.g. an
     # admission plugin: not a version property, but still the table's decision, not the test's.
-    when: str | None = None
+    when: str | tuple[str, ...] | None = None  # several: all of them
     reason: str = ""  # why not applicable (skip message) or a note shown in reports
     expected: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # A known defect's level where the behaviour works, when no later row applies to this cluster (version
+    # skew: the apiserver promises what this kubelet cannot do); else the next matching row gives it.
+    defect_of: Level | None = None
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.when,) if isinstance(self.when, str) else self.when or ()
 
     def matches(
         self, kubernetes: Version, runtime: str, runtime_version: Version | None, flags: frozenset[str] = frozenset()
     ) -> bool:
         """A runtime-specific row needs the runtime's name and a version that parses: an unknown runtime, or
         one whose version does not parse, gets the runtime-agnostic rows only."""
-        if kubernetes not in self.k8s or (self.when is not None and self.when not in flags):
+        if kubernetes not in self.k8s or not set(self.needs) <= flags:
             return False
         return runtime_matches(self.runtime, self.runtime_version, runtime, runtime_version)
 
@@ -67,8 +74,8 @@ class Rule:
         parts = [f"{decided_by(self.behaviour)} {self.k8s}"]
         if self.runtime:
             parts.append(f"{self.runtime} {self.runtime_version}")
-        if self.when:
-            parts.append(f"when {self.when}")
+        if self.needs:
+            parts.append(f"when {' and '.join(self.needs)}")
         return ", ".join(parts)
 
 
@@ -128,7 +135,30 @@ CAPABILITY_FLAGS = (
     "image_volume_with_digest",
     "artifact_mounts",
     "kubelet_reverifies_pull_credentials",
+    "api_accepts_image_subpath",
 )
+SKEW_SUBPATH = "api_accepts_image_subpath"
+
+
+def _subpath_ignored_by_old_kubelet(
+    behaviour: str, expected: Mapping[str, str] = MappingProxyType({}), when: tuple[str, ...] = ()
+) -> Rule:
+    """Legal skew (kubelet up to three minors older): an apiserver >= 1.33 accepts subPath, a kubelet < 1.33
+    mounts the whole image and says nothing. Measured with apiserver v1.33.13 and kubelet v1.32.9."""
+    return Rule(
+        behaviour,
+        Level.KNOWN_DEFECT,
+        "kubernetes v1.32.9 pkg/kubelet/kubelet_pods.go makeMounts applies subPath only to non-image volumes; "
+        "image volume subPath arrived in the 1.33 kubelet (#130135)",
+        before("1.33"),
+        when=(SKEW_SUBPATH, *when),
+        reason="this kubelet predates subPath on image volumes: it ignores the subPath the apiserver accepted "
+        "and mounts the whole image (upgrade the kubelet to >= 1.33)",
+        expected=expected,
+        defect_of=Level.REQUIRED,
+    )
+
+
 ARTIFACTS = "artifact_mounts"
 NO_ARTIFACTS = (
     "the runtime does not mount OCI artifacts (the session's runtime probe: see the header); CRI-O >= 1.33 "
@@ -204,6 +234,7 @@ TABLE: tuple[Rule, ...] = (
         since("1.33"),
         reason="the API accepts subPath on image volumes since Kubernetes 1.33",
     ),
+    _subpath_ignored_by_old_kubelet("subpath-directory"),
     Rule(
         "subpath-directory",
         Level.NOT_APPLICABLE,
@@ -227,6 +258,7 @@ TABLE: tuple[Rule, ...] = (
         "#130135; CRI-O >= 1.33 fca4ea6223; containerd >= 2.2 cff8184ff",
         since("1.33"),
     ),
+    _subpath_ignored_by_old_kubelet("subpath-file", _x(refused_reason="CreateContainerError")),
     Rule(
         "subpath-file",
         Level.NOT_APPLICABLE,
@@ -252,6 +284,9 @@ TABLE: tuple[Rule, ...] = (
         since("1.33"),
         expected=_x(refused_reason="CreateContainerError"),
     ),
+    _subpath_ignored_by_old_kubelet(
+        "subpath-missing", _x(reason="CreateContainerError", message="ImageVolumeMountFailed")
+    ),
     Rule(
         "subpath-missing",
         Level.NOT_APPLICABLE,
@@ -275,6 +310,7 @@ TABLE: tuple[Rule, ...] = (
         since("1.33"),
         expected=_x(reason="CreateContainerError", message="ImageVolumeMountFailed"),
     ),
+    _subpath_ignored_by_old_kubelet("subpath-expr"),
     Rule(
         "subpath-expr",
         Level.NOT_APPLICABLE,
@@ -474,6 +510,7 @@ TABLE: tuple[Rule, ...] = (
         "CRI-O >= 1.33 mounts each blob bind,ro (feature-facts §11); the API's 'mounted read-only' says nothing "
         "about the directories around them",
     ),
+    _subpath_ignored_by_old_kubelet("artifact-subpath", when=(ARTIFACTS,)),
     Rule(
         "artifact-subpath",
         Level.NOT_APPLICABLE,
@@ -805,6 +842,9 @@ def lookup_for(
     matching = [rule for rule in rows if rule.matches(kubernetes, runtime, runtime_version, flags)]
     if matching:
         rule = matching[0]
+        if rule.level is Level.KNOWN_DEFECT and rule.defect_of is not None:
+            return Expectation(behaviour, Level.KNOWN_DEFECT, rule.source, rule.scope(), rule.reason,
+                               dict(rule.expected), defect_of=rule.defect_of)  # fmt: skip
         if rule.level is Level.KNOWN_DEFECT:
             # A defect row only says "this runtime gets it wrong": the behaviour's level and data are the
             # next matching row's, the one that applies where the runtime works.

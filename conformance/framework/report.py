@@ -55,7 +55,7 @@ class RunVerdict:
         else:
             parts = [_count(self.required_failed, "required check") + " failed"] if self.required_failed else []
             if self.known_defects:
-                parts.append(_count(self.known_defects, "known defect") + " of the runtime")
+                parts.append(_count(self.known_defects, "known defect"))
             head = "NOT CONFORMANT: " + ", ".join(parts)
         extras = []
         if self.required_skipped:
