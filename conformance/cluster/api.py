@@ -150,10 +150,16 @@ def watch_until(
                 raise
 
 
+# Set by the node lifecycle controller until it has seen the node Ready: nothing schedules there before.
+NOT_READY_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
+
+
 def node_is_ready(node: Json) -> bool:
-    return any(
+    """Ready, and no longer tainted not-ready (a kind worker is Ready a moment before the taint goes)."""
+    ready = any(
         c.get("type") == "Ready" and c.get("status") == "True" for c in node.get("status", {}).get("conditions", [])
     )
+    return ready and not any(t.get("key") in NOT_READY_TAINTS for t in node.get("spec", {}).get("taints") or [])
 
 
 def wait_nodes_ready(

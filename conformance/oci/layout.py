@@ -479,7 +479,7 @@ def _build_artifact(spec: ArtifactSpec) -> BuiltImage:
 def write_oci_layout(images: Mapping[str, BuiltImage], directory: Path) -> Path:
     """An OCI image layout (image-spec image-layout.md) holding `images` by ref name, blobs shared.
 
-    What `skopeo copy oci:DIR:REF …` reads: the suite uses it to preload images into a node image.
+    What `skopeo copy oci:DIR:REF …` and `ctr images import` read: the suite preloads node images from it.
     """
     blobs = directory / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
@@ -494,7 +494,8 @@ def write_oci_layout(images: Mapping[str, BuiltImage], directory: Path) -> Path:
                 "mediaType": image.media_type,
                 "digest": image.manifest_digest,
                 "size": len(image.manifest),
-                "annotations": {"org.opencontainers.image.ref.name": ref},
+                # OCI's name for skopeo, containerd's for `ctr images import` (else it shortens the name).
+                "annotations": {"org.opencontainers.image.ref.name": ref, "io.containerd.image.name": ref},
             }
         )
     (directory / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')

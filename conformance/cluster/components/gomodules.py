@@ -289,6 +289,7 @@ CONTAINERD = GoComponent(
     packages=(
         "github.com/containerd/containerd/v2/cmd/containerd",
         "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2",
+        "github.com/containerd/containerd/v2/cmd/ctr",  # imports the kind node image's preloaded images
     ),
     ldflags=lambda version: (
         f"-s -w -X github.com/containerd/containerd/v2/version.Version={version.lstrip('v')}"

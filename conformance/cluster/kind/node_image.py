@@ -6,8 +6,9 @@ Steps (each named in its error, with the tool's output tail):
    modules through `components.gomodules` (cached by version, shared with the local provider);
 2. root file system — `mmdebstrap` of the host's own Debian suite and mirror (cached by its inputs);
 3. control-plane images — one shared minbase layer (with iptables for kube-proxy) plus one binary
-   layer each, written as an OCI layout and copied with skopeo into the root's containers-storage
-   under the exact names kubeadm expects, so CRI-O finds them and nothing is pulled;
+   layer each, written as an OCI layout and stored by the runtime's own `preload_images` (CRI-O:
+   skopeo into containers-storage; containerd: `ctr images import` by a containerd on the root) under
+   the exact names kubeadm expects, so nothing is pulled;
 4. node files — kind's entrypoint and units from the kind module (the cgroup v1 readiness line
    reworded), CRI-O's configuration from its runtime declaration with systemd paths, the runc
    wrapper these VMs need, the pod-network service, `/kind/version`, `/kind/manifests/default-cni.yaml`;
@@ -150,7 +151,7 @@ def ensure(tools: Tools, recipe: Recipe) -> str:
             root.mkdir()
             run(["tar", "-C", str(root), "-xf", str(root_tar)], what="unpack the node root", timeout=600)
         with _step("control-plane images"):
-            _preload_images(root, work, binaries, recipe.cache_dir)
+            _preload_images(root, work, binaries, recipe)
         with _step("node files"):
             _install(root, binaries, recipe)
         with _step("docker import"):
@@ -223,10 +224,11 @@ def _binaries(recipe: Recipe) -> _Binaries:
     )
 
 
-def _preload_images(root: Path, work: Path, binaries: _Binaries, cache: Path) -> None:
+def _preload_images(root: Path, work: Path, binaries: _Binaries, recipe: Recipe) -> None:
     from conformance.oci import File, ImageSpec, build, write_oci_layout
     from conformance.oci.node_images import pause_image
 
+    cache = recipe.cache_dir
     base = debian.root_tar("image-base", IMAGE_BASE_PACKAGES, cache).read_bytes()
     kube = binaries.kubernetes
     commands = {
@@ -245,24 +247,7 @@ def _preload_images(root: Path, work: Path, binaries: _Binaries, cache: Path) ->
         images[binaries.images[name]] = build(ImageSpec(layers=(base, layer), entrypoint=entrypoint, env=(PATH,)))
     images[binaries.images["pause"]] = build(pause_image(cache))
     layout = write_oci_layout(images, work / "oci")
-    storage = f"overlay@{root}/var/lib/containers/storage+{work}/storage-run"
-    try:
-        for reference in sorted(images):
-            run(
-                [
-                    "skopeo",
-                    "--insecure-policy",
-                    "copy",
-                    "--quiet",
-                    f"oci:{layout}:{reference}",
-                    f"containers-storage:[{storage}]{reference}",
-                ],
-                what=f"skopeo copy {reference}",
-                timeout=600,
-            )
-    finally:
-        # containers/storage leaves its overlay directory mounted on itself.
-        unmount_all([str(root / "var/lib/containers/storage"), str(work / "storage-run")])
+    runtime(recipe.runtime).preload_images(root, layout, sorted(images), binaries.runtime, work)
 
 
 def _install(root: Path, binaries: _Binaries, recipe: Recipe) -> None:

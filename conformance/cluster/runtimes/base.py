@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -79,4 +79,11 @@ class Runtime(Protocol):
     def daemons(self, setup: NodeSetup, binaries: Mapping[str, Path], crictl: Path | None = None) -> list[Daemon]:
         """The processes to start on a host without an init system, in order; `crictl` (pointed at
         nothing: the probe passes the socket) lets the readiness probe make a real CRI call."""
+        ...
+
+    def preload_images(
+        self, root: Path, layout: Path, references: Sequence[str], binaries: Mapping[str, Path], work: Path
+    ) -> None:
+        """Store the images `references` of the OCI layout `layout` in the runtime's image store under the node
+        root `root` (a kind node image: nothing may be pulled when the cluster starts); `work` is scratch."""
         ...

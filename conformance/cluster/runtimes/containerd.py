@@ -8,13 +8,15 @@ to be switched on: the CRI plugin implements them from 2.1 (directory subPath fr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.cluster.components import gomodules
-from conformance.cluster.daemons import Daemon, kill_all, processes_with_arg
-from conformance.cluster.host import run
+from conformance.cluster.daemons import Daemon, kill_all, processes_with_arg, start, stop, wait_ready
+from conformance.cluster.errors import ClusterError
+from conformance.cluster.host import run, unmount_all
 from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
 from conformance.cluster.runtimes.crio import toml, toml_table
 from conformance.cluster.wait import NotYet
@@ -158,6 +160,35 @@ class ContainerdRuntime:
                 after_stop=kill_shims,
             )
         ]
+
+    def preload_images(
+        self, root: Path, layout: Path, references: Sequence[str], binaries: Mapping[str, Path], work: Path
+    ) -> None:
+        """containerd keeps images in its own store: a containerd started here on the node root's
+        /var/lib/containerd imports (and unpacks) them into the k8s.io namespace the CRI uses."""
+        socket, archive, config = work / "containerd.sock", work / "images.tar", work / "containerd-preload.toml"
+        config.write_text(
+            f'version = 3\nroot = "{root}/var/lib/containerd"\nstate = "{work}/containerd-state"\n'
+            f'[grpc]\n  address = "{socket}"\n'
+        )
+        run(["tar", "-C", str(layout), "-cf", str(archive), "."], what="archive the OCI layout", timeout=300)
+
+        def ready() -> None:
+            if not socket.is_socket():
+                raise NotYet(f"{socket} does not exist yet")
+
+        daemon = Daemon("containerd-preload", (str(binaries["containerd"]), "--config", str(config)), ready, 60)
+        record = start(daemon, log=work / "containerd-preload.log", pid_dir=work, base_env=os.environ)
+        try:
+            wait_ready(daemon, record)
+            ctr = [str(binaries["ctr"]), "--address", str(socket), "--namespace", "k8s.io"]
+            run([*ctr, "images", "import", "--local", str(archive)], what="ctr images import", timeout=600)
+            listed = run([*ctr, "images", "list", "--quiet"], what="ctr images list", timeout=60).stdout.split()
+            if missing := sorted(set(references) - set(listed)):
+                raise ClusterError(f"containerd did not import {', '.join(missing)} (has {', '.join(listed)})")
+        finally:
+            stop(record)
+            unmount_all([str(root / "var/lib/containerd"), str(work / "containerd-state")])
 
 
 CONTAINERD_RUNTIME = ContainerdRuntime()

@@ -8,14 +8,14 @@ consulted on the local cluster, and the kind node image carries exactly the same
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.cluster import cni
 from conformance.cluster.components import gomodules
 from conformance.cluster.daemons import Daemon, kill_all, processes_with_arg
-from conformance.cluster.host import run
+from conformance.cluster.host import run, unmount_all
 from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
 from conformance.cluster.wait import NotYet
 
@@ -232,6 +232,20 @@ class CrioRuntime:
                 after_stop=kill_conmons,
             )
         ]
+
+    def preload_images(
+        self, root: Path, layout: Path, references: Sequence[str], binaries: Mapping[str, Path], work: Path
+    ) -> None:
+        """containers/storage under the node root, written by skopeo: CRI-O finds the images at first start."""
+        storage = f"overlay@{root}/var/lib/containers/storage+{work}/storage-run"
+        try:
+            for reference in sorted(references):
+                source, target = f"oci:{layout}:{reference}", f"containers-storage:[{storage}]{reference}"
+                copy = ["skopeo", "--insecure-policy", "copy", "--quiet", source, target]
+                run(copy, what=f"skopeo copy {reference}", timeout=600)
+        finally:
+            # containers/storage leaves its overlay directory mounted on itself.
+            unmount_all([str(root / "var/lib/containers/storage"), str(work / "storage-run")])
 
 
 CRIO_RUNTIME = CrioRuntime()

@@ -6,7 +6,7 @@ README ("Bring your own runtime"): the suite's registries, the CNI directories, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,3 +44,8 @@ class ExternalRuntime:
 
     def daemons(self, setup: NodeSetup, binaries: Mapping[str, Path], crictl: Path | None = None) -> list[Daemon]:
         return []
+
+    def preload_images(
+        self, root: Path, layout: Path, references: Sequence[str], binaries: Mapping[str, Path], work: Path
+    ) -> None:
+        raise ClusterError("a kind node image needs a declared runtime (cri-o, containerd), not a user's socket")
