@@ -1,4 +1,5 @@
-"""Admission: AlwaysPullImages rewrites image volume pull policies as it does container ones (§3.3).
+"""Admission: AlwaysPullImages rewrites image volume pull policies as it does container ones
+(kubernetes v1.36.3 plugin/pkg/admission/alwayspullimages/admission.go).
 
 Whether the plugin is on is discovered once per run (a dry-run Pod whose IfNotPresent came back
 as Always); the expectation table skips this test when the plugin is off.

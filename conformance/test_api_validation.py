@@ -1,4 +1,7 @@
-"""API validation through the real apiserver (validation.go; untested end to end upstream, feature-facts §16).
+"""API validation through the real apiserver (kubernetes v1.36.3 pkg/apis/core/validation/validation.go).
+
+No test in kubernetes v1.36.3 test/e2e_node/image_volume.go or test/e2e/common/node/image_volume.go sends
+these Pods to an apiserver.
 
 Pods are sent as server-side dry runs: a Pod the apiserver wrongly accepts must not start anything.
 """

@@ -1,5 +1,5 @@
 """OCI artifacts (empty config, files named by their title) as image volumes: a capability (CRI-O >= 1.33
-has it, no containerd version does: feature-facts §11, §15.2) that the runtime probe detects; what
+has it, no containerd version does: containerd#11907) that the runtime probe detects; what
 every runtime owes is a loud refusal where it lacks it.
 
 CRI-O bind-mounts each file read-only at <mount>/<title> ("subpath/2" → <mount>/subpath/2) and

@@ -1,8 +1,9 @@
 """The session-level verdict: one clear failure, not dozens, when image volumes are unavailable.
 
 With the apiserver gate off (1.31-1.34 default, or ImageVolume=false on 1.35) the apiserver
-silently drops `spec.volumes[].image` (feature-facts §4). Every other test is then skipped with
-the same reason; `test_image_volumes_are_available` fails and says why.
+silently drops `spec.volumes[].image` (kubernetes v1.34.4 pkg/api/pod/util.go dropImageVolumes;
+kind#3745). Every other test is then skipped with the same reason; `test_image_volumes_are_available`
+fails and says why.
 """
 
 import pytest

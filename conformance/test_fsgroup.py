@@ -1,7 +1,7 @@
 """fsGroup and fsGroupChangePolicy leave the image volume's ownership and modes alone.
 
-The image volume plugin's SetUp changes nothing (feature-facts §9), and the API says
-fsGroupChangePolicy "has no effect on this volume type". A volume that the kubelet had chowned
+The image volume plugin's SetUp changes nothing (kubernetes v1.36.3 pkg/volume/image/image.go), and
+the API says fsGroupChangePolicy "has no effect on this volume type". A volume that the kubelet had chowned
 would show the fsGroup as group of every entry, setgid directories and group-writable files.
 """
 

@@ -1,5 +1,6 @@
 """Behind the API on the node (optional): the runtime keeps an image volume's image while it is
-mounted (feature-facts §10), and KEP-5365 reports the mounted digest in the Pod status."""
+mounted (KEP-4639; cri-o test/oci_volumes.bats 'OCI image volume mount lifecycle'), and KEP-5365
+reports the mounted digest in the Pod status."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""The mount is read-only, whatever the Pod asks for (kubelet forces ro; feature-facts §5)."""
+"""The mount is read-only, whatever the Pod asks for (kubelet forces ro: kubernetes v1.36.3
+pkg/kubelet/kubelet_pods.go makeMounts, pkg/volume/image/image.go GetAttributes)."""
 
 import pytest
 

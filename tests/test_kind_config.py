@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import replace
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,6 @@ from conformance.cluster.kind.provider import DEFAULT_K8S_VERSION
 from conformance.cluster.kind.registry import routes
 from conformance.cluster.registries import RegistryFiles
 from conformance.cluster.runtimes import runtime
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def rendered(version: str, **kwargs: object) -> dict:
@@ -95,7 +94,8 @@ def test_bad_versions_and_node_counts_are_refused() -> None:
 
 
 def test_checked_in_config_matches_the_renderer() -> None:
-    assert (REPO / "kind" / "cluster-crio.yaml").read_text() == render_kind_config(DEFAULT_K8S_VERSION)
+    checked_in = (files("conformance.kind_files") / "cluster-crio.yaml").read_text()
+    assert checked_in == render_kind_config(DEFAULT_K8S_VERSION)
 
 
 @pytest.mark.parametrize("name", ["cri-o", "containerd"])

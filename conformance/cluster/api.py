@@ -17,7 +17,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
+from urllib3.exceptions import HTTPError
 
 from conformance.cluster.errors import ClusterError
 
@@ -42,8 +45,6 @@ class WaitTimeout(AssertionError):
 
 def new_client(kubeconfig: str, context: str | None = None, *, retries: int | None = None) -> ApiClient:
     """A client for exactly this kubeconfig and context (kubetest#133: never the global default)."""
-    from kubernetes import client, config
-
     configuration = client.Configuration()
     if retries is not None:
         configuration.retries = retries
@@ -54,9 +55,6 @@ def new_client(kubeconfig: str, context: str | None = None, *, retries: int | No
 
 def is_transient(error: BaseException) -> bool:
     """A flapping apiserver (restarting, overloaded, connection reset) rather than a real answer."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
     if isinstance(error, ApiException):
         return error.status in TRANSIENT_STATUS
     return isinstance(error, (HTTPError, ConnectionError, TimeoutError))
@@ -73,8 +71,6 @@ transient_retry = retry(
 
 def ignoring(status: int, call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     """Call the API, treating one HTTP status as success (409: already there, 404: already gone)."""
-    from kubernetes.client.exceptions import ApiException
-
     try:
         return call(*args, **kwargs)
     except ApiException as err:
@@ -104,8 +100,6 @@ def watch_until(
     the wait with a failure (a Pod deleted while awaited). `gone` is checked between watch windows
     (every few seconds when given): a reason string ends the wait at once, as a ClusterError.
     """
-    from kubernetes import watch
-
     deadline = time.monotonic() + timeout
     selector = {"field_selector": field_selector} if field_selector else {}
     objects: dict[str, Json] = {}
@@ -171,7 +165,6 @@ def wait_nodes_ready(
     gone: Callable[[], str | None] | None = None,
 ) -> list[str]:
     """Wait until at least `count` nodes are Ready; returns their names."""
-    from kubernetes import client
 
     def ready(nodes: Mapping[str, Json]) -> list[str] | None:
         names = sorted(name for name, node in nodes.items() if node_is_ready(node))
@@ -218,8 +211,6 @@ def wait_default_service_account(
     kubeconfig: str, context: str | None = None, *, timeout: float, gone: Callable[[], str | None] | None = None
 ) -> None:
     """The first Pod of a fresh cluster needs `default/default`; providers wait for it before handing over."""
-    from kubernetes import client
-
     with new_client(kubeconfig, context) as api:
         try:
             wait_for_service_account(client.CoreV1Api(api), "default", timeout=timeout, gone=gone)
@@ -229,8 +220,6 @@ def wait_default_service_account(
 
 def apply_config_map(kubeconfig: str, context: str | None, namespace: str, name: str, data: Mapping[str, str]) -> None:
     """Create or replace a ConfigMap (kind's local-registry-hosting document)."""
-    from kubernetes import client
-
     body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, namespace=namespace), data=dict(data))
     with new_client(kubeconfig, context) as api:
         core = client.CoreV1Api(api)

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import urllib3
 import yaml
+from kubernetes import client, config
 
 from conformance.cluster import api
 from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
@@ -133,7 +134,7 @@ class ExistingProvider:
         self.registry_ca = options.registry_ca
 
     def up(self) -> ClusterHandle:
-        registry = self._registry()
+        registry = self.registry_endpoint()
         kubeconfig = resolve_kubeconfig(self.kubeconfig)
         context = self._context(kubeconfig)
         server, version = self._probe(kubeconfig, context)
@@ -183,7 +184,8 @@ class ExistingProvider:
 
     # -- validation -----------------------------------------------------------------------------
 
-    def _registry(self) -> RegistryEndpoint:
+    def registry_endpoint(self) -> RegistryEndpoint:
+        """The registry the options name (validated; credentials from --pull-secret), without touching a cluster."""
         if not self.registry:
             raise ClusterError(REGISTRY_REQUIRED)
         push = validate_registry(self.registry)
@@ -219,8 +221,6 @@ class ExistingProvider:
 
     def _probe(self, kubeconfig: str, context: str) -> tuple[str, str]:
         """One bounded `/version` call: proves the server answers and the credentials are accepted."""
-        from kubernetes import client, config
-
         try:
             # A single attempt: the timeout below is then the real bound.
             connection = api.new_client(kubeconfig, context, retries=0)

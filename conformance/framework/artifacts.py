@@ -105,7 +105,8 @@ CATALOG: dict[str, CatalogEntry] = {
     # One file >= 64 MiB: built only when pushed.
     "large": _large,
     # A real OCI artifact (empty config), the tree of upstream's quay.io/crio/artifact:singlefile
-    # and :subpath (feature-facts §14); each title becomes a path below the mount on CRI-O.
+    # and :subpath (cri-o v1.36.3 test/testdata/artifacts/push-oci-artifacts); each title becomes a path
+    # below the mount on CRI-O.
     "artifact": ArtifactSpec(files=(("artifact.txt", b"hello artifact"), ("subpath/2", b"2"), ("subpath/3", b"3"))),
 }
 

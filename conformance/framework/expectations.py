@@ -167,7 +167,8 @@ NO_ARTIFACTS = (
 ALWAYS_PULL = "admission_forces_always"
 FORCED_ALWAYS = (
     "AlwaysPullImages admission is active on this cluster: it rewrites every pullPolicy to Always "
-    "(feature-facts §3.3), so IfNotPresent/Never semantics and defaulting cannot be observed"
+    "(kubernetes v1.36.3 plugin/pkg/admission/alwayspullimages/admission.go Admit), so IfNotPresent/Never "
+    "semantics and defaulting cannot be observed"
 )
 CRIO, CONTAINERD = "cri-o", "containerd"
 # Anything older than 1.31 has no VolumeSource.Image at all; the session-level verdict covers it.
@@ -382,8 +383,9 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         "if-not-present-uses-node-copy",
         Level.REQUIRED,
-        "image_manager.go EnsureImageExists: 'Container image %q "
-        "already present on machine'; untested upstream (feature-facts §16)",
+        "image_manager.go EnsureImageExists: 'Container image %q already present on machine'; "
+        "no test in kubernetes v1.36.3 test/e2e_node/image_volume.go or "
+        "test/e2e/common/node/image_volume.go covers it",
         FEATURE,
         expected=_x(reason="Pulled", message="already present on machine", pulling="Pulling"),
     ),
@@ -397,7 +399,8 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         "container-restart-resolution",
         Level.INFORMATIONAL,
-        "unspecified by the API (feature-facts §7)",
+        "unspecified by the API: k8s.io/api v0.36.3 core/v1 types.go VolumeSource.Image promises re-resolution "
+        "only when the pod is deleted and recreated",
         FEATURE,
         reason="the API leaves what a restarted container sees unspecified",
     ),
@@ -410,7 +413,7 @@ TABLE: tuple[Rule, ...] = (
         expected=_x(reasons="ErrImagePull,ImagePullBackOff"),
     ),
     Rule("missing-image-unused", Level.REQUIRED, "e2e_node image_volume.go 'not existing but unused'", FEATURE),
-    # -- layers: the volume is the merged image tree (feature-facts §2, §16) ---------------------
+    # -- layers: the volume is the merged image tree (KEP-4639 'Filesystem representation') -----------
     Rule(
         "layer-override",
         Level.REQUIRED,
@@ -420,14 +423,17 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         "layer-whiteout",
         Level.REQUIRED,
-        f"{KEP}: layers merged as for container images (image-spec whiteouts); untested upstream (feature-facts §16)",
+        f"{KEP}: layers merged as for container images (image-spec whiteouts); "
+        "no test in kubernetes v1.36.3 test/e2e_node/image_volume.go or "
+        "test/e2e/common/node/image_volume.go covers it",
         FEATURE,
     ),
     Rule(
         "layer-opaque-directory",
         Level.REQUIRED,
-        f"{KEP}: layers merged as for container images (image-spec "
-        "opaque whiteouts); untested upstream (feature-facts §16)",
+        f"{KEP}: layers merged as for container images (image-spec opaque whiteouts); "
+        "no test in kubernetes v1.36.3 test/e2e_node/image_volume.go or "
+        "test/e2e/common/node/image_volume.go covers it",
         FEATURE,
     ),
     Rule("layer-symlinks", Level.REQUIRED, f"{KEP}: the image tree as for container images", FEATURE),
@@ -435,13 +441,17 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         "layer-file-modes",
         Level.REQUIRED,
-        f"{KEP}; file modes as seen in the container are untested upstream (feature-facts §16)",
+        f"{KEP}; file modes as seen in the container: "
+        "no test in kubernetes v1.36.3 test/e2e_node/image_volume.go or "
+        "test/e2e/common/node/image_volume.go checks them",
         FEATURE,
     ),
     Rule(
         "layer-ownership",
         Level.REQUIRED,
-        f"{KEP}; image plugin SetUp changes no ownership (feature-facts §9, §16)",
+        f"{KEP}; kubernetes v1.36.3 pkg/volume/image/image.go SetUp changes no ownership; "
+        "no test in kubernetes v1.36.3 test/e2e_node/image_volume.go or "
+        "test/e2e/common/node/image_volume.go checks it",
         FEATURE,
     ),
     Rule("layer-empty-directory", Level.REQUIRED, f"{KEP}: the image tree as for container images", FEATURE),
@@ -450,7 +460,7 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         "large-file",
         Level.REQUIRED,
-        f"{KEP} PRR: pull cost grows with image size; model weights are the main use (feature-facts §7, §15.10)",
+        f"{KEP} PRR: pull cost grows with image size; model weights are a main use ({KEP} user story 3)",
         FEATURE,
     ),
     # -- sharing: volumes, containers and Pods ---------------------------------------------------
@@ -458,37 +468,44 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         "init-container",
         Level.REQUIRED,
-        "image volumes are mounted per container at start "
-        "(kuberuntime toKubeContainerImageVolumes, feature-facts §7); untested upstream (§16)",
+        "image volumes are mounted per container at start (kubernetes v1.36.3 "
+        "pkg/kubelet/kuberuntime/kuberuntime_manager.go SyncPod start, toKubeContainerImageVolumes); "
+        "no test in kubernetes v1.36.3 test/e2e_node/image_volume.go or "
+        "test/e2e/common/node/image_volume.go covers init containers",
         FEATURE,
     ),
     Rule(
         "sidecar-container",
         Level.REQUIRED,
-        "image volumes are mounted per container, also on the sidecar-restart "
-        "path (feature-facts §7, §8); untested upstream (§16)",
+        "image volumes are mounted per container, also for restartable init containers (kubernetes v1.36.3 "
+        "pkg/kubelet/kuberuntime/kuberuntime_manager.go SyncPod start); "
+        "no test in kubernetes v1.36.3 test/e2e_node/image_volume.go or "
+        "test/e2e/common/node/image_volume.go covers sidecars",
         FEATURE,
     ),
     Rule(
         "same-image-two-pods",
         Level.REQUIRED,
-        "e2e_node image_volume.go 'multiple pods and same image on the same "
-        "node'; CRI-O per-container overlay (feature-facts §9)",
+        "e2e_node image_volume.go 'multiple pods and same image on the same node'; CRI-O per-container "
+        "overlay (cri-o v1.36.3 server/container_create_linux.go mountImage)",
         FEATURE,
     ),
     # -- references ------------------------------------------------------------------------------
     Rule(
         "digest-reference",
         Level.REQUIRED,
-        "kubelet image manager shared with containers (feature-facts §7); digest references untested upstream (§16)",
+        "kubelet image manager shared with containers (kubernetes v1.36.3 pkg/kubelet/kuberuntime/"
+        "kuberuntime_manager.go getImageVolumes → EnsureImageExists); "
+        "no test in kubernetes v1.36.3 test/e2e_node/image_volume.go or "
+        "test/e2e/common/node/image_volume.go uses a digest reference",
         FEATURE,
     ),
     # -- fsGroup ---------------------------------------------------------------------------------
     Rule(
         "fsgroup-no-ownership-change",
         Level.REQUIRED,
-        "image plugin SetUp does nothing (feature-facts §9); API doc: "
-        "'fsGroupChangePolicy has no effect on this volume type' (§2)",
+        "kubernetes v1.36.3 pkg/volume/image/image.go SetUp does nothing; k8s.io/api v0.36.3 core/v1 "
+        "types.go: 'fsGroupChangePolicy has no effect on this volume type'",
         FEATURE,
         expected=_x(owned="1234:5678", other="0:0"),
     ),
@@ -507,8 +524,8 @@ TABLE: tuple[Rule, ...] = (
     *_artifact_rows(
         "artifact-mount-directory",
         Level.INFORMATIONAL,
-        "CRI-O >= 1.33 mounts each blob bind,ro (feature-facts §11); the API's 'mounted read-only' says nothing "
-        "about the directories around them",
+        "CRI-O >= 1.33 mounts each blob bind,ro (cri-o v1.36.3 server/container_create_linux.go "
+        "mountArtifact); the API's 'mounted read-only' says nothing about the directories around them",
     ),
     _subpath_ignored_by_old_kubelet("artifact-subpath", when=(ARTIFACTS,)),
     Rule(
@@ -538,15 +555,16 @@ TABLE: tuple[Rule, ...] = (
         "artifact-mounted-or-refused",
         Level.REQUIRED,
         f"{KEP}: failures 'will be reported on the pod reason and message'; silent empty mounts are the known "
-        "failure of runtimes without support (k3s#14323, feature-facts §15.3)",
+        "failure of runtimes without support (k3s#14323)",
         FEATURE,
     ),
-    # -- private registries (feature-facts §2, §7, §16) -------------------------------------------
+    # -- private registries (KEP-4639 'Registry authentication'; k8s.io/api ImageVolumeSource.reference) ------
     Rule(
         "pull-secret-pod",
         Level.REQUIRED,
-        f"{KEP}: 'Pull secrets will be assembled in the same way as for the "
-        "container image'; untested upstream (feature-facts §16)",
+        f"{KEP}: 'Pull secrets will be assembled in the same way as for the container image'; "
+        "no test in kubernetes v1.36.3 test/e2e_node/image_volume.go or "
+        "test/e2e/common/node/image_volume.go covers them",
         FEATURE,
     ),
     Rule(
@@ -559,7 +577,8 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         "pull-secret-missing",
         Level.REQUIRED,
-        "kubelet image manager shared with containers (feature-facts §7)",
+        "kubelet image manager shared with containers (kubernetes v1.36.3 pkg/kubelet/kuberuntime/"
+        "kuberuntime_manager.go getImageVolumes → EnsureImageExists)",
         FEATURE,
         expected=_x(reasons="ErrImagePull,ImagePullBackOff"),
     ),
@@ -589,7 +608,7 @@ TABLE: tuple[Rule, ...] = (
         "credentials (image_manager.go); the suite masks RegistryEndpoint.password",
         FEATURE,
     ),
-    # -- API validation through the apiserver (validation.go validateImageVolumeSource, §3.1) --------
+    # -- API validation through the apiserver (kubernetes v1.36.3 pkg/apis/core/validation/validation.go) --
     Rule(
         "api-reference-required",
         Level.REQUIRED,
@@ -643,7 +662,7 @@ TABLE: tuple[Rule, ...] = (
             outcome="rejected", field="spec.template.spec.volumes[0].image.reference", message="Required value"
         ),
     ),
-    # -- admission (feature-facts §3.3) -----------------------------------------------------------
+    # -- admission (kubernetes v1.36.3 plugin/pkg/admission/alwayspullimages/admission.go) ----------------
     Rule(
         "always-pull-images-admission",
         Level.REQUIRED,
@@ -663,7 +682,8 @@ TABLE: tuple[Rule, ...] = (
         "--admission-plugins AlwaysPullImages` (a fresh local cluster) or kube-apiserver "
         "--enable-admission-plugins=…,AlwaysPullImages",
     ),
-    # -- kubelet metrics (feature-facts §8): not part of conformance, hence optional ---------------
+    # -- kubelet metrics (#130135; kubernetes v1.36.3 pkg/kubelet/metrics/metrics.go): not part of conformance,
+    # hence optional -------------------------------------------------------------------------------------
     Rule(
         "metrics-mount-succeeded",
         Level.NOT_APPLICABLE,
@@ -739,7 +759,7 @@ TABLE: tuple[Rule, ...] = (
             errors="kubelet_image_volume_mounted_errors_total", stability="BETA", reason="CreateContainerError"
         ),
     ),
-    # -- node lifecycle (feature-facts §10) ---------------------------------------------------------
+    # -- node lifecycle (KEP-4639 'Lifecycling and Garbage Collection') ---------------------------------
     Rule(
         "rmi-refused-while-in-use",
         Level.OPTIONAL,
@@ -753,7 +773,7 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         "rmi-refused-while-in-use",
         Level.NOT_APPLICABLE,
-        "containerd image volume leases (feature-facts §10)",
+        "containerd image volume leases (containerd v2.3.7 internal/cri/server/container_image_mount.go)",
         FEATURE,
         runtime=CONTAINERD,
         reason="containerd holds an image volume's snapshot by a lease per sandbox instead of refusing "

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import pytest
@@ -52,8 +52,8 @@ def pod_delete_timeout() -> float:
 
 
 @pytest.fixture(scope="session")
-def manifests_dir() -> Path:
-    """Where Pod templates are read from."""
+def manifests_dir() -> Traversable:
+    """Where Pod templates are read from (override with a Path to try your own)."""
     return MANIFESTS_DIR
 
 
@@ -148,7 +148,7 @@ def launch(
     kube: Kube,
     namespace: str,
     ivc_session: SuiteSession,
-    manifests_dir: Path,
+    manifests_dir: Traversable,
     pod_start_timeout: float,
     mount_lock: MountLock,
 ) -> Iterator[LaunchPod]:
@@ -180,7 +180,7 @@ def launch(
 
 
 @pytest.fixture
-def render_pod(ivc_session: SuiteSession, manifests_dir: Path) -> Callable[..., dict[str, Any]]:
+def render_pod(ivc_session: SuiteSession, manifests_dir: Traversable) -> Callable[..., dict[str, Any]]:
     """Render a manifest without creating it (API validation and dry-run tests)."""
 
     def make(template: str = "basic", *, name: str = "probe", **params: Any) -> dict[str, Any]:
@@ -229,7 +229,7 @@ class _ModulePods:
         self,
         kube: Kube,
         ivc_session: SuiteSession,
-        manifests_dir: Path,
+        manifests_dir: Traversable,
         pod_start_timeout: float,
         module_nodeid: str,
         worker: str,
@@ -294,7 +294,7 @@ def _module_pods(
     request: pytest.FixtureRequest,
     kube: Kube,
     ivc_session: SuiteSession,
-    manifests_dir: Path,
+    manifests_dir: Traversable,
     pod_start_timeout: float,
     mount_lock: MountLock,
 ) -> Iterator[_ModulePods]:

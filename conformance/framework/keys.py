@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 SESSION_KEY: pytest.StashKey[SuiteSession] = pytest.StashKey()  # config: the run (controller and workers)
 PROVIDER_KEY: pytest.StashKey[ClusterProvider] = pytest.StashKey()  # config: controller only
 HANDLE_KEY: pytest.StashKey[ClusterHandle] = pytest.StashKey()  # config: controller only
+RERUN_KEY: pytest.StashKey[set[str]] = pytest.StashKey()  # config: --rerun-failed's tests (rerun_key)
 TORN_DOWN_KEY: pytest.StashKey[bool] = pytest.StashKey()  # config: teardown ran (it runs once)
 VERDICTS_KEY: pytest.StashKey[VerdictCollector] = pytest.StashKey()  # config: controller only
 EXPECTATION_KEY: pytest.StashKey[Expectation] = pytest.StashKey()  # item

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import string
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import yaml
 
-MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
+# Package data: the checkout's manifests/ (setuptools maps it to conformance.manifests), in a wheel too.
+MANIFESTS_DIR: Traversable = files("conformance.manifests")
 
 LINUX_NODE_LABEL = "kubernetes.io/os"
 DEFAULTS: dict[str, Any] = {
@@ -40,7 +42,7 @@ def _prune_nulls(node: Any) -> Any:
     return node
 
 
-def render(template: str, manifests_dir: Path = MANIFESTS_DIR, **params: Any) -> dict[str, Any]:
+def render(template: str, manifests_dir: Traversable = MANIFESTS_DIR, **params: Any) -> dict[str, Any]:
     """`render("basic", name=…, shell_image=…, reference=…)` → a Pod as a dict.
 
     Raises KeyError naming the placeholder when a parameter is missing.
@@ -59,5 +61,5 @@ def render(template: str, manifests_dir: Path = MANIFESTS_DIR, **params: Any) ->
     return body
 
 
-def templates(manifests_dir: Path = MANIFESTS_DIR) -> list[str]:
-    return sorted(p.stem for p in manifests_dir.glob("*.yaml"))
+def templates(manifests_dir: Traversable = MANIFESTS_DIR) -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in manifests_dir.iterdir() if p.name.endswith(".yaml"))

@@ -9,19 +9,25 @@ The controller is the process without `workerinput` (or the only process without
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shlex
 import sys
 import warnings
 from collections.abc import Generator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_html import extras as html_extras
 
+import conformance
 from conformance.cluster import make_provider
 from conformance.cluster.contract import ClusterHandle
 from conformance.cluster.errors import ClusterError
-from conformance.cluster.options import DEFAULT_PROVIDER, PROVIDER_NAMES, ClusterOptions, given
+from conformance.cluster.existing import ExistingProvider
+from conformance.cluster.options import DEFAULT_PROVIDER, EXISTING, PROVIDER_NAMES, ClusterOptions, given
 from conformance.cluster.options import add_to as add_cluster_options
 from conformance.cluster.progress import progress
 from conformance.framework import report
@@ -39,12 +45,16 @@ from conformance.framework.keys import (
     HANDLE_KEY,
     NAMESPACES_KEY,
     PROVIDER_KEY,
+    RERUN_KEY,
     SESSION_KEY,
     TORN_DOWN_KEY,
     VERDICTS_KEY,
 )
 from conformance.framework.known_issues import hints_for
-from conformance.framework.session import RUN_LABEL, SuiteSession, new_run_id, start_session
+from conformance.framework.session import RUN_LABEL, SuiteSession, new_run_id, preseed, start_session
+
+# Loaded through the pytest11 entry point (or `-p conformance.framework.plugin`): the fixtures come along.
+pytest_plugins = ("conformance.framework.fixtures",)
 
 WORKER_INPUT = "ivc_session"
 
@@ -83,7 +93,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="exit 0 when the only failures are the table's known defects (the verdict still says NOT CONFORMANT)",
     )
-    group.addoption("--report-dir", default=None, help="write junit, summary.md/json and diagnostics here")
+    group.addoption(
+        "--report-dir",
+        default=None,
+        help="write junit, summary.md/json and diagnostics here (with --html: beside the HTML report)",
+    )
+    group.addoption(
+        "--rerun-failed",
+        metavar="REPORT_DIR",
+        default=None,
+        help="run only the tests that failed or errored in the run that wrote REPORT_DIR (its summary.json)",
+    )
+    group.addoption(
+        "--push-artifacts",
+        action="store_true",
+        help="push every image and artifact a run needs to --registry (with --pull-secret/--registry-ca), then "
+        "exit: pre-seeds an air-gapped registry in one step",
+    )
     group.addoption(
         "--list-artifacts",
         action="store_true",
@@ -91,31 +117,80 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# Per test: a hung API call must not stall a run. Here, not in an ini file, so an installed suite has it too.
+TEST_TIMEOUT_SECONDS = 600.0
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-timeout reads its settings
 def pytest_configure(config: pytest.Config) -> None:
+    if (
+        config.pluginmanager.has_plugin("timeout")
+        and config.getoption("timeout") is None
+        and not config.getini("timeout")
+    ):
+        config.option.timeout = TEST_TIMEOUT_SECONDS
     for marker, doc in MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {doc}")
+    if getattr(config.option, "htmlpath", None) and not config.getoption("report_dir"):
+        # Diagnostics beside the HTML report, so that each failure can link its own.
+        config.option.report_dir = str(Path(config.option.htmlpath).parent)
     if config.getoption("report_dir") and not config.option.xmlpath:
         config.option.xmlpath = str(Path(config.getoption("report_dir")) / "junit_01.xml")
+    if rerun := config.getoption("rerun_failed"):
+        try:
+            config.stash[RERUN_KEY] = report.failed_tests(Path(rerun))
+        except ValueError as error:
+            raise pytest.UsageError(f"ivc: {error}") from None
     if _is_controller(config):
         collector = config.stash[VERDICTS_KEY] = report.VerdictCollector()
         config.pluginmanager.register(collector, "ivc-verdicts")
+        config.pluginmanager.register(report.LiveProgress(partial(_write_line, config)), "ivc-progress")
+        config.pluginmanager.register(HtmlReport(config), "ivc-html")
     worker_input = getattr(config, "workerinput", None)
     if worker_input and WORKER_INPUT in worker_input:
         config.stash[SESSION_KEY] = SuiteSession.from_json(worker_input[WORKER_INPUT])
+
+
+def _write_line(config: pytest.Config, line: str) -> None:
+    # Looked up when writing: the terminal reporter registers itself after this plugin's configure.
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is None:
+        return
+    if getattr(terminal._tw, "width_of_current_line", 0):  # xdist's progress dots: start a line of our own
+        terminal.write("\n")
+    terminal.write_line(line)
 
 
 def _is_controller(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput")
 
 
+# The conformance tests are this package's test_*.py, wherever it is installed (a checkout, site-packages).
+CONFORMANCE_DIR = Path(conformance.__file__).resolve().parent
+
+
+def _argument_path(config: pytest.Config, arg: str) -> Path:
+    """The file or directory a command-line argument names (a module name with --pyargs)."""
+    target = arg.split("::", 1)[0]
+    if config.option.pyargs:
+        try:
+            spec = importlib.util.find_spec(target)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.origin:
+            origin = Path(spec.origin).resolve()
+            return origin.parent if origin.name == "__init__.py" else origin
+    return (config.invocation_params.dir / target).resolve()
+
+
 def _selects_conformance(config: pytest.Config) -> bool:
     """Only start a cluster when conformance tests can be selected (not for unit tests or --help)."""
-    if config.option.collectonly or config.getoption("list_artifacts") or config.option.help:
+    if config.option.collectonly or config.option.help or config.getoption("list_artifacts"):
         return False
-    conformance_dir = config.rootpath / "conformance"
     for arg in config.args:
-        path = (config.invocation_params.dir / arg.split("::", 1)[0]).resolve()
-        if path == conformance_dir or conformance_dir in path.parents or path in conformance_dir.parents:
+        path = _argument_path(config, arg)
+        # The package itself, a file in it, or a directory above it (a checkout's root).
+        if path == CONFORMANCE_DIR or path in CONFORMANCE_DIR.parents or CONFORMANCE_DIR in path.parents:
             return True
     return False
 
@@ -142,6 +217,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if config.getoption("list_artifacts"):
         report.print_artifact_list(config.getoption("registry") or "<registry>")
         pytest.exit("listed the artifacts this run needs", returncode=0)
+    if config.getoption("push_artifacts"):
+        _push_artifacts(config)
     if not _is_controller(config) or not _selects_conformance(config):
         return
     try:
@@ -160,6 +237,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if reason and config.getoption("require_feature"):
         _teardown_now(config)
         raise pytest.UsageError(f"ivc: image volumes unavailable (--require-feature): {reason}")
+
+
+def _push_artifacts(config: pytest.Config) -> None:
+    try:
+        options = ClusterOptions.parse(EXISTING, given(config.option))
+        registry = ExistingProvider(options).registry_endpoint()
+        references = preseed(registry, options.cache_dir)
+    except ClusterError as error:
+        raise pytest.UsageError(f"ivc: --push-artifacts: {error}") from None
+    for reference in references:
+        print(reference)
+    pytest.exit(f"pushed the {len(references)} images and artifacts a run needs to {registry.push}", returncode=0)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -186,11 +275,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every conformance test names a behaviour the table knows: no verdict without a classification."""
+    if (rerun := config.stash.get(RERUN_KEY, None)) is not None:
+        _select_rerun(config, items, rerun)
     known = behaviours()
-    conformance_dir = config.rootpath / "conformance"
     for item in items:
         markers = list(item.iter_markers("behaviour"))
-        if not markers and conformance_dir in item.path.parents:
+        if not markers and CONFORMANCE_DIR in item.path.parents:
             raise pytest.UsageError(f"{item.nodeid} has no @pytest.mark.behaviour: add one (and a table row)")
         for marker in markers:
             if marker.args[0] not in known:
@@ -204,6 +294,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             lookup(behaviour, suite.capabilities)
         except NoRow as missing:
             raise pytest.UsageError(f"ivc: {missing.args[0]}") from None
+
+
+def _select_rerun(config: pytest.Config, items: list[pytest.Item], wanted: set[str]) -> None:
+    keep = [item for item in items if report.rerun_key(item.nodeid) in wanted]
+    if gone := wanted - {report.rerun_key(item.nodeid) for item in keep}:
+        warnings.warn(
+            RerunWarning(f"{len(gone)} failed tests of that run are not collected now: {', '.join(sorted(gone))}"),
+            stacklevel=1,
+        )
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
+
+
+class RerunWarning(pytest.PytestWarning):
+    """--rerun-failed could not select every test that failed before (renamed, removed, or deselected here)."""
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -253,11 +358,41 @@ def pytest_runtest_makereport(
                 test_report.sections.append(("ivc known issue", hint))
                 test_report.user_properties.append(("ivc.hint", hint))
         namespaces = item.stash.get(NAMESPACES_KEY, [])
+        report_dir = item.config.getoption("report_dir")
         if suite is not None and namespaces:
-            text = report.collect_diagnostics(suite, item.nodeid, namespaces, item.config.getoption("report_dir"))
+            text = report.collect_diagnostics(suite, item.nodeid, namespaces, report_dir)
             if text:
                 test_report.sections.append(("ivc diagnostics", text))
+            if report_dir and (html_path := item.config.getoption("htmlpath", None)):
+                link = os.path.relpath(report.diagnostics_dir(report_dir, item.nodeid), Path(html_path).parent)
+                extras = [*getattr(test_report, "extras", []), html_extras.url(link, name="diagnostics")]
+                test_report.extras = extras  # type: ignore[attr-defined]  # read by pytest-html
     return test_report
+
+
+class HtmlReport:
+    """pytest-html's report (controller only): its title is the verdict, its summary opens with the cluster."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.report: Any = None  # pytest-html's report data, handed over once at session start
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_report_title(self, report: Any) -> None:
+        report.title = "ImageVolume conformance"
+        self.report = report
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+    ) -> None:
+        suite = self.config.stash.get(SESSION_KEY, None)
+        if suite is None:
+            return
+        verdicts = list(self.config.stash[VERDICTS_KEY].verdicts.values())
+        prefix.extend(report.html_summary(suite, verdicts))
+        if self.report is not None:  # the first line a reader sees
+            self.report.title = f"ImageVolume conformance: {report.run_verdict(suite, verdicts).line()}"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:

@@ -8,15 +8,17 @@ mask a failure: each step is guarded, and a step that fails says so in the bundl
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -28,8 +30,10 @@ from conformance.framework.session import SuiteSession
 from conformance.oci import build
 from conformance.oci.node_images import PAUSE_REPOSITORY, PAUSE_TAG, SHELL_REPOSITORY, SHELL_TAG
 
+T = TypeVar("T")
 KNOWN_DEFECT = "known-defect"
 OUTCOMES = ("passed", "failed", "error", KNOWN_DEFECT, "skipped")
+LEVELS = ("required", KNOWN_DEFECT, "optional", "informational", "not-applicable", "unclassified")
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,58 @@ def _first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[-1][:300]
 
 
+class LiveProgress:
+    """Controller only: a line every `interval` seconds and at each failure, so a long run shows where it is."""
+
+    def __init__(self, write: Callable[[str], None], interval: float = 15.0) -> None:
+        self.write = write
+        self.interval = interval
+        self.total: int | None = None
+        self.done = 0
+        self.failed: set[str] = set()
+        self.last = time.monotonic()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.total = len(ids)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.total = len(session.items)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        new_failure = report.failed and report.nodeid not in self.failed
+        if new_failure:
+            self.failed.add(report.nodeid)
+        if report.when == "teardown":
+            self.done += 1
+        now = time.monotonic()
+        if new_failure or now - self.last >= self.interval:
+            self.last = now
+            line = f"ivc progress: {self.done}/{self.total if self.total is not None else '?'} tests done, "
+            line += f"{len(self.failed)} failed" + (f"; now failed: {report.nodeid}" if new_failure else "")
+            self.write(line)
+
+
+# -- rerunning what failed --------------------------------------------------------------------
+def rerun_key(nodeid: str) -> str:
+    """A test's id without where the package lives (a checkout, site-packages): test_x.py::test[param]."""
+    path, _, rest = nodeid.partition("::")
+    return f"{path.rsplit('conformance/', 1)[-1]}::{rest}"
+
+
+def failed_tests(report_dir: Path) -> set[str]:
+    """rerun_key of every failed or errored test in an earlier run's summary.json. Raises ValueError."""
+    summary = report_dir / "summary.json"
+    try:
+        tests = json.loads(summary.read_text())["tests"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"--rerun-failed {report_dir}: no readable summary.json there ({error})") from None
+    failed = {rerun_key(t["nodeid"]) for t in tests if t.get("outcome") in ("failed", "error")}
+    if not failed:
+        raise ValueError(f"--rerun-failed {report_dir}: nothing to rerun, no test failed in that run")
+    return failed
+
+
 # -- diagnostics ------------------------------------------------------------------------------
 def _safe_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid)[-150:]
@@ -157,11 +213,13 @@ class _Bundle:
         self.summary: list[str] = []
         self.failures: list[str] = []
 
-    def step(self, what: str, action: Callable[[], object]) -> None:
+    def step(self, what: str, action: Callable[[], T]) -> T | None:
+        """The action's result, or None when it failed (noted in the bundle)."""
         try:
-            action()
+            return action()
         except Exception as error:  # noqa: BLE001 - diagnostics must never mask the test's failure
             self.failures.append(f"diagnostics failed: {what}: {type(error).__name__}: {error}".splitlines()[0])
+            return None
 
     def write(self, name: str, text: str) -> None:
         if self.target is not None:
@@ -169,14 +227,19 @@ class _Bundle:
             (self.target / name).write_text(text)
 
 
+def diagnostics_dir(report_dir: str, nodeid: str) -> Path:
+    return Path(report_dir) / "diagnostics" / _safe_name(nodeid)
+
+
 def collect_diagnostics(suite: SuiteSession, nodeid: str, namespaces: list[str], report_dir: str | None) -> str:
     """Describe every Pod in the test's namespaces (returned, for the report's section) and, with a
     report directory, dump Pods, events, container logs and the node side under diagnostics/<test>/."""
-    bundle = _Bundle(Path(report_dir) / "diagnostics" / _safe_name(nodeid) if report_dir else None)
-    kube = Kube(suite.handle.kubeconfig, suite.handle.context)
+    bundle = _Bundle(diagnostics_dir(report_dir, nodeid) if report_dir else None)
+    kube = bundle.step("API client", partial(Kube, suite.handle.kubeconfig, suite.handle.context))
     nodes: set[str] = set()
-    for namespace in namespaces:
-        bundle.step(f"namespace {namespace}", partial(_namespace, bundle, kube, namespace, nodes))
+    if kube is not None:
+        for namespace in namespaces:
+            bundle.step(f"namespace {namespace}", partial(_namespace, bundle, kube, namespace, nodes))
     if bundle.target is not None:
         _node_side_diagnostics(bundle, suite, namespaces, nodes)
         bundle.summary.append(f"full diagnostics: {bundle.target}")
@@ -260,12 +323,11 @@ def write_summary(
 ) -> None:
     verdicts = sorted(collected, key=lambda v: v.nodeid)
     counts = Counter((v.level, v.outcome) for v in verdicts)
-    levels = ("required", KNOWN_DEFECT, "optional", "informational", "not-applicable", "unclassified")
     outcome = run_verdict(suite, verdicts)
     tr = terminalreporter
     tr.section("ImageVolume conformance verdict")
     tr.write_line(f"ivc verdict: {outcome.line()}")
-    for level in levels:
+    for level in LEVELS:
         row = {o: counts[(level, o)] for o in OUTCOMES}
         if any(row.values()):
             tr.write_line(f"{level:>15}: " + ", ".join(f"{n} {o}" for o, n in row.items() if n))
@@ -309,7 +371,7 @@ def write_summary(
         "| level | " + " | ".join(OUTCOMES) + " |",
         "|---" * (len(OUTCOMES) + 1) + "|",
     ]
-    for level in levels:
+    for level in LEVELS:
         cells = [counts[(level, o)] for o in OUTCOMES]
         if any(cells):
             lines.append(f"| {level} | " + " | ".join(map(str, cells)) + " |")
@@ -321,6 +383,27 @@ def write_summary(
         lines.append(f"| `{v.nodeid}` | {v.level} | {v.outcome} | {v.source} | {detail.replace('|', '/')} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     tr.write_line(f"summary: {out / 'summary.md'}")
+
+
+def html_summary(suite: SuiteSession, collected: list[Verdict]) -> list[str]:
+    """The opening of pytest-html's report: the verdict, the cluster, the counts (HTML fragments)."""
+    outcome = run_verdict(suite, collected)
+    colour = "#1a7f37" if outcome.conformant else "#cf222e"
+    counts = Counter((v.level, v.outcome) for v in collected)
+    rows = "".join(
+        f"<tr><td>{level}</td>" + "".join(f"<td>{counts[level, o]}</td>" for o in OUTCOMES) + "</tr>"
+        for level in LEVELS
+        if any(counts[level, o] for o in OUTCOMES)
+    )
+    header = "".join(f"<li>{html.escape(line)}</li>" for line in suite.capabilities.header_lines())
+    return [
+        f'<h2 id="ivc-verdict" style="color:{colour}">{html.escape(outcome.line())}</h2>',
+        f"<p>Run {suite.run_id}: {html.escape(suite.handle.provider)} cluster "
+        f"({html.escape(suite.handle.description)})</p>",
+        f"<ul>{header}</ul>",
+        "<table><tr><th>level</th>" + "".join(f"<th>{o}</th>" for o in OUTCOMES) + f"</tr>{rows}</table>",
+        "<p>Each failed test links its diagnostics (Pods, events, container, runtime and kubelet logs).</p>",
+    ]
 
 
 def sweep_namespaces(suite: SuiteSession, label: str) -> str | None:

@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
-from conformance.cluster.contract import ClusterHandle
+from conformance.cluster.contract import ClusterHandle, RegistryEndpoint
 from conformance.cluster.errors import ClusterError
 from conformance.cluster.progress import progress
 from conformance.framework.artifacts import CATALOG, PushedArtifact, push_catalog, push_named
@@ -31,7 +31,7 @@ from conformance.framework.capabilities import (
 from conformance.framework.kube import Kube
 from conformance.framework.probe import MountProbe, probe_mounts
 from conformance.oci import RegistryClient, RegistryError
-from conformance.oci.node_images import SHELL_REPOSITORY, SHELL_TAG, NodeImageError, shell_image
+from conformance.oci.node_images import SHELL_REPOSITORY, SHELL_TAG, NodeImageError, push_node_images, shell_image
 
 RUN_LABEL = "ivc.conformance/run"
 # Namespaces of a run are deleted when it ends; older ones belong to a run that was killed (SIGKILL
@@ -163,6 +163,19 @@ def run_probe(kube: Kube, run_id: str, shell: str, artifacts: dict[str, PushedAr
         return probe
     finally:
         kube.delete_namespace(namespace)
+
+
+def preseed(registry: RegistryEndpoint, cache_dir: Path) -> list[str]:
+    """Push every image and artifact a run needs (pause, shell, the catalog) to `registry`, so an
+    air-gapped registry is filled in one step. Returns the references. Raises ClusterError."""
+    client = RegistryClient(registry)
+    try:
+        client.ping()
+        references = list(push_node_images(client, cache_dir).values())
+        references += [pushed.reference for pushed in push_catalog(client).values()]
+    except (RegistryError, NodeImageError) as error:
+        raise ClusterError(str(error)) from error
+    return references
 
 
 def start_session(handle: ClusterHandle, run_id: str | None = None, *, cache_dir: Path) -> SuiteSession:

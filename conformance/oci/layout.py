@@ -1,6 +1,7 @@
 """Declarative descriptions of images and artifacts → deterministic OCI blobs (stdlib only).
 
-The suite cannot pull upstream test images offline (feature-facts §14), so it rebuilds them. A
+The suite cannot pull upstream test images (quay.io/crio/artifact, registry.k8s.io/e2e-test-images/kitten)
+offline, so it rebuilds them. A
 description must always give the same bytes, and so the same manifest digest, on every machine
 of the same architecture: tests and reports can then name artifacts by digest, and a second run
 pushes nothing new. Hence: uncompressed PAX tar layers (gzip output depends on the zlib build),
@@ -120,8 +121,9 @@ Layer = tuple[Entry, ...]
 class ImageSpec:
     """An image-style artifact: a config with rootfs.diff_ids, so both CRI-O and containerd mount it.
 
-    containerd ≤ 2.3 only mounts image volumes it can unpack, which needs `rootfs.diff_ids`
-    (feature-facts §11); CRI-O mounts these too. Use this for everything both runtimes must see.
+    containerd (2.1 to 2.4.2, measured) only mounts image volumes it can unpack, which needs `rootfs.diff_ids`
+    (containerd v2.3.7 internal/cri/server/container_image_mount.go mutateImageMount; containerd#11907);
+    CRI-O mounts these too. Use this for everything both runtimes must see.
     """
 
     layers: tuple[Layer | bytes, ...]  # bytes: a prebuilt uncompressed tar (e.g. a Debian root file system)

@@ -76,10 +76,32 @@ def binary_name(package: str) -> str:
 _REQUIRES_GO = re.compile(r"requires go (?:>|\\u003e)= (\d+\.\d+(?:\.\d+)?)")
 
 
+# "…: k8s.io/ktesting@v0.38.0-beta.0: reading https://<proxy>/k8s.io/ktesting/@v/v0.38.0-beta.0.zip: 403 Forbidden"
+_REFUSED = re.compile(r"(\S+@\S+): reading \S+: (?:403|404|410)\b")
+
+
+def refused_modules(go_error: str) -> list[str]:
+    """module@version the module proxy refused to serve, in order, once each."""
+    return list(dict.fromkeys(m[1] for m in _REFUSED.finditer(go_error)))
+
+
+# The newer toolchain the module proxy serves (toolchains are modules: golang.org/toolchain), taken whenever
+# a release needs more than this machine's Go; one pinned patch release, so every machine builds alike.
+NEWER_TOOLCHAIN = "go1.27.3"
+
+
+def _go_version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.removeprefix("go").split("."))
+
+
 def required_toolchain(go_error: str) -> str | None:
-    """The GOTOOLCHAIN value a `go` failure asks for ("go1.27.0"), or None when it is another failure."""
+    """The GOTOOLCHAIN a `go` failure asks for (NEWER_TOOLCHAIN), or None when it is another failure."""
     needed = _REQUIRES_GO.search(go_error)
-    return f"go{needed[1]}" if needed else None
+    if needed is None:
+        return None
+    if _go_version(needed[1]) > _go_version(NEWER_TOOLCHAIN):
+        raise ClusterError(f"this release needs Go {needed[1]}, newer than {NEWER_TOOLCHAIN} (the newest pinned here)")
+    return NEWER_TOOLCHAIN
 
 
 def go_env(**extra: str) -> dict[str, str]:
@@ -175,7 +197,17 @@ def build(component: GoComponent, version: str, cache: Path) -> BuiltComponent:
         )
     )
     toolchain = info["Toolchain"]
-    _go(["mod", "tidy"], cwd=work, what=f"{component.module}@{version}: resolve module graph", GOTOOLCHAIN=toolchain)
+    try:
+        _go(
+            ["mod", "tidy"], cwd=work, what=f"{component.module}@{version}: resolve module graph", GOTOOLCHAIN=toolchain
+        )
+    except ClusterError as error:
+        if not (refused := refused_modules(str(error))):
+            raise
+        raise ClusterError(
+            f"{component.module}@{version} cannot be built from this machine's module proxy (`go env GOPROXY`): "
+            f"it refuses {', '.join(refused)}; pick another {component.name} release"
+        ) from error
     command = ["build", "-trimpath", "-ldflags", component.ldflags(version), "-o", f"{staged}/"]
     if component.tags:
         command += ["-tags", component.tags]

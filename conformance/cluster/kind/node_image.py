@@ -44,6 +44,8 @@ from conformance.cluster.progress import progress
 from conformance.cluster.runtimes import runtime
 from conformance.cluster.runtimes.base import NodeSetup
 from conformance.cluster.runtimes.oci import RUNC, render_runc_wrapper
+from conformance.oci import File, ImageSpec, build, write_oci_layout
+from conformance.oci.node_images import pause_image
 
 IMAGE_REPO = "ivc/kind-node"
 LABEL_INPUTS = "io.ivc.inputs"
@@ -225,9 +227,6 @@ def _binaries(recipe: Recipe) -> _Binaries:
 
 
 def _preload_images(root: Path, work: Path, binaries: _Binaries, recipe: Recipe) -> None:
-    from conformance.oci import File, ImageSpec, build, write_oci_layout
-    from conformance.oci.node_images import pause_image
-
     cache = recipe.cache_dir
     base = debian.root_tar("image-base", IMAGE_BASE_PACKAGES, cache).read_bytes()
     kube = binaries.kubernetes

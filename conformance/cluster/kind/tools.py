@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.cluster.components import gomodules
 from conformance.cluster.errors import ClusterError
 from conformance.cluster.host import last_line, run
 from conformance.cluster.kind.config import parse_tool_version
@@ -75,8 +76,6 @@ def find_tools(cache: Path) -> Tools:
 def _kind(cache: Path) -> str:
     found = shutil.which("kind")
     if found is None:
-        from conformance.cluster.components import gomodules
-
         return str(gomodules.build(gomodules.KIND, PINNED_KIND, cache).binary("kind"))
     text = run([found, "version"], what="kind version", timeout=30).stdout.strip()
     version = parse_tool_version(text)

@@ -6,6 +6,8 @@ import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from kubernetes import client
+
 from conformance.cluster import api
 from conformance.cluster.api import Json
 from conformance.cluster.errors import ClusterError
@@ -15,8 +17,6 @@ from conformance.cluster.wait import NotYet
 
 def create_rbac(kubeconfig: Path) -> None:
     """Bindings a full `kubeadm init` would create but the phases don't."""
-    from kubernetes import client
-
     bindings = {
         # admin.conf's identity (and the apiserver's kubelet client cert) are in this group.
         "kubeadm:cluster-admins": ("cluster-admin", [("Group", "kubeadm:cluster-admins")]),
@@ -39,8 +39,6 @@ def create_rbac(kubeconfig: Path) -> None:
 
 def node_ready(kubeconfig: Path) -> None:
     """A probe: NotYet until the node is registered and Ready."""
-    from kubernetes import client
-
     with api.new_client(str(kubeconfig)) as connection:
         try:
             node = api.raw(client.CoreV1Api(connection).read_node(config.NODE_NAME, _preload_content=False))
@@ -58,8 +56,6 @@ def node_ready(kubeconfig: Path) -> None:
 
 def smoke_pod(kubeconfig: Path, *, pause_image: str, timeout: float, gone: Callable[[], str | None]) -> None:
     """A throwaway Pod from the pause image must reach Running: proves sandbox, CNI, pull, SA token."""
-    from kubernetes import client
-
     name = f"ivc-smoke-{secrets.token_hex(3)}"
     pod = client.V1Pod(
         metadata=client.V1ObjectMeta(name=name, labels={"ivc.local/smoke": "true"}),
@@ -112,8 +108,6 @@ def smoke_pod(kubeconfig: Path, *, pause_image: str, timeout: float, gone: Calla
 
 def versions(kubeconfig: Path) -> tuple[str, str]:
     """(server gitVersion, the node's containerRuntimeVersion)."""
-    from kubernetes import client
-
     with api.new_client(str(kubeconfig)) as connection:
         server = api.raw(client.VersionApi(connection).get_code(_preload_content=False))["gitVersion"]
         node = api.raw(client.CoreV1Api(connection).read_node(config.NODE_NAME, _preload_content=False))

@@ -36,6 +36,8 @@ from conformance.cluster.runtimes import Runtime, select
 from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
 from conformance.cluster.runtimes.oci import RUNC, lacks_capability, render_runc_wrapper
 from conformance.cluster.state import provider_dir
+from conformance.oci.node_images import PAUSE_REPOSITORY, PAUSE_TAG, push_node_images
+from conformance.oci.registry import RegistryClient
 from conformance.versions import Version
 
 DEFAULT_K8S_VERSION = "v1.36.3"
@@ -590,9 +592,6 @@ class LocalProvider:
             write_atomic(path, text)
 
     def _push_pause_image(self) -> None:
-        from conformance.oci.node_images import push_node_images
-        from conformance.oci.registry import RegistryClient
-
         progress(f"pushing the pause image to {config.REGISTRY_ADDR}")
         client = RegistryClient(RegistryEndpoint(push=config.REGISTRY_ADDR, pull=config.REGISTRY_ADDR))
         client.ping()
@@ -642,8 +641,6 @@ class LocalProvider:
 
 
 def _pause_repository() -> str:
-    from conformance.oci.node_images import PAUSE_REPOSITORY, PAUSE_TAG
-
     return f"{PAUSE_REPOSITORY}:{PAUSE_TAG}"
 
 

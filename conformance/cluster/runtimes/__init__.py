@@ -12,6 +12,7 @@ from conformance.cluster.errors import ClusterError
 from conformance.cluster.runtimes.base import NodeSetup, Runtime
 from conformance.cluster.runtimes.containerd import CONTAINERD_RUNTIME
 from conformance.cluster.runtimes.crio import CRIO_RUNTIME
+from conformance.cluster.runtimes.external import ExternalRuntime
 
 __all__ = ["RUNTIMES", "NodeSetup", "Runtime", "runtime", "select"]
 
@@ -21,8 +22,6 @@ RUNTIMES: dict[str, Runtime] = {CRIO_RUNTIME.name: CRIO_RUNTIME, CONTAINERD_RUNT
 def select(name: str | None, endpoint: str | None = None) -> Runtime:
     """The runtime the options name: a declared one (default CRI-O), or the user's own at `endpoint`."""
     if endpoint:
-        from conformance.cluster.runtimes.external import ExternalRuntime
-
         return ExternalRuntime(endpoint)
     return runtime(name or CRIO_RUNTIME.name)
 

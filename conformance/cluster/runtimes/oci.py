@@ -18,6 +18,7 @@ FILE; both are edited in place, then the real runc is exec'd with the same argum
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 RUNC = "/usr/sbin/runc"
@@ -139,8 +140,6 @@ def _sh_quote(text: str) -> str:
 
 def main() -> None:
     """`python -m conformance.cluster.runtimes.oci docker`: the wrapper dockerd needs on these VMs."""
-    import sys
-
     kind = sys.argv[1] if len(sys.argv) > 1 else ""
     if kind != "docker":
         sys.exit("usage: python -m conformance.cluster.runtimes.oci docker  (prints dockerd's runc wrapper)")
