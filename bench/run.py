@@ -1,22 +1,42 @@
-"""Benchmark (not a test): cluster bring-up and a warm full run at -n 1 vs -n auto.
+"""Benchmark (not a test): what a run costs, stage by stage, measured in one go so the ratios compare.
 
-    .venv/bin/python bench/run.py [--cluster local] [--bring-up] [-- extra pytest args]
+    .venv/bin/python bench/run.py [--workers 1 2 4 8] [--kind] [--out bench/results] [--write-readme]
 
-Needs a running cluster for the runs (it passes --reuse-cluster). With --bring-up it first
-times `down` + `up` of the provider (warm: binaries cached). Prints one figure per line.
+1. bring-up of the local cluster (warm: binaries cached; `down` first) and, with --kind, of the kind
+   cluster (node image cached), each also torn down again;
+2. the warm full suite on the local cluster at each worker count (`--reuse-cluster`), `--repeat` times
+   each (the median run is reported, with the range): wall time and its stages (cluster, session =
+   artifacts + runtime probe, tests, rest = interpreter start and cleanup), the Pods the run created,
+   their start latency (creation to Running, p50/p95, as the suite saw it) and the slowest test (junit).
+   Each run starts on a quiet cluster: the namespaces of earlier runs are gone.
+
+Writes `<out>/bench.json` and `<out>/bench.md`; `--write-readme` puts the table into README.md between
+`<!-- bench:begin -->` and `<!-- bench:end -->`. Needs root and what the providers need.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
+
+from kubernetes.client import CoreV1Api
+
+from conformance.cluster import api
+from conformance.cluster.wait import NotYet, wait_for
+from conformance.framework.session import RUN_LABEL
 
 ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
 def timed(command: list[str]) -> tuple[float, int]:
@@ -25,60 +45,160 @@ def timed(command: list[str]) -> tuple[float, int]:
     return time.monotonic() - started, rc
 
 
-def slowest_test(junit: Path) -> tuple[str, float]:
-    cases = ET.parse(junit).getroot().iter("testcase")
-    worst = max(cases, key=lambda case: float(case.get("time", 0)))
-    return f"{worst.get('classname')}::{worst.get('name')}", float(worst.get("time", 0))
+def cluster(*args: str) -> list[str]:
+    return [sys.executable, "-m", "conformance.cluster", *args]
+
+
+def up(provider: str) -> float:
+    """Seconds of a warm `up` from nothing; exits on failure."""
+    timed(cluster("down", "--provider", provider))
+    seconds, rc = timed(cluster("up", "--provider", provider))
+    if rc:
+        sys.exit(f"bench: {provider} up failed (exit {rc})")
+    return round(seconds, 1)
+
+
+def down(provider: str) -> float:
+    seconds, rc = timed(cluster("down", "--provider", provider))
+    if rc:
+        sys.exit(f"bench: {provider} down failed (exit {rc})")
+    return round(seconds, 1)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def local_kubeconfig() -> str:
+    """KUBECONFIG from `python -m conformance.cluster env --provider local` (export KUBECONFIG=… lines)."""
+    env = subprocess.run(cluster("env", "--provider", "local"), cwd=ROOT, capture_output=True, text=True, check=True)
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines() if "=" in line)
+    return exports["KUBECONFIG"]
+
+
+def wait_quiet(kubeconfig: str) -> None:
+    """Until no namespace of an earlier run is left (their deletion would compete with the next run)."""
+    core = CoreV1Api(api.new_client(kubeconfig))
+
+    def quiet() -> None:
+        left = api.raw(core.list_namespace(label_selector=RUN_LABEL, _preload_content=False))["items"]
+        if left:
+            raise NotYet(f"{len(left)} namespaces of earlier runs")
+
+    wait_for("a quiet cluster", quiet, timeout=300, interval=1.0)
+
+
+def suite_run(workers: int, pytest_args: list[str], kubeconfig: str) -> dict[str, Any]:
+    wait_quiet(kubeconfig)
+    with tempfile.TemporaryDirectory(prefix=f"ivc-bench-n{workers}-") as report_dir:
+        command = [
+            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers),
+            "--cluster=local", "--reuse-cluster", f"--report-dir={report_dir}", *pytest_args,
+        ]  # fmt: skip
+        wall, rc = timed(command)
+        if rc not in (0, 1):
+            sys.exit(f"bench: pytest -n {workers} exited {rc}")
+        summary = json.loads((Path(report_dir) / "summary.json").read_text())
+        cases = list(ET.parse(Path(report_dir) / "junit_01.xml").getroot().iter("testcase"))
+    slowest = max(cases, key=lambda case: float(case.get("time", 0)))
+    pods = [seconds for test in summary["tests"] for seconds in test.get("pods", [])]
+    starts = [seconds for seconds in pods if seconds is not None]
+    stages = summary["stages"]
+    return {
+        "workers": workers,
+        "wall": round(wall, 1),
+        "stages": {**stages, "rest": round(wall - sum(stages.values()), 2)},
+        "tests": len(summary["tests"]),
+        "verdict": summary["verdict"]["line"],
+        "pods": len(pods),
+        "pod_start_p50": round(statistics.median(starts), 2) if starts else 0.0,
+        "pod_start_p95": round(percentile(starts, 0.95), 2),
+        "slowest_test": f"{slowest.get('classname', '').rsplit('.', 1)[-1]}::{slowest.get('name')}",
+        "slowest_seconds": round(float(slowest.get("time", 0)), 1),
+    }
+
+
+def repeated(workers: int, repeat: int, pytest_args: list[str], kubeconfig: str) -> dict[str, Any]:
+    """The median of `repeat` runs (by wall time), with every run's wall time."""
+    runs = sorted((suite_run(workers, pytest_args, kubeconfig) for _ in range(repeat)), key=lambda run: run["wall"])
+    return {**runs[len(runs) // 2], "walls": [run["wall"] for run in runs]}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [f"Measured {result['date']} on {result['machine']} (`bench/run.py`):", ""]
+    lines += ["| stage | seconds |", "|---|---|"]
+    for provider, times in result["bring_up"].items():
+        lines.append(f"| {provider} cluster up (warm) / down | {times['up']} / {times['down']} |")
+    columns = (
+        "workers",
+        "warm full run (s), median (all runs)",
+        "cluster / session / tests / rest (s)",
+        "tests",
+        "Pods created",
+        "Pod start p50 / p95 (s)",
+        "slowest test (s)",
+        "wall ÷ slowest",
+    )
+    lines += ["", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    for run in result["runs"]:
+        ratio = run["wall"] / max(run["slowest_seconds"], 0.1)
+        stages = " / ".join(f"{run['stages'][name]:.1f}" for name in ("cluster", "session", "tests", "rest"))
+        lines.append(
+            f"| {run['workers']} | **{run['wall']}** ({', '.join(map(str, run['walls']))}) | {stages} | "
+            f"{run['tests']} | {run['pods']} | {run['pod_start_p50']} / {run['pod_start_p95']} | "
+            f"{run['slowest_seconds']} (`{run['slowest_test']}`) | {ratio:.1f} |"
+        )
+    verdicts = sorted({run["verdict"] for run in result["runs"]})
+    lines += ["", f"Verdict of every run: {'; '.join(verdicts)}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_readme(table: str) -> None:
+    text = README.read_text()
+    if BEGIN not in text or END not in text:
+        sys.exit(f"bench: README.md has no {BEGIN} … {END} section")
+    head, rest = text.split(BEGIN, 1)
+    README.write_text(head + BEGIN + "\n" + table + END + rest.split(END, 1)[1])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cluster", default="local")
-    parser.add_argument("--bring-up", action="store_true", help="also time a warm down+up of the cluster")
-    parser.add_argument("pytest_args", nargs="*")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per worker count (the median is reported)")
+    parser.add_argument("--kind", action="store_true", help="also time the kind cluster's bring-up")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--suite-only", action="store_true", help="no bring-up: the running local cluster's suite")
+    parser.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments")
     args = parser.parse_args()
-    figures: list[str] = []
-    if args.bring_up:
-        cli = [sys.executable, "-m", "conformance.cluster"]
-        down, _ = timed([*cli, "down", "--provider", args.cluster])
-        up, rc = timed([*cli, "up", "--provider", args.cluster])
-        if rc:
-            print(f"bench: cluster up failed (exit {rc})", file=sys.stderr)
-            return rc
-        figures += [f"cluster down: {down:.1f} s", f"cluster up (warm, binaries cached): {up:.1f} s"]
-    walls: dict[str, float] = {}
-    slowest: tuple[str, float] = ("", 0.0)
-    for workers in ("1", "auto"):
-        with tempfile.TemporaryDirectory(prefix=f"ivc-bench-n{workers}-") as report_dir:
-            # `--opt=value` form: a bare directory argument would make pytest pick it as rootdir.
-            command = [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "-n",
-                workers,
-                f"--cluster={args.cluster}",
-                "--reuse-cluster",
-                f"--report-dir={report_dir}",
-                *(args.pytest_args or ["conformance"]),
-            ]
-            walls[workers], rc = timed(command)
-            if rc not in (0, 1):
-                print(f"bench: pytest -n {workers} exited {rc}", file=sys.stderr)
-                return rc
-            if workers == "1":
-                slowest = slowest_test(Path(report_dir) / "junit_01.xml")
-    figures += [
-        f"full run -n 1: {walls['1']:.1f} s",
-        f"full run -n auto: {walls['auto']:.1f} s",
-        f"speed-up: {walls['1'] / walls['auto']:.2f}x",
-        f"slowest test: {slowest[0]} {slowest[1]:.1f} s",
-        f"-n auto wall / slowest test: {walls['auto'] / max(slowest[1], 0.001):.1f}",
-    ]
-    print("\n".join(figures))
+    result: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} cores",
+        "bring_up": {},
+        "runs": [],
+    }
+    if args.kind:
+        result["bring_up"]["kind (2 nodes)"] = {"up": up("kind"), "down": down("kind")}
+    if args.suite_only:  # on the running local cluster, which stays up
+        for workers in args.workers:
+            result["runs"].append(repeated(workers, args.repeat, args.pytest_args, local_kubeconfig()))
+    else:
+        local_up = up("local")
+        try:
+            for workers in args.workers:
+                result["runs"].append(repeated(workers, args.repeat, args.pytest_args, local_kubeconfig()))
+        finally:
+            result["bring_up"]["local"] = {"up": local_up, "down": down("local")}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown(result)
+    (args.out / "bench.md").write_text(table)
+    if args.write_readme:
+        write_readme(table)
+    print(table)
     return 0
 
 

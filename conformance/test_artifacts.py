@@ -30,23 +30,20 @@ def artifact_pod(shared_pod):
 
 @pytest.mark.behaviour("artifact-content")
 def test_artifact_files_are_mounted_with_exact_contents(artifact_pod):
-    for directory, expected in (("/volume", {"artifact.txt", "subpath"}), ("/volume/subpath", {"2", "3"})):
-        entries = artifact_pod.listdir(directory)
-        assert entries == expected, f"{directory}: expected {sorted(expected)}, saw {sorted(entries)}"
-    for path, content in ARTIFACT.items():
-        seen = artifact_pod.read(f"/volume/{path}")
-        assert seen == content, f"/volume/{path}: expected {content!r}, saw {seen!r}"
+    artifact_pod.assert_tree("/volume", ARTIFACT)
 
 
 @pytest.mark.behaviour("artifact-read-only")
 @pytest.mark.parametrize("operation", sorted(WRITE_ATTEMPTS))
 def test_artifact_files_are_read_only(artifact_pod, expectation, operation):
-    result = artifact_pod.sh(WRITE_ATTEMPTS[operation])
+    kept = ("artifact.txt", "subpath/2")
+    after = artifact_pod.view(WRITE_ATTEMPTS[operation], files=[f"/volume/{path}" for path in kept])
+    result = after.results[0]
     assert result.returncode != 0, f"{operation} of an artifact file succeeded: {result.output!r}"
     error = expectation["error"]
     assert error in result.output, f"{operation} failed, but without {error!r}: {result.output!r}"
-    for path in ("artifact.txt", "subpath/2"):
-        seen = artifact_pod.read(f"/volume/{path}")
+    for path in kept:
+        seen = after.files[f"/volume/{path}"]
         assert seen == ARTIFACT[path], f"/volume/{path} after {operation}: expected {ARTIFACT[path]!r}, saw {seen!r}"
 
 
@@ -62,12 +59,8 @@ def test_new_entries_beside_artifact_files_are_reported(launch, artifacts, obser
 @pytest.mark.behaviour("artifact-subpath")
 def test_artifact_subpath_shows_only_that_prefix(launch, artifacts):
     pod = launch("basic", reference=artifacts["artifact"].reference, sub_path="subpath")
-    expected = {"2": "2", "3": "3"}  # subpath/2 and subpath/3, and nothing from the artifact's root
-    entries = pod.listdir("/volume")
-    assert entries == expected.keys(), f"/volume: expected {sorted(expected)}, saw {sorted(entries)} (root mounted?)"
-    for name, content in expected.items():
-        seen = pod.read(f"/volume/{name}")
-        assert seen == content, f"/volume/{name}: expected {content!r}, saw {seen!r}"
+    # subpath/2 and subpath/3, and nothing from the artifact's root (artifact.txt there: root mounted)
+    pod.assert_tree("/volume", {"2": "2", "3": "3"})
 
 
 @pytest.mark.behaviour("artifact-mounted-or-refused")

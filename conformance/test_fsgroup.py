@@ -20,12 +20,12 @@ def test_fs_group_leaves_ownership_unchanged(launch, artifacts, expectation, cha
     pod = launch(
         "basic", reference=artifacts["layered"].reference, fs_group=FS_GROUP, fs_group_change_policy=change_policy
     )
-    groups = pod.sh("id -G").stdout.split()
+    ids, result = pod.sh_each(["id -G", "find /volume -exec stat -c '%u:%g %a %n' {} +"])
+    groups = ids.stdout.split()
     assert str(FS_GROUP) in groups, (
         f"fsGroup {FS_GROUP} is not among the container's groups {groups}: "
         "the Pod did not get the fsGroup, so this test would prove nothing"
     )
-    result = pod.sh("find /volume -exec stat -c '%u:%g %a %n' {} +")
     assert result.returncode == 0, result.output
     owners, modes = {}, {}
     for line in result.stdout.splitlines():

@@ -17,10 +17,17 @@ def layered(shared_pod):
     return shared_pod("layered")
 
 
-def stat(pod, fmt: str, path: str) -> str:
-    result = pod.sh(f"stat -c {shlex.quote(fmt)} {shlex.quote(path)}")
+def stat_script(fmt: str, path: str) -> str:
+    return f"stat -c {shlex.quote(fmt)} {shlex.quote(path)}"
+
+
+def stat_output(result, path: str) -> str:
     assert result.returncode == 0, f"cannot stat {path}: {result.output.strip()}"
     return result.stdout.strip()
+
+
+def stat(pod, fmt: str, path: str) -> str:
+    return stat_output(pod.sh(stat_script(fmt, path)), path)
 
 
 @pytest.mark.behaviour("layer-override")
@@ -35,19 +42,21 @@ def test_the_highest_layer_wins(layered):
 @pytest.mark.parametrize("hidden", ["file.txt", "dir"], ids=["file", "directory"])
 def test_whiteout_hides_the_lower_entry(layered, hidden):
     expected = {"kept.txt"}
-    entries = layered.listdir("/volume/whiteout")
+    seen = layered.view(
+        f"test -e /volume/whiteout/{hidden} || test -L /volume/whiteout/{hidden}",
+        files=["/volume/whiteout/kept.txt"],
+        dirs=["/volume/whiteout"],
+    )
+    entries = seen.entries["/volume/whiteout"]
     assert entries == expected, f"whiteout/: expected {sorted(expected)}, saw {sorted(entries)}"
-    lookup = layered.sh(f"test -e /volume/whiteout/{hidden} || test -L /volume/whiteout/{hidden}")
-    assert lookup.returncode != 0, f"whiteout/{hidden} is hidden from ls but can still be looked up"
-    assert layered.read("/volume/whiteout/kept.txt") == "kept"
+    assert seen.results[0].returncode != 0, f"whiteout/{hidden} is hidden from ls but can still be looked up"
+    assert seen.files["/volume/whiteout/kept.txt"] == "kept"
 
 
 @pytest.mark.behaviour("layer-opaque-directory")
 def test_opaque_directory_shows_only_its_own_layer(layered):
-    expected = {"upper.txt"}  # the opaque layer's own entry; the lower ones are hidden
-    entries = layered.listdir("/volume/opaque")
-    assert entries == expected, f"opaque/: expected {sorted(expected)}, saw {sorted(entries)}"
-    assert layered.read("/volume/opaque/upper.txt") == "from the opaque layer"
+    # the opaque layer's own entry; the lower ones are hidden
+    layered.assert_tree("/volume/opaque", {"upper.txt": "from the opaque layer"})
 
 
 @pytest.mark.behaviour("layer-symlinks")
@@ -62,22 +71,23 @@ def test_opaque_directory_shows_only_its_own_layer(layered):
 )
 def test_symlink_is_kept_verbatim(layered, link, target, content):
     path = f"/volume/links/{link}"
-    result = layered.sh(f"test -L {path} && readlink {path}")
+    seen = layered.view(f"test -L {path} && readlink {path}", files=[path] if content is not None else [])
+    result = seen.results[0]
     assert result.returncode == 0, f"{path} is not a symlink: {result.output.strip()}"
     assert result.stdout.strip() == target, f"{path} points to {result.stdout.strip()!r}, expected {target!r}"
     if content is not None:
-        seen = layered.read(path)
-        assert seen == content, f"through {path} expected {content!r}, saw {seen!r}"
+        assert seen.files[path] == content, f"through {path} expected {content!r}, saw {seen.files[path]!r}"
 
 
 @pytest.mark.behaviour("layer-hardlink")
 def test_hardlink_shares_the_inode_of_its_target(layered):
-    target = stat(layered, "%i %h", "/volume/links/target.txt")
-    link = stat(layered, "%i %h", "/volume/links/hardlink")
+    paths = ("/volume/links/target.txt", "/volume/links/hardlink")
+    seen = layered.view(*(stat_script("%i %h", path) for path in paths), files=["/volume/links/hardlink"])
+    target, link = (stat_output(result, path) for result, path in zip(seen.results, paths, strict=True))
     assert link == target, f"hardlink (inode, links) {link!r} differs from its target's {target!r}"
     expected_links = "2"
     assert target.split()[1] == expected_links, f"expected a link count of {expected_links}, saw {target.split()[1]}"
-    assert layered.read("/volume/links/hardlink") == "link target"
+    assert seen.files["/volume/links/hardlink"] == "link target"
 
 
 @pytest.mark.behaviour("layer-file-modes")
@@ -102,9 +112,10 @@ def test_owner_is_preserved(layered, path, owner):
 
 @pytest.mark.behaviour("layer-empty-directory")
 def test_empty_directory_exists_and_is_empty(layered):
-    assert stat(layered, "%F", "/volume/empty") == "directory"
+    seen = layered.view(stat_script("%F", "/volume/empty"), dirs=["/volume/empty"])
+    assert stat_output(seen.results[0], "/volume/empty") == "directory"
     expected: set[str] = set()
-    entries = layered.listdir("/volume/empty")
+    entries = seen.entries["/volume/empty"]
     assert entries == expected, f"empty/: expected {sorted(expected)}, saw {sorted(entries)}"
 
 
@@ -127,21 +138,25 @@ def test_many_small_files_are_all_there_with_their_contents(layered):
 @pytest.mark.behaviour("non-ascii-names")
 def test_non_ascii_names_and_contents(layered):
     # busybox ls prints '?' for non-ASCII without a locale; the shell's glob gives the raw names.
-    listed = layered.sh('for f in /volume/unicode/*; do printf "%s\\n" "${f##*/}"; done').stdout.split("\n")
     expected = {"grüße.txt": "grüße", "日本語.txt": "日本語", "emoji-🙂.txt": "🙂"}
+    seen = layered.view(
+        'for f in /volume/unicode/*; do printf "%s\\n" "${f##*/}"; done',
+        files=[f"/volume/unicode/{name}" for name in expected],
+    )
+    listed = seen.results[0].stdout.split("\n")
     assert set(filter(None, listed)) == set(expected), f"unicode/ holds {sorted(filter(None, listed))}"
     for name, content in expected.items():
-        seen = layered.read(f"/volume/unicode/{name}")
-        assert seen == content, f"unicode/{name}: expected {content!r}, saw {seen!r}"
+        found = seen.files[f"/volume/unicode/{name}"]
+        assert found == content, f"unicode/{name}: expected {content!r}, saw {found!r}"
 
 
 @pytest.mark.slow
 @pytest.mark.behaviour("large-file")
 def test_large_file_arrives_intact(launch, artifacts):
     pod = launch("basic", reference=artifacts["large"].reference)
-    size = stat(pod, "%s", "/volume/large.bin")
+    sized, result = pod.sh_each([stat_script("%s", "/volume/large.bin"), "sha256sum /volume/large.bin"], timeout=120)
+    size = stat_output(sized, "/volume/large.bin")
     assert size == str(LARGE_FILE_SIZE), f"large.bin: expected {LARGE_FILE_SIZE} bytes, saw {size}"
-    result = pod.sh("sha256sum /volume/large.bin", timeout=120)
     assert result.returncode == 0, result.output
     digest = result.stdout.split()[0]
     assert digest == LARGE_FILE_SHA256, f"large.bin: expected sha256 {LARGE_FILE_SHA256}, saw {digest}"

@@ -8,6 +8,7 @@ from conformance.framework.kube import container_status
 from conformance.oci import File, ImageSpec
 
 
+@pytest.mark.slow
 @pytest.mark.behaviour("rmi-refused-while-in-use")
 def test_rmi_is_refused_while_the_image_is_mounted_and_allowed_after_the_pod_is_gone(
     request, launch, private_push, crictl, expectation, namespace, ivc_session, pod_start_timeout

@@ -40,6 +40,7 @@ def test_pull_policy_as_stored_by_the_api(kube, namespace, render_pod, ivc_sessi
     assert image.get("pullPolicy") == stored, f"{reference} (given {given}) stored as {image.get('pullPolicy')}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("pull_policy", "tree_after_move"),
     [
@@ -63,6 +64,7 @@ def test_recreated_pod_after_the_tag_moved(launch, private_push, pull_policy, tr
     recreated.assert_tree("/volume", EXPECTED_TREES[tree_after_move])
 
 
+@pytest.mark.slow
 @pytest.mark.behaviour("if-not-present-uses-node-copy")
 def test_if_not_present_second_pod_uses_the_node_copy(launch, private_push, expectation, pod_start_timeout):
     pushed = private_push("seed")  # a repository only this test uses: the node has never pulled it
@@ -81,6 +83,7 @@ def test_if_not_present_second_pod_uses_the_node_copy(launch, private_push, expe
     assert second.read("/volume/dir/file") == "1"
 
 
+@pytest.mark.slow
 @pytest.mark.behaviour("always-pulls-again")
 def test_always_second_pod_pulls_again(launch, private_push, expectation, pod_start_timeout):
     pushed = private_push("seed")

@@ -43,6 +43,7 @@ def test_without_credentials_the_pull_fails(launch, auth_push, expectation, pull
     assert any(pushed.reference in message for message in failures), f"no Failed event names the reference: {failures}"
 
 
+@pytest.mark.slow
 @pytest.mark.behaviour("pull-credentials-reverified")
 def test_a_pod_without_credentials_cannot_mount_what_another_pulled_with_them(
     launch, auth_push, pull_secret, expectation, observe, pull_failure_timeout
@@ -77,15 +78,18 @@ def test_a_pod_without_credentials_cannot_mount_what_another_pulled_with_them(
 
 @pytest.mark.behaviour("pull-secret-not-exposed")
 def test_credentials_never_appear_in_status_events_or_diagnostics(
-    launch, auth_push, pull_secret, auth_registry, kube, namespace, pull_failure_timeout
+    launch, auth_push, pull_secret, auth_registry, kube, namespace, pod_start_timeout, pull_failure_timeout
 ):
     pushed = auth_push("seed")
     # A tag never pulled with credentials: the failed pull must not depend on KEP-2535 re-verification
     # (see test_a_pod_without_credentials_cannot_mount_what_another_pulled_with_them).
     never_pulled = auth_push("seed", tag="never-pulled")
-    with_secret = launch("basic", reference=pushed.reference, pull_secrets=[{"name": pull_secret}], name="with-secret")
+    with_secret = launch(
+        "basic", reference=pushed.reference, pull_secrets=[{"name": pull_secret}], name="with-secret", wait=False
+    )
     without = launch("basic", reference=never_pulled.reference, wait=False, name="without-credentials")
     without.wait_waiting_reason(["ErrImagePull", "ImagePullBackOff"], timeout=pull_failure_timeout)
+    with_secret.wait_running(pod_start_timeout)
     endpoint = auth_registry.endpoint
     secrets = {
         "password": endpoint.password,

@@ -19,17 +19,18 @@ WRITE_ATTEMPTS = {
 
 @pytest.mark.parametrize("operation", sorted(WRITE_ATTEMPTS))
 def test_write_attempts_fail_with_erofs(seed_pod, expectation, operation):
-    result = seed_pod.sh(WRITE_ATTEMPTS[operation])
+    after = seed_pod.view(WRITE_ATTEMPTS[operation], files=["/volume/file"], dirs=["/volume"])
+    result = after.results[0]
     assert result.returncode != 0, f"{operation} inside the image volume succeeded: {result.output!r}"
     assert expectation["error"] in result.output, f"{operation} failed, but not with EROFS: {result.output!r}"
-    assert seed_pod.read("/volume/file") == "2"
-    assert seed_pod.listdir("/volume") == {"dir", "file"}
+    assert after.files["/volume/file"] == "2"
+    assert after.entries["/volume"] == {"dir", "file"}
 
 
 def test_readonly_false_on_the_mount_is_still_read_only(launch, artifacts, expectation):
     pod = launch("basic", reference=artifacts["seed"].reference, read_only=False)
-    mount = pod.sh("grep ' /volume ' /proc/mounts").stdout.split()
+    mounts, result = pod.sh_each(["grep ' /volume ' /proc/mounts", "echo x > /volume/new-file"])
+    mount = mounts.stdout.split()
     assert mount, "no /proc/mounts entry for /volume"
     assert "ro" in mount[3].split(","), f"mount options of /volume are {mount[3]}"
-    result = pod.sh("echo x > /volume/new-file")
     assert result.returncode != 0 and expectation["error"] in result.output, result.output

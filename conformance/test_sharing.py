@@ -30,11 +30,14 @@ def test_sidecar_and_main_container_see_the_volume(shared_pod, container):
     pod.assert_tree("/volume", EXPECTED_TREES["seed"], container)
 
 
+@pytest.mark.slow
 @pytest.mark.behaviour("same-image-two-pods")
-def test_same_image_in_two_pods_on_one_node(launch, artifacts, pod_delete_timeout):
+def test_same_image_in_two_pods_on_one_node(launch, artifacts, pod_start_timeout, pod_delete_timeout):
     reference = artifacts["seed"].reference
-    first = launch("basic", reference=reference, name="first")
-    second = launch("basic", reference=reference, name="second", node_name=first.node)
+    first = launch("basic", reference=reference, name="first", wait=False).wait_scheduled(pod_start_timeout)
+    second = launch("basic", reference=reference, name="second", node_name=first.node, wait=False)
+    for pod in (first, second):  # starting side by side: one node mounting the image for both at once
+        pod.wait_running(pod_start_timeout)
     first.assert_tree("/volume", EXPECTED_TREES["seed"])
     second.assert_tree("/volume", EXPECTED_TREES["seed"])
     # Tearing down the second Pod's mount must not take the first Pod's view with it.

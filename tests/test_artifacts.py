@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import tarfile
-from types import SimpleNamespace
 
 import pytest
 
@@ -21,7 +20,6 @@ from conformance.framework.artifacts import (
     large_file_content,
     spec_of,
 )
-from conformance.framework.fixtures import _ModulePods
 from conformance.oci import ArtifactSpec, ImageSpec, build
 
 
@@ -146,16 +144,3 @@ def test_push_catalog_builds_lazy_entries(monkeypatch):
     monkeypatch.setattr(artifacts, "push_named", lambda client, name, spec, repository: pushed.append((name, spec)))
     artifacts.push_catalog(None, {"seed": CATALOG["seed"], "lazy": lambda: CATALOG["exec"]})
     assert pushed == [("seed", CATALOG["seed"]), ("lazy", CATALOG["exec"])]
-
-
-def test_module_pods_get_one_namespace_per_module_and_worker():
-    """xdist workers split a module's tests; each creates its own shared Pods (a shared name gave 409s)."""
-    session = SimpleNamespace(run_id="abc123")
-
-    def namespace(module: str, worker: str) -> str:
-        return _ModulePods(None, session, None, 1.0, module, worker, None).namespace
-
-    assert namespace("conformance/test_layers.py", "gw0") == namespace("conformance/test_layers.py", "gw0")
-    assert namespace("conformance/test_layers.py", "gw0") != namespace("conformance/test_layers.py", "gw1")
-    assert namespace("conformance/test_layers.py", "gw0") != namespace("conformance/test_sharing.py", "gw0")
-    assert all(len(namespace("conformance/test_layers.py", w)) <= 63 for w in ("gw0", "main"))

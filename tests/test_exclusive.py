@@ -26,8 +26,6 @@ def test_exclusive_waits_for_shared_holders_of_other_processes(tmp_path):
     with lock.exclusive():
         waited = time.monotonic() - began
     holder.join(10)
-    lock.remove()
-    assert list(tmp_path.iterdir()) == []
     assert waited >= 0.3, f"the exclusive lock did not wait for the other process's shared hold ({waited:.2f}s)"
 
 

@@ -30,6 +30,7 @@ class _Collector:
     def __init__(self) -> None:
         self.rows: list[tuple[str, str]] = []
 
+    @pytest.hookimpl(tryfirst=True)  # file order, before the plugin sorts the run (`run_order`)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             marker = item.get_closest_marker("behaviour")

@@ -6,7 +6,7 @@ lock *shared* (from its first Pod until its Pods are deleted); a test that reads
 holds it *exclusive*. Writers are preferred (a turnstile lock that new readers pass through), so an
 exclusive holder waits only for the tests running at that moment, never for the rest of the run.
 
-The locks are `flock(2)` files in the temp directory, named by run id: all workers of a run share them
+The locks are `flock(2)` files in the run's directory (`run_directory`): all workers of a run share them
 (xdist runs its workers on this host); runs never do.
 """
 
@@ -15,29 +15,43 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 
+def run_directory(run_id: str) -> Path:
+    """Where the run's processes meet (lock and record files); the controller removes it at the end."""
+    path = Path(tempfile.gettempdir()) / f"ivc-{run_id}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def remove_run_directory(run_id: str) -> None:
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"ivc-{run_id}", ignore_errors=True)
+
+
+@contextlib.contextmanager
+def flocked(path: Path, mode: int = fcntl.LOCK_EX) -> Iterator[None]:
+    """`flock(2)` on `path` (created if absent) for the block; closing the file releases it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)
+
+
 class MountLock:
     def __init__(self, run_id: str, directory: Path | None = None) -> None:
-        base = directory or Path(tempfile.gettempdir())
-        self._room = base / f"ivc-{run_id}-mounts.lock"
-        self._turnstile = base / f"ivc-{run_id}-turnstile.lock"
+        base = directory or run_directory(run_id)
+        self._room = base / "mounts.lock"
+        self._turnstile = base / "turnstile.lock"
         self._exclusive = False  # a holder of the exclusive lock also starts Pods of its own
         # Re-entrant per process: a second shared request while one is held must not queue behind a
         # waiting writer (the writer waits for this process's first one: a deadlock).
         self._shared_depth = 0
-
-    @contextlib.contextmanager
-    def _locked(self, path: Path, mode: int) -> Iterator[None]:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, mode)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[None]:
@@ -49,7 +63,7 @@ class MountLock:
             finally:
                 self._shared_depth -= 1
             return
-        with self._locked(self._turnstile, fcntl.LOCK_EX):
+        with flocked(self._turnstile, fcntl.LOCK_EX):
             fd = os.open(self._room, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(fd, fcntl.LOCK_SH)
         self._shared_depth = 1
@@ -59,15 +73,10 @@ class MountLock:
             self._shared_depth = 0
             os.close(fd)
 
-    def remove(self) -> None:
-        """The controller removes the lock files when the run ends."""
-        for path in (self._room, self._turnstile):
-            path.unlink(missing_ok=True)
-
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """No other test of the run mounts anything while this is held."""
-        with self._locked(self._turnstile, fcntl.LOCK_EX), self._locked(self._room, fcntl.LOCK_EX):
+        with flocked(self._turnstile, fcntl.LOCK_EX), flocked(self._room, fcntl.LOCK_EX):
             self._exclusive = True
             try:
                 yield

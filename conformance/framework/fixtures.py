@@ -28,7 +28,9 @@ from conformance.framework.kube import Kube
 from conformance.framework.manifests import MANIFESTS_DIR, render
 from conformance.framework.node import Crictl
 from conformance.framework.pods import PodUnderTest
+from conformance.framework.report import POD_PROPERTY
 from conformance.framework.session import RUN_LABEL, SuiteSession
+from conformance.framework.shared_pods import SharedPods
 from conformance.oci import ArtifactSpec, ImageSpec, RegistryClient
 
 
@@ -113,18 +115,17 @@ def _namespace_name(run_id: str, nodeid: str) -> str:
 
 
 @pytest.fixture
-def namespace(request: pytest.FixtureRequest, kube: Kube, ivc_session: SuiteSession) -> Iterator[str]:
-    """A fresh namespace per test, labelled with the run id; deleted without waiting."""
+def namespace(request: pytest.FixtureRequest, kube: Kube, ivc_session: SuiteSession) -> str:
+    """A fresh namespace per test, labelled with the run id. Its Pods go when the test ends (`launch`);
+    the namespace itself is deleted with the run's others at the end (the plugin's sweep): each deletion
+    sets the namespace controller listing every resource type, CPU a 2-core run needs for its tests."""
     name = _namespace_name(ivc_session.run_id, request.node.nodeid)
     kube.create_namespace(
         name, labels={RUN_LABEL: ivc_session.run_id}, annotations={"ivc.conformance/test": request.node.nodeid}
     )
     request.node.stash.setdefault(NAMESPACES_KEY, []).append(name)
-    try:
-        kube.wait_for_service_account(name)
-        yield name
-    finally:
-        kube.delete_namespace(name)
+    kube.wait_for_service_account(name)
+    return name
 
 
 LaunchPod = Callable[..., PodUnderTest]
@@ -145,6 +146,7 @@ def exclusive_node_counters(mount_lock: MountLock) -> Iterator[None]:
 
 @pytest.fixture
 def launch(
+    request: pytest.FixtureRequest,
     kube: Kube,
     namespace: str,
     ivc_session: SuiteSession,
@@ -175,6 +177,7 @@ def launch(
 
         yield create
         for pod in pods:
+            record_pod(request.node, pod)  # now: a Pod created with wait=False may have been awaited since
             with contextlib.suppress(Exception):  # the namespace goes anyway; this only ends retries early
                 pod.delete()
 
@@ -187,6 +190,12 @@ def render_pod(ivc_session: SuiteSession, manifests_dir: Traversable) -> Callabl
         return render(template, manifests_dir, name=name, shell_image=ivc_session.shell_image, **params)
 
     return make
+
+
+def record_pod(node: pytest.Item, pod: PodUnderTest) -> None:
+    """One entry per Pod a test created: its start latency in seconds, empty when it was not awaited Running."""
+    seconds = "" if pod.start_seconds is None else f"{pod.start_seconds:.3f}"
+    node.user_properties.append((POD_PROPERTY, seconds))
 
 
 PushToPrivate = Callable[..., PushedArtifact]
@@ -220,116 +229,43 @@ def _pushes_to(registry: RegistryClient, repository: str) -> Iterator[PushToPriv
             registry.delete_tag(repository, tag)
 
 
-class _ModulePods:
-    """Running Pods shared by one module's read-only probes: one Pod per (artifact, manifest,
-    parameters), all in one namespace per module and xdist worker (workers split a module's tests,
-    and each needs Pods of its own), created on first use and deleted with the module."""
-
-    def __init__(
-        self,
-        kube: Kube,
-        ivc_session: SuiteSession,
-        manifests_dir: Traversable,
-        pod_start_timeout: float,
-        module_nodeid: str,
-        worker: str,
-        mount_lock: MountLock,
-    ) -> None:
-        self.kube, self.ivc_session, self.mount_lock = kube, ivc_session, mount_lock
-        self.manifests_dir, self.pod_start_timeout = manifests_dir, pod_start_timeout
-        self.module_nodeid = module_nodeid
-        self.namespace = _namespace_name(ivc_session.run_id, f"{module_nodeid}@{worker}::shared-pods")
-        self._namespace_created = False
-        self._pods: dict[str, PodUnderTest | BaseException] = {}
-
-    def ensure_namespace(self) -> str:
-        if not self._namespace_created:
-            self.kube.create_namespace(
-                self.namespace,
-                labels={RUN_LABEL: self.ivc_session.run_id},
-                annotations={"ivc.conformance/test": self.module_nodeid},
-            )
-            self._namespace_created = True
-            self.kube.wait_for_service_account(self.namespace)
-        return self.namespace
-
-    def get(self, artifact: str, template: str, params: dict[str, Any]) -> PodUnderTest:
-        key = repr((artifact, template, sorted(params.items())))
-        known = self._pods.get(key)
-        if isinstance(known, PodUnderTest):
-            return known
-        if known is not None:
-            # Fail every later test of the module fast, with the first test's reason.
-            raise AssertionError(
-                f"the shared Pod for {artifact!r} ({template}) failed earlier in this module: "
-                f"{str(known).splitlines()[0] if str(known) else type(known).__name__}"
-            )
-        base = artifact if template == "basic" else f"{artifact}-{template}"
-        name = re.sub(r"[^a-z0-9-]+", "-", f"{base}-{len(self._pods)}" if params else base)[:63].strip("-")
-        try:
-            body = render(
-                template,
-                self.manifests_dir,
-                name=name,
-                shell_image=self.ivc_session.shell_image,
-                reference=self.ivc_session.artifacts[artifact].reference,
-                **params,
-            )
-            with self.mount_lock.shared():  # until Running: a Running Pod mounts nothing more
-                self.kube.create_pod(self.ensure_namespace(), body)
-                pod = PodUnderTest(self.kube, self.namespace, name).wait_running(self.pod_start_timeout)
-        except BaseException as error:
-            self._pods[key] = error
-            raise
-        self._pods[key] = pod
-        return pod
-
-    def close(self) -> None:
-        if self._namespace_created:
-            self.kube.delete_namespace(self.namespace)
-
-
-@pytest.fixture(scope="module")
-def _module_pods(
-    request: pytest.FixtureRequest,
+@pytest.fixture(scope="session")
+def _shared_pods(
     kube: Kube,
     ivc_session: SuiteSession,
     manifests_dir: Traversable,
     pod_start_timeout: float,
     mount_lock: MountLock,
-) -> Iterator[_ModulePods]:
-    worker = getattr(request.config, "workerinput", {}).get("workerid", "main")
-    pods = _ModulePods(kube, ivc_session, manifests_dir, pod_start_timeout, request.node.nodeid, worker, mount_lock)
-    try:
-        yield pods
-    finally:
-        pods.close()
+) -> SharedPods:
+    return SharedPods(kube, ivc_session, manifests_dir, pod_start_timeout, mount_lock)
 
 
 SharedPod = Callable[..., PodUnderTest]
 
 
 @pytest.fixture
-def shared_pod(request: pytest.FixtureRequest, _module_pods: _ModulePods) -> SharedPod:
+def shared_pod(request: pytest.FixtureRequest, _shared_pods: SharedPods) -> SharedPod:
     """`shared_pod("layered")`: a Running Pod with catalog artifact `layered` at /volume, shared by
-    the module's tests (read-only probes cannot change it, and a Pod per probe would multiply the
-    run time). `shared_pod("seed", "init-sidecar")` picks another manifest; extra parameters go to
-    the manifest and make another Pod. The namespace is registered on every test that asks,
-    before the Pod is waited for, so a failure's diagnostics show the shared Pod."""
+    every test of the run that asks for the same one (read-only probes cannot change it, and a Pod per
+    probe would multiply the run time; see shared_pods.py). `shared_pod("seed", "init-sidecar")` picks
+    another manifest; extra parameters go to the manifest and make another Pod. The namespace is
+    registered on the test before the Pod is waited for, so a failure's diagnostics show it."""
 
     def get(artifact: str, template: str = "basic", **params: Any) -> PodUnderTest:
-        namespace = _module_pods.ensure_namespace()
         registered = request.node.stash.setdefault(NAMESPACES_KEY, [])
-        if namespace not in registered:
-            registered.append(namespace)
-        return _module_pods.get(artifact, template, params)
+        if _shared_pods.namespace not in registered:
+            registered.append(_shared_pods.namespace)
+        pod, started_here = _shared_pods.get(artifact, template, params)
+        if started_here:  # its start counts once, in the test that waited for it
+            record_pod(request.node, pod)
+        return pod
 
     return get
 
 
 @pytest.fixture
 def seed_pod(shared_pod: SharedPod) -> PodUnderTest:
-    """One Running Pod with the seed artifact at /volume, shared by a module's read-only probes."""
+    """One Running Pod with the seed artifact at /volume, shared by the run's read-only probes."""
     return shared_pod("seed")
 
 

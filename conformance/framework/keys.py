@@ -20,3 +20,4 @@ TORN_DOWN_KEY: pytest.StashKey[bool] = pytest.StashKey()  # config: teardown ran
 VERDICTS_KEY: pytest.StashKey[VerdictCollector] = pytest.StashKey()  # config: controller only
 EXPECTATION_KEY: pytest.StashKey[Expectation] = pytest.StashKey()  # item
 NAMESPACES_KEY: pytest.StashKey[list[str]] = pytest.StashKey()  # item: the namespaces its diagnostics describe
+STAGES_KEY: pytest.StashKey[dict[str, float]] = pytest.StashKey()  # config: controller, stage → monotonic end

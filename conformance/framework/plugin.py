@@ -13,6 +13,7 @@ import importlib.util
 import os
 import shlex
 import sys
+import time
 import warnings
 from collections.abc import Generator
 from functools import partial
@@ -31,7 +32,7 @@ from conformance.cluster.options import DEFAULT_PROVIDER, EXISTING, PROVIDER_NAM
 from conformance.cluster.options import add_to as add_cluster_options
 from conformance.cluster.progress import progress
 from conformance.framework import report
-from conformance.framework.exclusive import MountLock
+from conformance.framework.exclusive import remove_run_directory
 from conformance.framework.expectations import (
     Level,
     NoRow,
@@ -47,6 +48,7 @@ from conformance.framework.keys import (
     PROVIDER_KEY,
     RERUN_KEY,
     SESSION_KEY,
+    STAGES_KEY,
     TORN_DOWN_KEY,
     VERDICTS_KEY,
 )
@@ -62,7 +64,8 @@ MARKERS = {
     "behaviour(name)": "the behaviour from conformance/framework/expectations.py this test checks; the table "
     "decides whether it applies to the cluster and how it is classified",
     "conformance": "equivalent of a Kubernetes [Conformance] test for ImageVolume (GA in 1.36)",
-    "slow": "takes more than ~30 s (pull backoff, large artifacts); deselect with -m 'not slow'",
+    "slow": "seconds where most tests take a fraction of one (Pods one after another, a node-side teardown, a "
+    "large pull): started first, so xdist workers finish together; deselect with -m 'not slow' for a quick pass",
     "runs_without_feature": "runs even when image volumes are unavailable (the session-level verdict itself)",
 }
 
@@ -221,10 +224,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _push_artifacts(config)
     if not _is_controller(config) or not _selects_conformance(config):
         return
+    stages = config.stash[STAGES_KEY] = {"start": time.monotonic()}
     try:
         options = ClusterOptions.parse(config.getoption("cluster"), given(config.option))
         handle = config.stash[HANDLE_KEY] = _obtain_cluster(config, options)
+        stages["cluster"] = time.monotonic()
         suite = start_session(handle, new_run_id(), cache_dir=options.cache_dir)
+        stages["session"] = time.monotonic()
     except ClusterError as error:
         _teardown_now(config)
         # UsageError is the one channel pytest prints as a single "ERROR: …" line, without traceback.
@@ -285,6 +291,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker in markers:
             if marker.args[0] not in known:
                 raise pytest.UsageError(f"{item.nodeid}: behaviour {marker.args[0]!r} has no row in the table")
+    items.sort(key=run_order)
     # With the cluster known: every behaviour has a row for it, or the run does not start.
     suite = config.stash.get(SESSION_KEY, None)
     if suite is None or suite.capabilities.feature_unavailable_reason():
@@ -294,6 +301,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             lookup(behaviour, suite.capabilities)
         except NoRow as missing:
             raise pytest.UsageError(f"ivc: {missing.args[0]}") from None
+
+
+def run_order(item: pytest.Item) -> int:
+    """Longest first (xdist's load scheduling hands tests out in this order): node-wide counter tests,
+    which stop every other Pod start while they run, before any test holds Pods; then `slow` ones.
+    The sort is stable, so a module's tests stay together (its shared Pods are made once per worker)."""
+    if "exclusive_node_counters" in getattr(item, "fixturenames", ()):
+        return 0
+    return 1 if item.get_closest_marker("slow") else 2
 
 
 def _select_rerun(config: pytest.Config, items: list[pytest.Item], wanted: set[str]) -> None:
@@ -400,7 +416,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     if _is_controller(config) and suite is not None:
         verdicts = list(config.stash[VERDICTS_KEY].verdicts.values())
         reproduce = shlex.join(["pytest", *config.invocation_params.args])
-        report.write_summary(terminalreporter, suite, verdicts, config.getoption("report_dir"), reproduce)
+        stages = config.stash[STAGES_KEY]
+        stages["tests"] = time.monotonic()
+        report.write_summary(
+            terminalreporter, suite, verdicts, config.getoption("report_dir"), reproduce, report.stage_seconds(stages)
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -436,7 +456,7 @@ def _teardown(config: pytest.Config) -> list[str]:
     if suite is not None:
         if (problem := report.sweep_namespaces(suite, RUN_LABEL)) is not None:
             problems.append(problem)
-        MountLock(suite.run_id).remove()
+        remove_run_directory(suite.run_id)
     if provider is None:
         return problems
     # No handle means `up` failed, and providers clean up after their own failed `up`.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 import shlex
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from conformance.framework.kube import (
@@ -19,12 +22,34 @@ from conformance.framework.kube import (
 DEFAULT_CONTAINER = "main"
 
 
+def tree_directories(tree: Iterable[str]) -> dict[str, set[str]]:
+    """Each directory of a tree of file paths ("" is its root) → the names it holds."""
+    directories: dict[str, set[str]] = {"": set()}
+    for path in tree:
+        parts = path.split("/")
+        for depth, name in enumerate(parts):
+            parent = "/".join(parts[:depth])
+            directories.setdefault(parent, set()).add(name)
+    return directories
+
+
+@dataclass(frozen=True)
+class View:
+    """What one exec saw (`PodUnderTest.view`): the scripts' results, file contents, directory entries."""
+
+    results: list[ExecResult]
+    files: dict[str, str]
+    entries: dict[str, set[str]]
+
+
 @dataclass
 class PodUnderTest:
     kube: Kube
     namespace: str
     name: str
     raw: Json = field(default_factory=dict)
+    created: float = field(default_factory=time.monotonic)  # made right after the create call
+    start_seconds: float | None = None  # creation → Running as this process saw it (the benchmark's latency)
 
     def refresh(self) -> Json:
         self.raw = self.kube.read_pod(self.namespace, self.name)
@@ -34,6 +59,14 @@ class PodUnderTest:
     def wait_running(self, timeout: float) -> PodUnderTest:
         """Until Running; a state the Pod will not leave (a mount refusal…) fails at once, not at the timeout."""
         self.raw = self._wait_decided(is_running, f"Pod {self.name} to be Running", timeout)
+        self.start_seconds = time.monotonic() - self.created
+        return self
+
+    def wait_scheduled(self, timeout: float) -> PodUnderTest:
+        """Until the scheduler placed it: a second Pod can be pinned to its node while it still starts."""
+        self.raw = self._wait_decided(
+            lambda pod: bool(pod["spec"].get("nodeName")), f"Pod {self.name} to be scheduled", timeout
+        )
         return self
 
     def _wait_decided(
@@ -85,28 +118,68 @@ class PodUnderTest:
         return self.raw.get("status", {}).get("phase", "")
 
     # -- inside the container -------------------------------------------------------------------
+    # Every exec is a round trip through apiserver, kubelet and runtime (a runc exec each): batch them.
     def sh(self, script: str, container: str = DEFAULT_CONTAINER, timeout: float = 60) -> ExecResult:
         return self.kube.exec(self.namespace, self.name, ["/bin/sh", "-c", script], container, timeout)
 
+    def sh_each(
+        self, scripts: Sequence[str], container: str = DEFAULT_CONTAINER, timeout: float = 60
+    ) -> list[ExecResult]:
+        """Each script in turn, in its own subshell, in one exec; a result each, as if run alone."""
+        marker = f"ivc-{secrets.token_hex(8)}"  # cannot occur in what a script prints
+        batch = "".join(
+            f"( {script}\n); printf '\\n{marker} %d\\n' $?; printf '\\n{marker}\\n' >&2\n" for script in scripts
+        )
+        whole = self.sh(batch, container, timeout)
+        # stdout: out₀ \n marker rc₀ \n out₁ …; stderr: err₀ \n marker \n err₁ …
+        stdout = re.split(rf"\n{marker} (\d+)\n", whole.stdout)
+        stderr = whole.stderr.split(f"\n{marker}\n")
+        ran = (len(stdout) - 1) // 2
+        assert ran == len(scripts) and len(stderr) > ran, (
+            f"exec in {self.name}/{container} ran {ran} of {len(scripts)} scripts "
+            f"(exit {whole.returncode}): {whole.output.strip()[-500:]}"
+        )
+        return [ExecResult(int(stdout[2 * i + 1]), stdout[2 * i], stderr[i]) for i in range(ran)]
+
+    def view(
+        self, *scripts: str, files: Iterable[str] = (), dirs: Iterable[str] = (), container: str = DEFAULT_CONTAINER
+    ) -> View:
+        """In one exec: `scripts` first, then the content of `files` and the entries of `dirs`. A file
+        or directory that cannot be read fails the test with the shell's message."""
+        files, dirs = list(files), list(dirs)
+        commands = [*scripts, *(f"cat {shlex.quote(f)}" for f in files), *(f"ls -A {shlex.quote(d)}" for d in dirs)]
+        results = self.sh_each(commands, container)
+        for path, result in zip([*files, *dirs], results[len(scripts) :], strict=True):
+            assert result.returncode == 0, f"cannot read {path} in {self.name}/{container}: {result.output.strip()}"
+        contents = [r.stdout for r in results[len(scripts) : len(scripts) + len(files)]]
+        listings = [set(r.stdout.split()) for r in results[len(scripts) + len(files) :]]
+        return View(
+            results[: len(scripts)], dict(zip(files, contents, strict=True)), dict(zip(dirs, listings, strict=True))
+        )
+
     def read(self, path: str, container: str = DEFAULT_CONTAINER) -> str:
         """File content; fails the test with the shell's message when the file cannot be read."""
-        result = self.sh(f"cat {shlex.quote(path)}", container)
-        assert result.returncode == 0, f"cannot read {path} in {self.name}/{container}: {result.output.strip()}"
-        return result.stdout
+        return self.view(files=[path], container=container).files[path]
 
     def listdir(self, path: str, container: str = DEFAULT_CONTAINER) -> set[str]:
-        result = self.sh(f"ls -A {shlex.quote(path)}", container)
-        assert result.returncode == 0, f"cannot list {path} in {self.name}/{container}: {result.output.strip()}"
-        return set(result.stdout.split())
+        return self.view(dirs=[path], container=container).entries[path]
 
     def assert_tree(self, root: str, tree: dict[str, str], container: str = DEFAULT_CONTAINER) -> None:
-        """Exactly the tree's top-level entries at `root` (siblings absent), each file with its content."""
-        expected = {path.split("/", 1)[0] for path in tree}
-        entries = self.listdir(root, container)
-        assert entries == expected, f"{container}:{root}: expected {sorted(expected)}, saw {sorted(entries)}"
+        """Exactly the tree at `root`, in one exec: every directory holds just its entries (siblings
+        absent at every level), every file its content."""
+        directories = tree_directories(tree)
+        seen = self.view(
+            files=[f"{root}/{path}" for path in tree],
+            dirs=[f"{root}/{d}".rstrip("/") for d in directories],
+            container=container,
+        )
+        for directory, expected in directories.items():
+            path = f"{root}/{directory}".rstrip("/")
+            entries = seen.entries[path]
+            assert entries == expected, f"{container}:{path}: expected {sorted(expected)}, saw {sorted(entries)}"
         for path, content in tree.items():
-            seen = self.read(f"{root}/{path}", container)
-            assert seen == content, f"{container}:{root}/{path}: expected {content!r}, saw {seen!r}"
+            found = seen.files[f"{root}/{path}"]
+            assert found == content, f"{container}:{root}/{path}: expected {content!r}, saw {found!r}"
 
     def events(self) -> list[Json]:
         return self.kube.events(self.namespace, self.name)

@@ -47,12 +47,13 @@ def _pod(name: str, shell_image: str, reference: str) -> Json:
         "metadata": {"name": name},
         "spec": {
             "terminationGracePeriodSeconds": 0,
+            "dnsPolicy": "Default",  # as the manifests: no cluster DNS needed
             "nodeSelector": {"kubernetes.io/os": "linux"},
             "containers": [
                 {
                     "name": "main",
                     "image": shell_image,
-                    "command": ["/bin/sh", "-c", "exec sleep 3600"],
+                    "command": ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
                     "volumeMounts": [{"name": "probe", "mountPath": "/volume"}],
                 }
             ],

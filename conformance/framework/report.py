@@ -15,8 +15,10 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +34,7 @@ from conformance.oci.node_images import PAUSE_REPOSITORY, PAUSE_TAG, SHELL_REPOS
 
 T = TypeVar("T")
 KNOWN_DEFECT = "known-defect"
+POD_PROPERTY = "ivc.pod"  # written by the fixtures (record_pod), one per Pod a test created
 OUTCOMES = ("passed", "failed", "error", KNOWN_DEFECT, "skipped")
 LEVELS = ("required", KNOWN_DEFECT, "optional", "informational", "not-applicable", "unclassified")
 
@@ -103,6 +106,8 @@ class Verdict:
     hint: str = ""
     observed: dict[str, str] = field(default_factory=dict)
     defect_of: str = ""  # a known defect's level where the behaviour works: required or optional
+    # One entry per Pod the test created: creation → Running in seconds, None when not awaited Running.
+    pods: list[float | None] = field(default_factory=list)
 
 
 class VerdictCollector:
@@ -113,6 +118,9 @@ class VerdictCollector:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = {key: str(value) for key, value in report.user_properties}
+        pods = [float(str(v)) if v else None for k, v in report.user_properties if k == POD_PROPERTY]
+        if report.when == "teardown" and report.nodeid in self.verdicts:
+            self.verdicts[report.nodeid].pods = pods  # recorded as the test's Pods are deleted
         outcome: str = report.outcome
         if report.when != "call" and outcome == "failed":
             outcome = "error"
@@ -138,6 +146,7 @@ class VerdictCollector:
             hint=props.get("ivc.hint", ""),
             defect_of=props.get("ivc.defect_of", ""),
             observed={k.removeprefix("ivc.observed."): v for k, v in props.items() if k.startswith("ivc.observed.")},
+            pods=pods,
         )
 
 
@@ -318,9 +327,21 @@ def collect_node_logs(suite: SuiteSession, report_dir: Path) -> Path | None:
 
 
 # -- summary ----------------------------------------------------------------------------------
+def stage_seconds(ends: dict[str, float]) -> dict[str, float]:
+    """{"start": t0, "cluster": t1, …} (monotonic ends, in order) → seconds each stage took."""
+    return {name: round(ends[name] - ends[previous], 2) for previous, name in pairwise(ends)}
+
+
 def write_summary(
-    terminalreporter: Any, suite: SuiteSession, collected: list[Verdict], report_dir: str | None, reproduce: str
+    terminalreporter: Any,
+    suite: SuiteSession,
+    collected: list[Verdict],
+    report_dir: str | None,
+    reproduce: str,
+    stages: dict[str, float],
 ) -> None:
+    """The verdict on the terminal; summary.json/md in `report_dir`. `stages`: seconds of the run's
+    stages so far (cluster, session: artifacts and probe, tests)."""
     verdicts = sorted(collected, key=lambda v: v.nodeid)
     counts = Counter((v.level, v.outcome) for v in verdicts)
     outcome = run_verdict(suite, verdicts)
@@ -355,6 +376,7 @@ def write_summary(
         "verdict": {"line": outcome.line(), "conformant": outcome.conformant, **vars(outcome)},
         "counts": {f"{level}/{outcome}": n for (level, outcome), n in sorted(counts.items())},
         "tests": [vars(v) for v in verdicts],
+        "stages": stages,
         "reproduce": reproduce,
     }
     (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
@@ -407,11 +429,12 @@ def html_summary(suite: SuiteSession, collected: list[Verdict]) -> list[str]:
 
 
 def sweep_namespaces(suite: SuiteSession, label: str) -> str | None:
-    """Delete whatever namespaces of this run survived (Ctrl-C, crashed workers); why it failed, if it did."""
+    """Delete the run's namespaces (tests leave theirs to this sweep; Ctrl-C and crashed workers leave some
+    anyway), without waiting for the namespace controller; why it failed, if it did."""
     try:
         kube = Kube(suite.handle.kubeconfig, suite.handle.context)
-        for name in kube.namespaces_with_label(f"{label}={suite.run_id}"):
-            kube.delete_namespace(name)
+        with ThreadPoolExecutor(max_workers=8) as pool:  # one round trip each: overlap them
+            list(pool.map(kube.delete_namespace, kube.namespaces_with_label(f"{label}={suite.run_id}")))
     except Exception as error:  # noqa: BLE001 - cleanup is best effort and must say why it failed
         return f"could not sweep the namespaces of run {suite.run_id}: {error}"
     return None
