@@ -32,11 +32,12 @@ from kubernetes.client import CoreV1Api
 
 from conformance.cluster import api
 from conformance.cluster.wait import NotYet, wait_for
-from conformance.framework.session import RUN_LABEL
+from conformance.framework.namespaces import RUN_LABEL
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+QUIET_CPU = 0.1  # the control plane's idle load is ~2-5 %
 
 
 def timed(command: list[str]) -> tuple[float, int]:
@@ -79,14 +80,30 @@ def local_kubeconfig() -> str:
     return exports["KUBECONFIG"]
 
 
+def busy_fraction(seconds: float = 2.0) -> float:
+    """How busy the machine's CPUs were over `seconds` (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    total0, idle0 = sample()
+    time.sleep(seconds)  # a sampling window, not a wait for an outcome
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
 def wait_quiet(kubeconfig: str) -> None:
-    """Until no namespace of an earlier run is left (their deletion would compete with the next run)."""
+    """Until no namespace of an earlier run is left and the node has finished tearing down its Pods
+    (force-deleted Pods leave the API at once; the kubelet and runtime clean up afterwards)."""
     core = CoreV1Api(api.new_client(kubeconfig))
 
     def quiet() -> None:
         left = api.raw(core.list_namespace(label_selector=RUN_LABEL, _preload_content=False))["items"]
         if left:
             raise NotYet(f"{len(left)} namespaces of earlier runs")
+        if (busy := busy_fraction()) > QUIET_CPU:
+            raise NotYet(f"CPUs {busy:.0%} busy")
 
     wait_for("a quiet cluster", quiet, timeout=300, interval=1.0)
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
-import re
 from collections.abc import Callable, Iterator
 from importlib.resources.abc import Traversable
 from typing import Any
@@ -26,10 +24,11 @@ from conformance.framework.expectations import Expectation
 from conformance.framework.keys import EXPECTATION_KEY, NAMESPACES_KEY, SESSION_KEY
 from conformance.framework.kube import Kube
 from conformance.framework.manifests import MANIFESTS_DIR, render
+from conformance.framework.namespaces import RUN_LABEL, test_namespace
 from conformance.framework.node import Crictl
 from conformance.framework.pods import PodUnderTest
 from conformance.framework.report import POD_PROPERTY
-from conformance.framework.session import RUN_LABEL, SuiteSession
+from conformance.framework.session import SuiteSession
 from conformance.framework.shared_pods import SharedPods
 from conformance.oci import ArtifactSpec, ImageSpec, RegistryClient
 
@@ -108,18 +107,12 @@ def observe(request: pytest.FixtureRequest) -> Callable[[str, Any], None]:
     return record
 
 
-def _namespace_name(run_id: str, nodeid: str) -> str:
-    test = re.sub(r"[^a-z0-9]+", "-", nodeid.rsplit("::", 1)[-1].lower()).strip("-")[:30].strip("-")
-    digest = hashlib.sha256(nodeid.encode()).hexdigest()[:6]
-    return f"ivc-{run_id}-{test}-{digest}"
-
-
 @pytest.fixture
 def namespace(request: pytest.FixtureRequest, kube: Kube, ivc_session: SuiteSession) -> str:
     """A fresh namespace per test, labelled with the run id. Its Pods go when the test ends (`launch`);
     the namespace itself is deleted with the run's others at the end (the plugin's sweep): each deletion
     sets the namespace controller listing every resource type, CPU a 2-core run needs for its tests."""
-    name = _namespace_name(ivc_session.run_id, request.node.nodeid)
+    name = test_namespace(ivc_session.run_id, request.node.nodeid)
     kube.create_namespace(
         name, labels={RUN_LABEL: ivc_session.run_id}, annotations={"ivc.conformance/test": request.node.nodeid}
     )
@@ -237,7 +230,10 @@ def _shared_pods(
     pod_start_timeout: float,
     mount_lock: MountLock,
 ) -> SharedPods:
-    return SharedPods(kube, ivc_session, manifests_dir, pod_start_timeout, mount_lock)
+    references = {name: pushed.reference for name, pushed in ivc_session.artifacts.items()}
+    return SharedPods(
+        kube, ivc_session.run_id, ivc_session.shell_image, references, manifests_dir, pod_start_timeout, mount_lock
+    )
 
 
 SharedPod = Callable[..., PodUnderTest]

@@ -53,7 +53,8 @@ from conformance.framework.keys import (
     VERDICTS_KEY,
 )
 from conformance.framework.known_issues import hints_for
-from conformance.framework.session import RUN_LABEL, SuiteSession, new_run_id, preseed, start_session
+from conformance.framework.namespaces import RUN_LABEL
+from conformance.framework.session import SuiteSession, new_run_id, preseed, start_session
 
 # Loaded through the pytest11 entry point (or `-p conformance.framework.plugin`): the fixtures come along.
 pytest_plugins = ("conformance.framework.fixtures",)
@@ -304,12 +305,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def run_order(item: pytest.Item) -> int:
-    """Longest first (xdist's load scheduling hands tests out in this order): node-wide counter tests,
-    which stop every other Pod start while they run, before any test holds Pods; then `slow` ones.
-    The sort is stable, so a module's tests stay together (its shared Pods are made once per worker)."""
-    if "exclusive_node_counters" in getattr(item, "fixturenames", ()):
+    """The order xdist's load scheduling hands tests out in. First the node-wide counter tests: while
+    one runs no other test may start a Pod, so they go before anyone holds one, beside the tests that
+    start no Pod of their own (the API's, and those reading the shared Pods the controller started).
+    Then `slow` ones, so the workers finish together. The sort is stable: the rest keeps file order."""
+    names = getattr(item, "fixturenames", ())
+    if "exclusive_node_counters" in names:
         return 0
-    return 1 if item.get_closest_marker("slow") else 2
+    if "launch" not in names:
+        return 1
+    return 2 if item.get_closest_marker("slow") else 3
 
 
 def _select_rerun(config: pytest.Config, items: list[pytest.Item], wanted: set[str]) -> None:

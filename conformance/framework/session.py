@@ -29,11 +29,13 @@ from conformance.framework.capabilities import (
     parse_feature_metric,
 )
 from conformance.framework.kube import Kube
+from conformance.framework.manifests import MANIFESTS_DIR
+from conformance.framework.namespaces import RUN_LABEL
 from conformance.framework.probe import MountProbe, probe_mounts
+from conformance.framework.shared_pods import PRESTARTED, SharedPods
 from conformance.oci import RegistryClient, RegistryError
 from conformance.oci.node_images import SHELL_REPOSITORY, SHELL_TAG, NodeImageError, push_node_images, shell_image
 
-RUN_LABEL = "ivc.conformance/run"
 # Namespaces of a run are deleted when it ends; older ones belong to a run that was killed (SIGKILL
 # skips all cleanup). No run lives this long: CI allows 90 minutes.
 STALE_NAMESPACE_SECONDS = 3 * 3600
@@ -150,19 +152,16 @@ PROBE_TIMEOUT = 120.0
 
 
 def run_probe(kube: Kube, run_id: str, shell: str, artifacts: dict[str, PushedArtifact]) -> MountProbe:
-    """The runtime probe (probe.py) in a namespace of its own, removed afterwards."""
-    namespace = f"ivc-{run_id}-runtime-probe"
-    kube.create_namespace(namespace, labels={RUN_LABEL: run_id}, annotations={"ivc.conformance/test": "runtime probe"})
-    try:
-        kube.wait_for_service_account(namespace)
-        progress("probing the runtime: one Pod mounting the seed image, one an OCI artifact")
-        probe = probe_mounts(
-            kube, namespace, shell, artifacts["seed"].reference, artifacts["artifact"].reference, PROBE_TIMEOUT
-        )
-        progress(f"runtime probe: image volume {probe.image_volume}; OCI artifact {probe.artifact}")
-        return probe
-    finally:
-        kube.delete_namespace(namespace)
+    """Start the run's shared Pods (shared_pods.py) and probe the runtime with two of them (probe.py)."""
+    progress(
+        f"probing the runtime: starting the run's {len(PRESTARTED)} shared Pods (the seed image, an OCI artifact, …)"
+    )
+    references = {name: pushed.reference for name, pushed in artifacts.items()}
+    shared = SharedPods(kube, run_id, shell, references, MANIFESTS_DIR, PROBE_TIMEOUT)
+    started = shared.prestart(PRESTARTED)
+    probe = probe_mounts(kube, shared.namespace, started[PRESTARTED[0]], started[PRESTARTED[1]])
+    progress(f"runtime probe: image volume {probe.image_volume}; OCI artifact {probe.artifact}")
+    return probe
 
 
 def preseed(registry: RegistryEndpoint, cache_dir: Path) -> list[str]:
