@@ -79,7 +79,7 @@ def test_one_pod_per_shape_for_the_whole_run(tmp_path):
 def test_what_the_controller_started_is_read_not_started_again(tmp_path):
     kube = RecordingKube()
     controller, worker = processes(tmp_path, kube)
-    outcomes = controller.prestart(PRESTARTED)
+    outcomes = controller.settle(controller.start(PRESTARTED))
     assert all(started.error is None for started in outcomes.values())
     assert len(kube.created) == len(PRESTARTED) == len(set(kube.created))
     pod, started_here = worker.get("seed", "init-sidecar", {})

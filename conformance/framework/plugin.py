@@ -259,6 +259,13 @@ def _push_artifacts(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: twice the cores, at least 4 and at most 8. Tests mostly wait for the kubelet and
+    the runtime; on 2 cores 4 workers ran the suite fastest (bench/run.py, README "Speed")."""
+    return min(8, max(4, 2 * (os.cpu_count() or 1)))
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:  # xdist: hand the coordinates to every worker
     suite = node.config.stash.get(SESSION_KEY, None)
     if suite is not None:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from conformance.framework.kube import Kube
+from conformance.framework.pods import PodUnderTest
 from conformance.framework.shared_pods import Started
 
 MOUNTED = "mounted"
@@ -38,8 +39,7 @@ class MountProbe:
 
 
 def _listing(kube: Kube, namespace: str, name: str) -> tuple[set[str], str]:
-    listed = kube.exec(namespace, name, ["/bin/sh", "-c", "ls -A /volume"], "main")
-    content = kube.exec(namespace, name, ["/bin/sh", "-c", "cat /volume/dir/file 2>/dev/null"], "main")
+    listed, content = PodUnderTest(kube, namespace, name).sh_each(["ls -A /volume", "cat /volume/dir/file 2>/dev/null"])
     return set(listed.stdout.split()), content.stdout
 
 

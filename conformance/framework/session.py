@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from conformance.framework.capabilities import (
 )
 from conformance.framework.kube import Kube
 from conformance.framework.manifests import MANIFESTS_DIR
-from conformance.framework.namespaces import RUN_LABEL
+from conformance.framework.namespaces import RUN_LABEL, shared_namespace
+from conformance.framework.pods import PodUnderTest
 from conformance.framework.probe import MountProbe, probe_mounts
 from conformance.framework.shared_pods import PRESTARTED, SharedPods
 from conformance.oci import RegistryClient, RegistryError
@@ -151,15 +153,10 @@ def discover_capabilities(kube: Kube, registry_pull: str) -> Capabilities:
 PROBE_TIMEOUT = 120.0
 
 
-def run_probe(kube: Kube, run_id: str, shell: str, artifacts: dict[str, PushedArtifact]) -> MountProbe:
-    """Start the run's shared Pods (shared_pods.py) and probe the runtime with two of them (probe.py)."""
-    progress(
-        f"probing the runtime: starting the run's {len(PRESTARTED)} shared Pods (the seed image, an OCI artifact, …)"
-    )
-    references = {name: pushed.reference for name, pushed in artifacts.items()}
-    shared = SharedPods(kube, run_id, shell, references, MANIFESTS_DIR, PROBE_TIMEOUT)
-    started = shared.prestart(PRESTARTED)
-    probe = probe_mounts(kube, shared.namespace, started[PRESTARTED[0]], started[PRESTARTED[1]])
+def probe_runtime(kube: Kube, shared: SharedPods, started: Mapping[tuple[str, str], PodUnderTest]) -> MountProbe:
+    """The runtime probe (probe.py) reads two of the run's shared Pods, once all are decided."""
+    settled = shared.settle(started)
+    probe = probe_mounts(kube, shared.namespace, settled[PRESTARTED[0]], settled[PRESTARTED[1]])
     progress(f"runtime probe: image volume {probe.image_volume}; OCI artifact {probe.artifact}")
     return probe
 
@@ -195,15 +192,29 @@ def start_session(handle: ClusterHandle, run_id: str | None = None, *, cache_dir
         for name in stale:
             kube.delete_namespace(name)
     client = RegistryClient(handle.registry)
+    started: dict[tuple[str, str], PodUnderTest] = {}
+    probing = capabilities.feature_unavailable_reason() is None  # nothing to mount when the API drops the volume
+    first = {name: entry for name, entry in CATALOG.items() if probing and name in {a for a, _ in PRESTARTED}}
     try:
         client.ping()
         progress(f"pushing the shell image and {len(CATALOG)} artifacts to {handle.registry.push}")
         shell = push_named(client, "shell", shell_image(cache_dir), SHELL_REPOSITORY, SHELL_TAG)
-        artifacts = push_catalog(client)
+        artifacts = push_catalog(client, first)
+        references = {name: pushed.reference for name, pushed in artifacts.items()}
+        shared = SharedPods(kube, run_id, shell.reference, references, MANIFESTS_DIR, PROBE_TIMEOUT)
+        if probing:
+            progress(
+                f"probing the runtime: the run's {len(PRESTARTED)} shared Pods start (seed image, OCI artifact, …)"
+            )
+            started = shared.start(PRESTARTED)
+        # The rest while they start (building the large artifact takes a while).
+        artifacts |= push_catalog(client, {name: entry for name, entry in CATALOG.items() if name not in first})
     except (RegistryError, NodeImageError) as error:
+        if started:
+            kube.delete_namespace(shared_namespace(run_id))
         raise ClusterError(str(error)) from error
-    if capabilities.feature_unavailable_reason() is None:  # nothing to mount when the API drops the volume
-        capabilities = replace(capabilities, mount_probe=run_probe(kube, run_id, shell.reference, artifacts))
+    if probing:
+        capabilities = replace(capabilities, mount_probe=probe_runtime(kube, shared, started))
     return SuiteSession(
         run_id=run_id, handle=handle, capabilities=capabilities, shell_image=shell.reference, artifacts=artifacts
     )

@@ -92,10 +92,13 @@ class SharedPods:
         self._known: dict[str, PodUnderTest] = {}
 
     # -- controller ---------------------------------------------------------------------------
-    def prestart(self, shapes: Iterable[tuple[str, str]] = PRESTARTED) -> dict[tuple[str, str], Started]:
-        """Start every shape side by side and record each outcome (the answer is there when all are decided)."""
+    def start(self, shapes: Iterable[tuple[str, str]] = PRESTARTED) -> dict[tuple[str, str], PodUnderTest]:
+        """Create a Pod of every shape without waiting (the caller does more while they start)."""
         self._ensure_namespace()
-        created = {(artifact, template): self._create(artifact, template, {}) for artifact, template in shapes}
+        return {(artifact, template): self._create(artifact, template, {}) for artifact, template in shapes}
+
+    def settle(self, created: Mapping[tuple[str, str], PodUnderTest]) -> dict[tuple[str, str], Started]:
+        """Wait until each started Pod is decided and record it for the run's other processes."""
         outcomes = {shape: self._await(pod) for shape, pod in created.items()}
         for (artifact, template), started in outcomes.items():
             self._record(artifact, template, {}).write_text(json.dumps(asdict(started)))

@@ -197,6 +197,8 @@ def build(component: GoComponent, version: str, cache: Path) -> BuiltComponent:
         )
     )
     toolchain = info["Toolchain"]
+    # The Go build cache beside the binaries (unless the user chose one): one directory to keep warm.
+    build_cache = {} if "GOCACHE" in os.environ else {"GOCACHE": str(cache / "go-build")}
     try:
         _go(
             ["mod", "tidy"], cwd=work, what=f"{component.module}@{version}: resolve module graph", GOTOOLCHAIN=toolchain
@@ -216,6 +218,7 @@ def build(component: GoComponent, version: str, cache: Path) -> BuiltComponent:
         cwd=work,
         CGO_ENABLED="1" if component.cgo else "0",
         GOTOOLCHAIN=toolchain,
+        **build_cache,
         what=f"{component.module}@{version}: compile and link {', '.join(component.binaries)}",
     )
     if component.finish is not None:
