@@ -7,6 +7,7 @@ call it directly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Mapping
@@ -209,12 +210,15 @@ def start_session(handle: ClusterHandle, run_id: str | None = None, *, cache_dir
             started = shared.start(PRESTARTED)
         # The rest while they start (building the large artifact takes a while).
         artifacts |= push_catalog(client, {name: entry for name, entry in CATALOG.items() if name not in first})
-    except (RegistryError, NodeImageError) as error:
-        if started:
-            kube.delete_namespace(shared_namespace(run_id))
-        raise ClusterError(str(error)) from error
-    if probing:
-        capabilities = replace(capabilities, mount_probe=probe_runtime(kube, shared, started))
+        if probing:
+            capabilities = replace(capabilities, mount_probe=probe_runtime(kube, shared, started))
+    except BaseException as error:  # the run never starts: its shared Pods go now (no sweep will)
+        if probing:
+            with contextlib.suppress(Exception):
+                kube.delete_namespace(shared_namespace(run_id))
+        if isinstance(error, RegistryError | NodeImageError):
+            raise ClusterError(str(error)) from error
+        raise
     return SuiteSession(
         run_id=run_id, handle=handle, capabilities=capabilities, shell_image=shell.reference, artifacts=artifacts
     )
