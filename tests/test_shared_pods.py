@@ -99,3 +99,14 @@ def test_a_pod_that_did_not_start_is_deleted_and_fails_every_reader_with_its_rea
 def test_any_pull_or_create_error_decides_a_shared_pod():
     assert start_failure(MOUNT_REFUSED) == "container main: CreateContainerError: mount failed"
     assert start_failure(RUNNING) is None
+    # containerd 2.0: the init container cannot be created, the main one waits in PodInitializing
+    unsupported = {
+        "status": {
+            "phase": "Pending",
+            "initContainerStatuses": [
+                {"name": "init", "state": {"waiting": {"reason": "CreateContainerError", "message": 'mkdir ""'}}}
+            ],
+            "containerStatuses": [{"name": "main", "state": {"waiting": {"reason": "PodInitializing"}}}],
+        }
+    }
+    assert start_failure(unsupported) == 'CreateContainerError: mkdir ""'

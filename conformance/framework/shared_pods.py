@@ -46,8 +46,10 @@ def start_failure(pod: Json) -> str | None:
     """Why a shared Pod will not start, once that is decided; None while it may still."""
     if (final := final_failure(pod)) is not None:
         return final
-    for status in pod.get("status", {}).get("containerStatuses", []):
-        waiting = status.get("state", {}).get("waiting", {})
+    status = pod.get("status", {})
+    # Init containers too: where one cannot start, the others wait in PodInitializing for ever.
+    for container in status.get("initContainerStatuses", []) + status.get("containerStatuses", []):
+        waiting = container.get("state", {}).get("waiting", {})
         if waiting.get("reason") in DECIDED_FAILURES:
             return f"{waiting['reason']}: {waiting.get('message', '')}"
     return None
