@@ -1,8 +1,8 @@
 """The volume is the merged image tree: the highest layer wins, whiteouts and opaque directories
 hide lower entries, and links, modes, owners and names arrive as the layers describe them.
 
-Everything here reads the `layered` artifact (framework/artifacts.py) through one Pod per module:
-the probes are read-only, and a Pod each would multiply the run time.
+Everything here reads the `layered` artifact (framework/artifacts.py) through one Pod shared by the
+run (framework/shared_pods.py): the probes are read-only, and a Pod each would multiply the run time.
 """
 
 import shlex
