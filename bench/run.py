@@ -201,15 +201,13 @@ def main() -> int:
     }
     if args.kind:
         result["bring_up"]["kind (2 nodes)"] = {"up": up("kind"), "down": down("kind")}
-    if args.suite_only:  # on the running local cluster, which stays up
+    local_up = None if args.suite_only else up("local")  # --suite-only: the running cluster, which stays up
+    try:
+        kubeconfig = local_kubeconfig()
         for workers in args.workers:
-            result["runs"].append(repeated(workers, args.repeat, args.pytest_args, local_kubeconfig()))
-    else:
-        local_up = up("local")
-        try:
-            for workers in args.workers:
-                result["runs"].append(repeated(workers, args.repeat, args.pytest_args, local_kubeconfig()))
-        finally:
+            result["runs"].append(repeated(workers, args.repeat, args.pytest_args, kubeconfig))
+    finally:
+        if local_up is not None:
             result["bring_up"]["local"] = {"up": local_up, "down": down("local")}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -5,6 +5,8 @@ Two `SharedPods` on one run directory stand for the controller and a worker (or 
 Kubernetes side is a recorder: what is under test is who creates what, and what a failure leaves
 for the others."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from conformance.framework.exclusive import MountLock
@@ -53,12 +55,12 @@ class RecordingKube:
         self.deleted.append(name)
 
 
-REFERENCES = {"seed": "r/seed:1", "artifact": "r/artifact:1", "layered": "r/layered:1"}
+ARTIFACTS = {name: SimpleNamespace(reference=f"r/{name}:1") for name in ("seed", "artifact", "layered")}
 
 
 def processes(tmp_path, kube, count=2):
     return [
-        SharedPods(kube, "abc123", "shell", REFERENCES, MANIFESTS_DIR, 5.0, MountLock("abc123", tmp_path), tmp_path)
+        SharedPods(kube, "abc123", "shell", ARTIFACTS, MANIFESTS_DIR, 5.0, MountLock("abc123", tmp_path), tmp_path)
         for _ in range(count)
     ]
 

@@ -21,15 +21,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _run_path(run_id: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"ivc-{run_id}"
+
+
 def run_directory(run_id: str) -> Path:
     """Where the run's processes meet (lock and record files); the controller removes it at the end."""
-    path = Path(tempfile.gettempdir()) / f"ivc-{run_id}"
+    path = _run_path(run_id)
     path.mkdir(mode=0o700, exist_ok=True)
     return path
 
 
 def remove_run_directory(run_id: str) -> None:
-    shutil.rmtree(Path(tempfile.gettempdir()) / f"ivc-{run_id}", ignore_errors=True)
+    shutil.rmtree(_run_path(run_id), ignore_errors=True)
 
 
 @contextlib.contextmanager

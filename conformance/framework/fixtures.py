@@ -230,9 +230,14 @@ def _shared_pods(
     pod_start_timeout: float,
     mount_lock: MountLock,
 ) -> SharedPods:
-    references = {name: pushed.reference for name, pushed in ivc_session.artifacts.items()}
     return SharedPods(
-        kube, ivc_session.run_id, ivc_session.shell_image, references, manifests_dir, pod_start_timeout, mount_lock
+        kube,
+        ivc_session.run_id,
+        ivc_session.shell_image,
+        ivc_session.artifacts,
+        manifests_dir,
+        pod_start_timeout,
+        mount_lock,
     )
 
 

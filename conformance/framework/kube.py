@@ -27,6 +27,7 @@ __all__ = [
     "Kube",
     "WaitTimeout",
     "container_status",
+    "container_statuses",
     "describe_state",
     "is_running",
     "transient_retry",
@@ -294,9 +295,14 @@ def describe_state(state: Json) -> str:
 
 
 # -- predicates over raw Pods -----------------------------------------------------------------
-def container_status(pod: Json, container: str) -> Json | None:
+def container_statuses(pod: Json) -> list[Json]:
+    """Every container's status, init containers (sidecars among them) first."""
     status = pod.get("status", {})
-    for cs in status.get("containerStatuses", []) + status.get("initContainerStatuses", []):
+    return status.get("initContainerStatuses", []) + status.get("containerStatuses", [])
+
+
+def container_status(pod: Json, container: str) -> Json | None:
+    for cs in container_statuses(pod):
         if cs["name"] == container:
             return cs
     return None
@@ -319,7 +325,7 @@ MOUNT_REFUSAL = re.compile(r"mount|subpath|ImageVolume", re.IGNORECASE)
 def final_failure(pod: Json) -> str | None:
     """A container state the Pod will not recover from ("container main: CreateContainerError: …"), or None."""
     status = pod.get("status", {})
-    for cs in status.get("initContainerStatuses", []) + status.get("containerStatuses", []):
+    for cs in container_statuses(pod):
         waiting = cs.get("state", {}).get("waiting", {})
         reason, message = waiting.get("reason", ""), waiting.get("message", "")
         if reason in FINAL_WAITING_REASONS or (reason == "CreateContainerError" and MOUNT_REFUSAL.search(message)):

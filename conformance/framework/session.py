@@ -201,8 +201,7 @@ def start_session(handle: ClusterHandle, run_id: str | None = None, *, cache_dir
         progress(f"pushing the shell image and {len(CATALOG)} artifacts to {handle.registry.push}")
         shell = push_named(client, "shell", shell_image(cache_dir), SHELL_REPOSITORY, SHELL_TAG)
         artifacts = push_catalog(client, first)
-        references = {name: pushed.reference for name, pushed in artifacts.items()}
-        shared = SharedPods(kube, run_id, shell.reference, references, MANIFESTS_DIR, PROBE_TIMEOUT)
+        shared = SharedPods(kube, run_id, shell.reference, artifacts, MANIFESTS_DIR, PROBE_TIMEOUT)
         if probing:
             progress(
                 f"probing the runtime: the run's {len(PRESTARTED)} shared Pods start (seed image, OCI artifact, …)"

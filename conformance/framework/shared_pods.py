@@ -27,8 +27,10 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from conformance.cluster import api
+from conformance.framework.artifacts import PushedArtifact
 from conformance.framework.exclusive import MountLock, flocked, run_directory
-from conformance.framework.kube import Json, Kube, WaitTimeout, final_failure, is_running
+from conformance.framework.kube import Json, Kube, WaitTimeout, container_statuses, final_failure, is_running
 from conformance.framework.manifests import render
 from conformance.framework.namespaces import RUN_LABEL, shared_namespace
 from conformance.framework.pods import PodUnderTest
@@ -46,9 +48,8 @@ def start_failure(pod: Json) -> str | None:
     """Why a shared Pod will not start, once that is decided; None while it may still."""
     if (final := final_failure(pod)) is not None:
         return final
-    status = pod.get("status", {})
     # Init containers too: where one cannot start, the others wait in PodInitializing for ever.
-    for container in status.get("initContainerStatuses", []) + status.get("containerStatuses", []):
+    for container in container_statuses(pod):
         waiting = container.get("state", {}).get("waiting", {})
         if waiting.get("reason") in DECIDED_FAILURES:
             return f"{waiting['reason']}: {waiting.get('message', '')}"
@@ -80,13 +81,13 @@ class SharedPods:
         kube: Kube,
         run_id: str,
         shell_image: str,
-        references: Mapping[str, str],
+        artifacts: Mapping[str, PushedArtifact],
         manifests_dir: Traversable,
         start_timeout: float,
         mount_lock: MountLock | None = None,
         directory: Path | None = None,
     ) -> None:
-        self.kube, self.run_id, self.shell_image, self.references = kube, run_id, shell_image, references
+        self.kube, self.run_id, self.shell_image, self.artifacts = kube, run_id, shell_image, artifacts
         self.manifests_dir, self.start_timeout, self.mount_lock = manifests_dir, start_timeout, mount_lock
         self.namespace = shared_namespace(run_id)
         self.directory = (directory or run_directory(run_id)) / "shared-pods"
@@ -148,7 +149,7 @@ class SharedPods:
             self.manifests_dir,
             name=name,
             shell_image=self.shell_image,
-            reference=self.references[artifact],
+            reference=self.artifacts[artifact].reference,
             **params,
         )
         return PodUnderTest(self.kube, self.namespace, name, self.kube.create_pod(self.namespace, body))
@@ -166,20 +167,18 @@ class SharedPods:
             failure = start_failure(pod.raw) if not is_running(pod.raw) else None
         if failure is None:
             return Started(pod.name, start_seconds=round(time.monotonic() - pod.created, 3))
-        with contextlib.suppress(Exception):
-            described = pod.describe()
+        with contextlib.suppress(Exception):  # diagnostics only: the failure itself is already known
+            failure = f"{failure}\n{pod.describe()}"
+        with contextlib.suppress(Exception):  # the namespace goes at the end anyway
             pod.delete()
-            failure = f"{failure}\n{described}"
         return Started(pod.name, error=failure)
 
     def _ensure_namespace(self) -> None:
-        try:
-            self.kube.create_namespace(
-                self.namespace,
-                labels={RUN_LABEL: self.run_id},
-                annotations={"ivc.conformance/test": "Pods shared by the run's read-only tests"},
-            )
-        except ApiException as error:
-            if error.status != 409:  # another process made it first
-                raise
+        api.ignoring(  # 409: another process made it first
+            409,
+            self.kube.create_namespace,
+            self.namespace,
+            labels={RUN_LABEL: self.run_id},
+            annotations={"ivc.conformance/test": "Pods shared by the run's read-only tests"},
+        )
         self.kube.wait_for_service_account(self.namespace)
