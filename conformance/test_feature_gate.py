@@ -1,19 +1,32 @@
-"""The session-level verdict: one clear failure, not dozens, when image volumes are unavailable.
+"""The session-level verdict: one clear failure per scope, not dozens, when image volumes are unavailable.
 
 With the apiserver gate off (1.31-1.34 default, or ImageVolume=false on 1.35) the apiserver
 silently drops `spec.volumes[].image` (kubernetes v1.34.4 pkg/api/pod/util.go dropImageVolumes;
-kind#3745). Every other test is then skipped with the same reason; `test_image_volumes_are_available`
-fails and says why.
+kind#3745); a kubelet with the gate off, or a runtime the probe saw refuse or empty the mount, takes
+image volumes from its node group only. Every other test of that scope is then skipped with the same
+reason; `test_image_volumes_are_available` (once per node group) fails and says why. A probe the
+registry or the cluster kept from running blocks it instead: no verdict on the runtime.
 """
 
 import pytest
 
+from conformance.framework.diagnosis import EnvironmentProblem
+from conformance.framework.probe import Seen
+
 
 @pytest.mark.runs_without_feature
 @pytest.mark.behaviour("image-volumes-available")
-def test_image_volumes_are_available(capabilities):
-    reason = capabilities.feature_unavailable_reason()
-    assert reason is None, f"image volumes are unavailable on this cluster: {reason}"
+def test_image_volumes_are_available(capabilities, node_group):
+    where = f" on node group {node_group.label()}" if node_group is not None and capabilities.multi_group else ""
+    reason = capabilities.cluster_unavailable_reason()
+    if reason is None and node_group is not None:
+        reason = capabilities.group_unavailable_reason(node_group.id)
+    assert reason is None, f"image volumes are unavailable{where}: {reason}"
+    found = capabilities.probes[node_group.id].image_volume
+    if found.seen is Seen.BLOCKED:
+        cause, _, message = found.detail.partition(": ")
+        raise EnvironmentProblem(cause, f"the runtime probe{where} could not run: {message}")
+    assert found.seen is Seen.MOUNTED, f"a Pod mounting the seed image{where} never started ({found})"
 
 
 @pytest.mark.behaviour("apiserver-keeps-image-volume")

@@ -7,7 +7,8 @@ would show the fsGroup as group of every entry, setgid directories and group-wri
 
 import pytest
 
-pytestmark = pytest.mark.behaviour("fsgroup-no-ownership-change")
+# root (baseline): `find` must walk every directory of the image, the owner-only ones included.
+pytestmark = [pytest.mark.behaviour("fsgroup-no-ownership-change"), pytest.mark.pod_security("baseline")]
 
 FS_GROUP = 4242
 # In the `layered` artifact: the entries layer 2 gives uid 1234 / gid 5678; all others are root's.

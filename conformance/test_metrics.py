@@ -1,18 +1,16 @@
 """Kubelet image volume counters (1.33+), read from /metrics through the apiserver's node proxy.
 
-The counters are node-wide and unlabelled: each test holds `exclusive_node_counters`, so no other test
-of the run mounts anything between its two scrapes, and it reads the node its own Pod ran on. Only
-increases are asserted (Pods of earlier runs may have mounted before), never absolute values.
+The counters are node-wide and unlabelled: each test measures on a node where nothing else is
+mounting image volumes (counters.py: the run's other tests are held off, other Pods' activity is
+checked before and after, and the measurement is skipped when it is not the test's alone), and its
+Pod is pinned there.
 """
 
 import pytest
 
+from conformance.framework.diagnosis import refusal
+from conformance.framework.kube import is_running
 from conformance.framework.metrics import counter, stability
-
-
-def _scrape_all(kube, capabilities):
-    # Before the Pod is scheduled its node is unknown: read every kubelet.
-    return {node.name: kube.node_metrics(node.name) for node in capabilities.nodes}
 
 
 def _increase(before_text, after_text, name, node):
@@ -22,16 +20,15 @@ def _increase(before_text, after_text, name, node):
 
 
 @pytest.mark.behaviour("metrics-mount-succeeded")
-def test_successful_mount_counts_requested_and_succeeded(
-    exclusive_node_counters, launch, artifacts, kube, capabilities, expectation
-):
-    before = _scrape_all(kube, capabilities)
-    pod = launch("basic", reference=artifacts["seed"].reference)
-    node = pod.raw["spec"]["nodeName"]
-    after = kube.node_metrics(node)
+def test_successful_mount_counts_requested_and_succeeded(node_counters, launch, artifacts, expectation):
+    node = node_counters.node
+    with node_counters.alone():
+        before = node_counters.scrape()
+        launch("basic", reference=artifacts["seed"].reference, node_name=node)
+        after = node_counters.scrape()
     for key in ("requested", "succeeded"):
         name = expectation[key]
-        grew = _increase(before[node], after, name, node)
+        grew = _increase(before, after, name, node)
         assert grew >= 1, f"{name} on {node} grew by {grew:g} over a successful image volume mount, expected >= 1"
         assert stability(after, name) == expectation["stability"], (
             f"{name} on {node} is {stability(after, name)}, expected {expectation['stability']}"
@@ -39,16 +36,22 @@ def test_successful_mount_counts_requested_and_succeeded(
 
 
 @pytest.mark.behaviour("metrics-mount-errors")
-def test_failed_mount_counts_an_error(
-    exclusive_node_counters, launch, artifacts, kube, capabilities, expectation, pod_start_timeout
-):
-    before = _scrape_all(kube, capabilities)
-    pod = launch("basic", reference=artifacts["seed"].reference, sub_path="does-not-exist", wait=False)
-    assert pod.wait_waiting_reason([expectation["reason"]], timeout=pod_start_timeout) == expectation["reason"]
-    node = pod.raw["spec"]["nodeName"]
-    after = kube.node_metrics(node)
+def test_failed_mount_counts_an_error(node_counters, launch, artifacts, expectation, pod_start_timeout):
+    node = node_counters.node
+    with node_counters.alone():
+        before = node_counters.scrape()
+        pod = launch(
+            "basic", reference=artifacts["seed"].reference, sub_path="does-not-exist", node_name=node, wait=False
+        )
+        pod.wait_until(
+            lambda p: is_running(p) or refusal(p, also=("does-not-exist",)) is not None,
+            what="the missing subPath to be refused",
+            timeout=pod_start_timeout,
+        )
+        after = node_counters.scrape()
+    assert not is_running(pod.raw), "subPath ignored: the Pod runs although its subPath does-not-exist is missing"
     name = expectation["errors"]
-    grew = _increase(before[node], after, name, node)
+    grew = _increase(before, after, name, node)
     assert grew >= 1, f"{name} on {node} grew by {grew:g} over a failed image volume mount, expected >= 1"
     assert stability(after, name) == expectation["stability"], (
         f"{name} on {node} is {stability(after, name)}, expected {expectation['stability']}"

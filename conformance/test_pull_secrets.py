@@ -39,8 +39,7 @@ def test_without_credentials_the_pull_fails(launch, auth_push, expectation, pull
     seen = pod.wait_waiting_reason(reasons, timeout=pull_failure_timeout)
     assert seen in reasons
     assert pod.phase == "Pending"
-    failures = pod.event_messages("Failed")
-    assert any(pushed.reference in message for message in failures), f"no Failed event names the reference: {failures}"
+    pod.wait_for_event("Failed", pushed.reference, timeout=pull_failure_timeout)
 
 
 @pytest.mark.slow
@@ -73,7 +72,7 @@ def test_a_pod_without_credentials_cannot_mount_what_another_pulled_with_them(
         return  # informational: the observation is the result
     assert not mounted, "a Pod without credentials mounted a private image another Pod pulled with them"
     assert second.container_state()["waiting"]["reason"] in expectation["reasons"].split(",")
-    assert any(pushed.reference in m for m in second.event_messages("Failed")), second.event_messages()
+    second.wait_for_event("Failed", pushed.reference, timeout=pull_failure_timeout)
 
 
 @pytest.mark.behaviour("pull-secret-not-exposed")

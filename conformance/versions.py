@@ -56,22 +56,27 @@ def release(text: str, what: str = "version") -> str:
 
 @dataclass(frozen=True)
 class VersionRange:
-    """Half-open [minimum, below). Either bound may be None (unbounded)."""
+    """[minimum, below), or [minimum, maximum] with an inclusive upper bound (the newest version a claim
+    was observed on). Any bound may be None (unbounded)."""
 
     minimum: Version | None = None
     below: Version | None = None
+    maximum: Version | None = None
 
     def __contains__(self, version: Version) -> bool:
-        return (self.minimum is None or version >= self.minimum) and (self.below is None or version < self.below)
+        return (
+            (self.minimum is None or version >= self.minimum)
+            and (self.below is None or version < self.below)
+            and (self.maximum is None or version <= self.maximum)
+        )
 
     def __str__(self) -> str:
-        if self.minimum and self.below:
-            return f">={self.minimum},<{self.below}"
-        if self.minimum:
-            return f">={self.minimum}"
+        parts = [f">={self.minimum}"] if self.minimum else []
         if self.below:
-            return f"<{self.below}"
-        return "any"
+            parts.append(f"<{self.below}")
+        if self.maximum:
+            parts.append(f"<={self.maximum}")
+        return ",".join(parts) or "any"
 
 
 ANY = VersionRange()
@@ -87,3 +92,8 @@ def before(version: str) -> VersionRange:
 
 def between(minimum: str, below: str) -> VersionRange:
     return VersionRange(minimum=Version.parse(minimum), below=Version.parse(below))
+
+
+def through(minimum: str, maximum: str) -> VersionRange:
+    """From `minimum` up to and including `maximum`: a claim bounded by the newest version it was seen on."""
+    return VersionRange(minimum=Version.parse(minimum), maximum=Version.parse(maximum))

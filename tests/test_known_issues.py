@@ -1,7 +1,9 @@
 from conformance.framework.capabilities import Capabilities, NodeInfo
 from conformance.framework.known_issues import KNOWN_ISSUES, hints_for
 
-ROOT_MOUNTED = "AssertionError: expected only the subtree of dir/, saw ['dir', 'file'] (image root mounted?)"
+ROOT_MOUNTED = (
+    "AssertionError: subPath ignored: /volume shows the image root ['dir', 'file'] instead of subPath dir's ['file']"
+)
 
 
 def caps(runtime: str) -> Capabilities:

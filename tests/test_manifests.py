@@ -1,6 +1,6 @@
 import pytest
 
-from conformance.framework.manifests import render, templates
+from conformance.framework.manifests import PodSecurity, parameters, pinned, render, secured, templates
 
 
 def test_null_parameters_drop_the_field():
@@ -46,11 +46,17 @@ def test_missing_parameter_names_the_placeholder():
         render("basic", name="p", shell_image="r/shell:1")
 
 
+ESSENTIALS = {"name": "p", "shell_image": "r/shell:1", "reference": "r/a:v1", "second_reference": "r/b:v1"}
+
+
+def essentials(template: str) -> dict:
+    return {key: value for key, value in ESSENTIALS.items() if key in parameters(template)}
+
+
 @pytest.mark.parametrize("template", templates())
 def test_every_template_renders_to_a_pod(template):
-    params = {"name": "p", "shell_image": "r/shell:1", "reference": "r/a:v1", "second_reference": "r/b:v1"}
     try:
-        pod = render(template, **params)
+        pod = render(template, **essentials(template))
     except KeyError as missing:  # a template with parameters of its own
         pytest.fail(f"template {template} needs {missing}; add it to this test")
     assert pod["kind"] == "Pod" and pod["metadata"]["name"] == "p"
@@ -84,6 +90,32 @@ def test_every_pod_is_kept_off_non_linux_nodes():
     from conformance.framework.manifests import render, templates
 
     for template in templates():
-        body = render(template, name="p", shell_image="s", reference="r", second_reference="r2")
+        body = render(template, **essentials(template))
         if body["kind"] == "Pod":
             assert body["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}, template
+
+
+def test_a_misspelled_parameter_is_an_error_naming_it():
+    with pytest.raises(TypeError, match="no parameter sub_paht"):
+        render("basic", name="p", shell_image="s", reference="r", sub_paht="dir")
+
+
+@pytest.mark.parametrize("template", templates())
+def test_restricted_pods_meet_the_restricted_profile(template):
+    pod = secured(render(template, **essentials(template)), PodSecurity.RESTRICTED)
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod["spec"]["containers"] + pod["spec"].get("initContainers", []):
+        assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def test_baseline_pods_run_as_root_and_keep_what_the_template_set():
+    pod = secured(render("basic", **essentials("basic"), fs_group=4242), PodSecurity.BASELINE)
+    assert pod["spec"]["securityContext"] == {"fsGroup": 4242, "runAsUser": 0, "runAsGroup": 0}
+
+
+def test_a_pinned_pod_runs_only_on_its_node_group():
+    pod = pinned(render("basic", **essentials("basic")), ["b", "a"])
+    terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms == {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In",
+                                                            "values": ["a", "b"]}]}]}  # fmt: skip

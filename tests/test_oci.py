@@ -31,6 +31,7 @@ from conformance.oci.layout import (
     Whiteout,
     build,
     canonical_json,
+    content_tag,
     digest_of,
     host_architecture,
     layer_tar,
@@ -443,11 +444,12 @@ def test_push_node_images_uses_the_pull_host(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(node_images, "shell_image", lambda cache_dir: SEED)
     client = FakeClient()
     refs = node_images.push_node_images(client, Path("/unused"))  # type: ignore[arg-type]
+    shell_tag = content_tag(build(SEED).manifest_digest)  # the shell image is tagged by its content
     assert refs == {
         "pause": f"registry.internal:5000/{node_images.PAUSE_REPOSITORY}:{node_images.PAUSE_TAG}",
-        "shell": f"registry.internal:5000/{node_images.SHELL_REPOSITORY}:{node_images.SHELL_TAG}",
+        "shell": f"registry.internal:5000/{node_images.SHELL_REPOSITORY}:{shell_tag}",
     }
-    assert [(repo, tag) for _, repo, tag in client.pushed] == [("ivc/pause", "3.10.1"), ("ivc/shell", "1")]
+    assert [(repo, tag) for _, repo, tag in client.pushed] == [("ivc/pause", "3.10.1"), ("ivc/shell", shell_tag)]
 
 
 def test_push_node_images_rejects_unknown_names_before_pushing() -> None:

@@ -9,9 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from conformance.framework.diagnosis import EnvironmentProblem
 from conformance.framework.exclusive import MountLock
 from conformance.framework.manifests import MANIFESTS_DIR
-from conformance.framework.shared_pods import PRESTARTED, SharedPodFailed, SharedPods, start_failure
+from conformance.framework.shared_pods import PRESTARTED, SharedPodFailed, SharedPods, shape
 
 RUNNING = {"spec": {"nodeName": "node-a"}, "status": {"phase": "Running"}}
 MOUNT_REFUSED = {
@@ -28,6 +29,7 @@ MOUNT_REFUSED = {
 class RecordingKube:
     def __init__(self, state=RUNNING) -> None:
         self.created: list[str] = []
+        self.bodies: list[dict] = []
         self.deleted: list[str] = []
         self.state = state
 
@@ -37,9 +39,16 @@ class RecordingKube:
     def wait_for_service_account(self, namespace, name="default", timeout=60):
         pass
 
+    def ensure_namespace(self, name, labels, annotations):
+        self.namespace_labels = labels
+
     def create_pod(self, namespace, body):
         self.created.append(body["metadata"]["name"])
+        self.bodies.append(body)
         return body
+
+    def events(self, namespace, involved=None):
+        return []
 
     def wait_for_pod(self, namespace, name, condition, what, timeout):
         assert condition(self.state)
@@ -58,9 +67,11 @@ class RecordingKube:
 ARTIFACTS = {name: SimpleNamespace(reference=f"r/{name}:1") for name in ("seed", "artifact", "layered")}
 
 
-def processes(tmp_path, kube, count=2):
+def processes(tmp_path, kube, count=2, group_nodes=None):
     return [
-        SharedPods(kube, "abc123", "shell", ARTIFACTS, MANIFESTS_DIR, 5.0, MountLock("abc123", tmp_path), tmp_path)
+        SharedPods(
+            kube, "abc123", "shell", ARTIFACTS, MANIFESTS_DIR, 5.0, MountLock("abc123", tmp_path), tmp_path, group_nodes
+        )
         for _ in range(count)
     ]
 
@@ -68,14 +79,16 @@ def processes(tmp_path, kube, count=2):
 def test_one_pod_per_shape_for_the_whole_run(tmp_path):
     kube = RecordingKube()
     first, second = processes(tmp_path, kube)
-    pod, started = first.get("layered", "basic", {})
-    again, started_again = second.get("layered", "basic", {})
+    pod, started = first.get(shape("layered"))
+    again, started_again = second.get(shape("layered"))
     assert (started, started_again) == (True, False)
     assert (again.namespace, again.name) == (pod.namespace, pod.name) and again.node == "node-a"
-    other, _ = second.get("layered", "basic", {"fs_group": 4242})
+    other, _ = second.get(shape("layered", fs_group=4242))
     assert other.name != pod.name
     assert kube.created == [pod.name, other.name]
     assert pod.namespace == "ivc-abc123-shared-pods"
+    assert kube.namespace_labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert kube.bodies[0]["spec"]["securityContext"]["runAsUser"] == 0  # root: the read-only tests write
 
 
 def test_what_the_controller_started_is_read_not_started_again(tmp_path):
@@ -84,9 +97,19 @@ def test_what_the_controller_started_is_read_not_started_again(tmp_path):
     outcomes = controller.settle(controller.start(PRESTARTED))
     assert all(started.error is None for started in outcomes.values())
     assert len(kube.created) == len(PRESTARTED) == len(set(kube.created))
-    pod, started_here = worker.get("seed", "init-sidecar", {})
-    assert not started_here and pod.name == outcomes[("seed", "init-sidecar")].name
+    pod, started_here = worker.get(shape("seed", "init-sidecar"))
+    assert not started_here and pod.name == outcomes[shape("seed", "init-sidecar")].name
     assert len(kube.created) == len(PRESTARTED)
+
+
+def test_each_node_group_has_its_own_pod_pinned_to_its_nodes(tmp_path):
+    kube = RecordingKube()
+    (process,) = processes(tmp_path, kube, 1, {"cri-o-1.36.3": ("a",), "containerd-2.3.7": ("b", "c")})
+    first, _ = process.get(shape("seed").on("cri-o-1.36.3"))
+    second, _ = process.get(shape("seed").on("containerd-2.3.7"))
+    assert first.name != second.name
+    terms = kube.bodies[1]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"][0]["matchFields"][0]["values"] == ["b", "c"]
 
 
 def test_a_pod_that_did_not_start_is_deleted_and_fails_every_reader_with_its_reason(tmp_path):
@@ -94,21 +117,34 @@ def test_a_pod_that_did_not_start_is_deleted_and_fails_every_reader_with_its_rea
     first, second = processes(tmp_path, kube)
     for process in (first, second):
         with pytest.raises(SharedPodFailed, match="did not start: container main: CreateContainerError: mount failed"):
-            process.get("layered", "basic", {})
+            process.get(shape("layered"))
     assert len(kube.created) == 1 and kube.deleted == kube.created
 
 
-def test_any_pull_or_create_error_decides_a_shared_pod():
-    assert start_failure(MOUNT_REFUSED) == "container main: CreateContainerError: mount failed"
-    assert start_failure(RUNNING) is None
-    # containerd 2.0: the init container cannot be created, the main one waits in PodInitializing
-    unsupported = {
+class TimingOutKube(RecordingKube):
+    def wait_for_pod(self, namespace, name, condition, what, timeout):
+        from conformance.framework.kube import WaitTimeout
+
+        raise WaitTimeout(f"timed out waiting for {what}")
+
+
+def test_a_pod_the_registry_kept_from_starting_blocks_its_readers(tmp_path):
+    pulling = {
+        "metadata": {"name": "layered"},
+        "spec": {"volumes": [{"name": "volume", "image": {"reference": "r/layered:1"}}]},
         "status": {
             "phase": "Pending",
-            "initContainerStatuses": [
-                {"name": "init", "state": {"waiting": {"reason": "CreateContainerError", "message": 'mkdir ""'}}}
+            "containerStatuses": [
+                {
+                    "name": "main",
+                    "state": {"waiting": {"reason": "ImagePullBackOff", "message": 'pull "r/layered:1": 503'}},
+                }
             ],
-            "containerStatuses": [{"name": "main", "state": {"waiting": {"reason": "PodInitializing"}}}],
-        }
+        },
     }
-    assert start_failure(unsupported) == 'CreateContainerError: mkdir ""'
+    kube = TimingOutKube(pulling)
+    first, second = processes(tmp_path, kube)
+    for process in (first, second):
+        with pytest.raises(EnvironmentProblem, match=r"registry: .*did not start"):
+            process.get(shape("layered"))
+    assert len(kube.created) == 1 and kube.deleted == kube.created

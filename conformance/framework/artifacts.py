@@ -15,6 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
 from conformance.oci import (
+    PAUSE_REPOSITORY,
+    PAUSE_TAG,
+    SHELL_REPOSITORY,
     ArtifactSpec,
     Dir,
     File,
@@ -25,6 +28,7 @@ from conformance.oci import (
     Symlink,
     Whiteout,
     build,
+    content_tag,
 )
 
 SHARED_REPOSITORY_PREFIX = "ivc/artifacts"
@@ -151,11 +155,6 @@ class PushedArtifact:
         return asdict(self)
 
 
-def content_tag(digest: str) -> str:
-    """A tag derived from content, so a changed description never reuses a node's cached copy."""
-    return "c-" + digest.split(":", 1)[1][:16]
-
-
 def push_named(
     client: RegistryClient, name: str, spec: ImageSpec | ArtifactSpec, repository: str, tag: str | None = None
 ) -> PushedArtifact:
@@ -177,3 +176,18 @@ def private_repository(run_id: str, nodeid: str) -> str:
     an image the node has never pulled."""
     digest = hashlib.sha256(nodeid.encode()).hexdigest()[:12]
     return f"ivc/run-{run_id}/t-{digest}"
+
+
+def print_artifact_list(registry: str) -> None:
+    """Everything a run pushes, so an air-gapped user can pre-seed a registry (offline: nothing is built
+    but the catalog's descriptions)."""
+    print(f"{registry}/{SHELL_REPOSITORY}:c-…  (container image: static busybox; tagged by its content digest, "
+          "which --push-artifacts computes from this machine's busybox build)")  # fmt: skip
+    print(f"{registry}/{PAUSE_REPOSITORY}:{PAUSE_TAG}  (sandbox image, local provider only)")
+    for name, entry in CATALOG.items():
+        built = build(spec_of(entry))
+        print(
+            f"{registry}/{SHARED_REPOSITORY_PREFIX}/{name}:{content_tag(built.manifest_digest)}  "
+            f"({built.manifest_digest}, {built.size()} bytes)"
+        )
+    print("plus per-test repositories under ivc/run-<run id>/ (pushed and deleted by the tests themselves)")

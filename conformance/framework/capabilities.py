@@ -1,13 +1,20 @@
-"""What the cluster under test is: versions, runtime, and whether ImageVolume is really on.
+"""What the cluster under test is: versions, runtimes, gates, node groups, and whether image volumes work.
 
 Discovered once per run by the controller process and shipped to xdist workers as JSON.
+
+Nodes differ in the field (a node pool mid-upgrade runs two kubelet or runtime versions side by
+side), so every fact a kubelet or runtime decides is kept per **node group**: the tested nodes that
+share kubelet version, runtime and version, and gates. Each group is probed on its own, and every
+behaviour the kubelet decides is judged per group, by that group's row of the table
+(`Capabilities.for_group`). A homogeneous cluster has one group and looks as if there were none.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 
 from conformance.framework.probe import MountProbe
 from conformance.versions import Version
@@ -36,6 +43,46 @@ class NodeInfo:
     def runtime_version(self) -> str:
         return self.runtime.split("://", 1)[-1]
 
+    def group_key(self) -> tuple[str, str, bool | None, tuple[tuple[str, bool], ...]]:
+        """What a node group shares: everything a row of the table can depend on."""
+        return (self.kubelet_version, self.runtime, self.kubelet_gate, tuple(sorted(self.gates.items())))
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """Tested nodes that share kubelet version, runtime and version, and gates."""
+
+    id: str  # test-id safe, e.g. "containerd-2.1.9" (see `_group_ids`)
+    kubelet_version: str
+    runtime: str
+    nodes: tuple[str, ...]
+
+    def label(self) -> str:
+        """'containerd 2.1.9 (node-a, node-b)', as verdict lines name a group."""
+        name, _, version = self.runtime.partition("://")
+        return f"{name} {version} (kubelet {self.kubelet_version}; {', '.join(self.nodes)})"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()
+
+
+def _group_ids(keys: list[tuple[str, str, bool | None, tuple[tuple[str, bool], ...]]]) -> list[str]:
+    """One id per group key, naming only what differs between the groups: the runtime always, the
+    kubelet when kubelets differ, the gates when gates differ; an index when that is still ambiguous."""
+    kubelets_differ = len({key[0] for key in keys}) > 1
+    gates_differ = len({key[2:] for key in keys}) > 1
+    ids = []
+    for kubelet, runtime, gate, gates in keys:
+        parts = [f"kubelet-{_slug(kubelet)}"] if kubelets_differ else []
+        parts.append(_slug(runtime.replace("://", "-")))
+        if gates_differ:
+            state = {True: "on", False: "off", None: "unknown"}
+            parts += [f"ImageVolume-{state[gate]}", *(f"{name}-{state[on]}" for name, on in gates)]
+        ids.append("-".join(parts))
+    return [f"{group_id}-{ids[:index].count(group_id) + 1}" if ids.count(group_id) > 1 else group_id
+            for index, group_id in enumerate(ids)]  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -44,7 +91,44 @@ class Capabilities:
     apiserver_keeps_image_volumes: bool
     admission_forces_always: bool = False  # AlwaysPullImages rewrote IfNotPresent to Always
     notes: tuple[str, ...] = field(default_factory=tuple)
-    mount_probe: MountProbe | None = None  # the runtime probe at session start; None when not run
+    # The runtime probe at session start, per node group id; empty when not run (image volumes dropped).
+    probes: Mapping[str, MountProbe] = field(default_factory=dict)
+
+    # -- node groups --------------------------------------------------------------------------------
+    @property
+    def groups(self) -> tuple[NodeGroup, ...]:
+        """The tested nodes, grouped; in a stable order (by id), so every xdist worker sees the same."""
+        by_key: dict[tuple[str, str, bool | None, tuple[tuple[str, bool], ...]], list[str]] = {}
+        for node in self.nodes:
+            by_key.setdefault(node.group_key(), []).append(node.name)
+        keys = sorted(by_key)
+        groups = [
+            NodeGroup(group_id, key[0], key[1], tuple(sorted(by_key[key])))
+            for group_id, key in zip(_group_ids(keys), keys, strict=True)
+        ]
+        return tuple(sorted(groups, key=lambda group: group.id))
+
+    def group(self, group_id: str) -> NodeGroup:
+        for group in self.groups:
+            if group.id == group_id:
+                return group
+        raise KeyError(f"no node group {group_id!r} (groups: {', '.join(g.id for g in self.groups) or 'none'})")
+
+    @property
+    def multi_group(self) -> bool:
+        """Nodes differ: node-deciding behaviours run once per group, each Pod pinned to its group."""
+        return len(self.groups) > 1
+
+    def for_group(self, group_id: str) -> Capabilities:
+        """The cluster as one node group sees it: its nodes and its probe (what a kubelet row reads)."""
+        members = set(self.group(group_id).nodes)
+        probe = {group_id: self.probes[group_id]} if group_id in self.probes else {}
+        return replace(self, nodes=tuple(n for n in self.nodes if n.name in members), probes=probe)
+
+    @property
+    def mount_probe(self) -> MountProbe | None:
+        """The probe of a one-group view (`for_group`, or a homogeneous cluster); None otherwise."""
+        return next(iter(self.probes.values())) if len(self.probes) == 1 and not self.multi_group else None
 
     # -- derived views used by the expectation table --------------------------------------------
     @property
@@ -54,7 +138,7 @@ class Capabilities:
 
     @property
     def kubelet_version(self) -> Version:
-        """Decides mounts: the oldest tested kubelet (the behaviour must hold on every node)."""
+        """Decides mounts. Per group (`for_group`) this is the group's; across groups the oldest (display)."""
         if not self.nodes:
             return self.apiserver_version
         return min(Version.parse(n.kubelet_version) for n in self.nodes)
@@ -97,8 +181,17 @@ class Capabilities:
         """The apiserver admits subPath on image volumes (#130135, 1.33); the kubelet has rows of its own."""
         return self.apiserver_version >= Version(1, 33)
 
-    def feature_unavailable_reason(self) -> str | None:
-        """One line explaining why image volumes cannot work here, or None when they can."""
+    @property
+    def artifact_mounts(self) -> bool:
+        """The probe saw OCI artifacts (empty config) mount with their files, or could not tell (a registry or
+        cluster problem): the artifact tests then run, and show it. False only on evidence of a refusal or
+        a silently empty mount, and for a view of several groups."""
+        probe = self.mount_probe
+        return probe is not None and (probe.artifacts_mount or probe.artifact.undetermined)
+
+    # -- verdicts before any test -----------------------------------------------------------------
+    def cluster_unavailable_reason(self) -> str | None:
+        """Why image volumes cannot work anywhere in this cluster (the apiserver's side), or None."""
         if Version.parse(self.server_version) < Version(1, 31):
             return f"Kubernetes {self.server_version} predates ImageVolume (alpha in 1.31)"
         if not self.nodes:
@@ -108,17 +201,41 @@ class Capabilities:
                 f"the apiserver ({self.server_version}) silently drops spec.volumes[].image: the ImageVolume feature "
                 "gate is off (enable it on kube-apiserver and kubelet for 1.31-1.34; default on from 1.35)"
             )
+        return None
+
+    def group_unavailable_reason(self, group_id: str) -> str | None:
+        """Why image volumes cannot work on that node group (on evidence: a gate, the probe's mount), or None."""
+        return self.for_group(group_id)._nodes_unavailable_reason()
+
+    def _nodes_unavailable_reason(self) -> str | None:
+        """For a one-group view: a kubelet with the gate off, or the probe's evidence of no mount."""
         off = [n.name for n in self.nodes if n.kubelet_gate is False]
         if off:
             return f"the ImageVolume gate is off on kubelet(s) {', '.join(off)} (enable featureGates.ImageVolume)"
-        if self.mount_probe is not None and not self.mount_probe.image_volumes_mount:
-            return f"the runtime ({self.runtime}) does not mount image volumes: {self.mount_probe.image_volume}"
+        probe = self.mount_probe
+        if probe is not None and probe.image_volume.refutes:
+            return f"the runtime ({self.runtime}) does not mount image volumes: {probe.image_volume}"
         return None
 
-    @property
-    def artifact_mounts(self) -> bool:
-        """The runtime probe mounted an OCI artifact (empty config) with its files."""
-        return self.mount_probe is not None and self.mount_probe.artifacts_mount
+    def feature_unavailable_reason(self) -> str | None:
+        """One line explaining why image volumes cannot work (cluster-wide, or on a one-group view's nodes),
+        or None. For a cluster of several groups see `unavailable_groups`."""
+        if (reason := self.cluster_unavailable_reason()) is not None:
+            return reason
+        return None if self.multi_group else self._nodes_unavailable_reason()
+
+    def unavailable_groups(self) -> dict[str, str]:
+        """Group id → why image volumes do not work there, for every group where they do not."""
+        if self.cluster_unavailable_reason() is not None:
+            return {}
+        return {g.id: reason for g in self.groups if (reason := self.group_unavailable_reason(g.id)) is not None}
+
+    def identity(self) -> dict[str, object]:
+        """What makes two runs comparable (a rerun merges only with a run on the same cluster)."""
+        return {
+            "kubernetes": self.server_version,
+            "groups": [(g.id, g.runtime, g.kubelet_version) for g in self.groups],
+        }
 
     def header_lines(self) -> list[str]:
         kept = self.apiserver_keeps_image_volumes
@@ -127,7 +244,7 @@ class Capabilities:
             f"apiserver {self.server_version} decides validation, defaulting and admission; image volumes kept by "
             f"apiserver: {kept}",
             f"kubelet {self.kubelet_version} decides mounts"
-            + (f" (the oldest of {', '.join(kubelets)})" if len(kubelets) > 1 else ""),
+            + (f" (each node group by its own kubelet: {', '.join(kubelets)})" if len(kubelets) > 1 else ""),
         ]
         for node in self.nodes:
             gate = {True: "on", False: "off", None: "unknown"}[node.kubelet_gate]
@@ -138,22 +255,28 @@ class Capabilities:
             )
         if self.admission_forces_always:
             lines.append("AlwaysPullImages admission is active: image volume pullPolicy is forced to Always")
-        if self.mount_probe is not None:
-            lines.append(
-                f"runtime probe: image volume {self.mount_probe.image_volume}; OCI artifact {self.mount_probe.artifact}"
-            )
+        groups = self.groups
+        if len(groups) > 1:
+            lines.append(f"{len(groups)} node groups, each probed and judged on its own: " + "; ".join(
+                f"[{g.id}] {g.label()}" for g in groups))  # fmt: skip
+        for group in groups:
+            if (probe := self.probes.get(group.id)) is not None:
+                where = f" [{group.id}]" if len(groups) > 1 else ""
+                lines.append(f"runtime probe{where}: {probe.summary()}")
         lines += list(self.notes)
         return lines
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        raw = asdict(self)
+        raw["probes"] = {group: probe.as_dict() for group, probe in self.probes.items()}
+        return json.dumps(raw)
 
     @classmethod
     def from_json(cls, text: str) -> Capabilities:
         raw = json.loads(text)
         raw["nodes"] = tuple(NodeInfo(**n) for n in raw["nodes"])
         raw["notes"] = tuple(raw.get("notes", ()))
-        raw["mount_probe"] = MountProbe(**raw["mount_probe"]) if raw.get("mount_probe") else None
+        raw["probes"] = {g: MountProbe.from_dict(p) for g, p in (raw.get("probes") or {}).items()}
         return cls(**raw)
 
 

@@ -14,13 +14,14 @@ The table is total from 1.31 on: a behaviour without a row for a cluster is a co
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
 from conformance.framework.capabilities import Capabilities
-from conformance.versions import ANY, Version, VersionRange, before, between, since
+from conformance.versions import ANY, Version, VersionRange, before, between, since, through
 
 
 class Level(StrEnum):
@@ -31,6 +32,18 @@ class Level(StrEnum):
     OPTIONAL = "optional"  # a capability not every conforming runtime has; fails only where the table claims it
     INFORMATIONAL = "informational"  # observed and reported, never fails on the observation
     NOT_APPLICABLE = "not-applicable"  # skipped, with the row's reason
+
+
+CRIO, CONTAINERD = "cri-o", "containerd"
+KNOWN_RUNTIMES = (CRIO, CONTAINERD)
+# Capabilities properties a row may require with `when=` (each a bool of framework/capabilities.py).
+CAPABILITY_FLAGS = (
+    "admission_forces_always",
+    "image_volume_with_digest",
+    "artifact_mounts",
+    "kubelet_reverifies_pull_credentials",
+    "api_accepts_image_subpath",
+)
 
 
 def runtime_matches(wanted: str | None, versions: VersionRange, runtime: str, version: Version | None) -> bool:
@@ -56,6 +69,21 @@ class Rule:
     # A known defect's level where the behaviour works, when no later row applies to this cluster (version
     # skew: the apiserver promises what this kubelet cannot do); else the next matching row gives it.
     defect_of: Level | None = None
+    # A known defect's symptom: a regular expression the failure must show to be that defect; any other
+    # failure of the test is a plain failure.
+    symptom: str = ""
+
+    def __post_init__(self) -> None:
+        """Inputs that can be misspelled fail at import: flags, levels, symptoms."""
+        if unknown := set(self.needs) - set(CAPABILITY_FLAGS):
+            raise ValueError(f"row {self.behaviour!r}: when={sorted(unknown)} is not a Capabilities flag "
+                             f"({', '.join(CAPABILITY_FLAGS)})")  # fmt: skip
+        if (self.level is Level.KNOWN_DEFECT) != bool(self.symptom):
+            raise ValueError(f"row {self.behaviour!r}: a known defect, and only a known defect, names its symptom")
+        if self.symptom:
+            re.compile(self.symptom)
+        if self.runtime is not None and self.runtime not in KNOWN_RUNTIMES:
+            raise ValueError(f"row {self.behaviour!r}: runtime {self.runtime!r} is not one of {KNOWN_RUNTIMES}")
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -88,6 +116,7 @@ class Expectation:
     reason: str = ""
     expected: Mapping[str, str] = field(default_factory=dict)
     defect_of: Level | None = None  # for a known defect: the level the behaviour has where it works
+    symptom: str = ""  # for a known defect: what its failure shows (a regular expression)
 
     @property
     def applies(self) -> bool:
@@ -112,6 +141,7 @@ APISERVER_BEHAVIOURS = frozenset(
         "pull-policy-default",
         "always-pull-images-admission",
         "subpath-rejected-by-api",
+        "pod-security-restricted",
     }
 )
 
@@ -129,14 +159,13 @@ KEP = "KEP-4639"
 SUBPATH_IGNORED = (
     "containerd 2.1.x ignores image_sub_path and mounts the whole image (containerd#11580, backport #12298 closed)"
 )
-# Capabilities properties a row may require with `when=`.
-CAPABILITY_FLAGS = (
-    "admission_forces_always",
-    "image_volume_with_digest",
-    "artifact_mounts",
-    "kubelet_reverifies_pull_credentials",
-    "api_accepts_image_subpath",
-)
+# What the subPath tests say when the image root is mounted instead of the subtree (test_subpath.py).
+SUBPATH_IGNORED_SYMPTOM = r"subPath ignored"
+# containerd 2.1.x is the whole line (the backport was closed); the newest release seen is 2.1.9.
+CONTAINERD_2_1 = through("2.1", "2.1.9")
+# containerd releases seen with image volumes but not artifacts and with the mount-error wording: 2.2.9–2.4.2.
+CONTAINERD_SEEN = through("2.1", "2.4.2")
+CONTAINERD_2_2_SEEN = through("2.2", "2.4.2")
 SKEW_SUBPATH = "api_accepts_image_subpath"
 
 
@@ -156,6 +185,7 @@ def _subpath_ignored_by_old_kubelet(
         "and mounts the whole image (upgrade the kubelet to >= 1.33)",
         expected=expected,
         defect_of=Level.REQUIRED,
+        symptom=SUBPATH_IGNORED_SYMPTOM,
     )
 
 
@@ -170,7 +200,6 @@ FORCED_ALWAYS = (
     "(kubernetes v1.36.3 plugin/pkg/admission/alwayspullimages/admission.go Admit), so IfNotPresent/Never "
     "semantics and defaulting cannot be observed"
 )
-CRIO, CONTAINERD = "cri-o", "containerd"
 # Anything older than 1.31 has no VolumeSource.Image at all; the session-level verdict covers it.
 FEATURE = since("1.31")
 
@@ -250,8 +279,9 @@ TABLE: tuple[Rule, ...] = (
         "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
         since("1.33"),
         runtime=CONTAINERD,
-        runtime_version=between("2.1", "2.2"),
+        runtime_version=CONTAINERD_2_1,
         reason=SUBPATH_IGNORED,
+        symptom=SUBPATH_IGNORED_SYMPTOM,
     ),
     Rule(
         "subpath-directory",
@@ -259,7 +289,7 @@ TABLE: tuple[Rule, ...] = (
         "#130135; CRI-O >= 1.33 fca4ea6223; containerd >= 2.2 cff8184ff",
         since("1.33"),
     ),
-    _subpath_ignored_by_old_kubelet("subpath-file", _x(refused_reason="CreateContainerError")),
+    _subpath_ignored_by_old_kubelet("subpath-file"),
     Rule(
         "subpath-file",
         Level.NOT_APPLICABLE,
@@ -275,15 +305,15 @@ TABLE: tuple[Rule, ...] = (
         "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
         since("1.33"),
         runtime=CONTAINERD,
-        runtime_version=between("2.1", "2.2"),
+        runtime_version=CONTAINERD_2_1,
         reason=SUBPATH_IGNORED,
+        symptom=SUBPATH_IGNORED_SYMPTOM,
     ),
     Rule(
         "subpath-file",
         Level.REQUIRED,
         "#130135; containerd image_volume_linux_test.go; observed on CRI-O 1.36.3",
         since("1.33"),
-        expected=_x(refused_reason="CreateContainerError"),
     ),
     _subpath_ignored_by_old_kubelet(
         "subpath-missing", _x(reason="CreateContainerError", message="ImageVolumeMountFailed")
@@ -301,8 +331,9 @@ TABLE: tuple[Rule, ...] = (
         "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
         since("1.33"),
         runtime=CONTAINERD,
-        runtime_version=between("2.1", "2.2"),
+        runtime_version=CONTAINERD_2_1,
         reason=SUBPATH_IGNORED,
+        symptom=SUBPATH_IGNORED_SYMPTOM,
     ),
     Rule(
         "subpath-missing",
@@ -325,8 +356,9 @@ TABLE: tuple[Rule, ...] = (
         "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
         since("1.33"),
         runtime=CONTAINERD,
-        runtime_version=between("2.1", "2.2"),
+        runtime_version=CONTAINERD_2_1,
         reason=SUBPATH_IGNORED,
+        symptom=SUBPATH_IGNORED_SYMPTOM,
     ),
     Rule("subpath-expr", Level.REQUIRED, "#130135 (kubelet expands subPathExpr from env)", since("1.33")),
     # -- pullPolicy -----------------------------------------------------------------------------
@@ -512,12 +544,15 @@ TABLE: tuple[Rule, ...] = (
     # -- OCI artifacts (empty config + artifactType): a capability, probed at session start ----------
     # CRI-O >= 1.33 mounts them; no containerd version does (containerd#11907, #11381). The probe
     # decides, not the runtime's name, so a vendor's runtime can show the capability.
+    # Where artifacts mount they must mount right: the API says every OCI object "will be mounted read-only"
+    # (k8s.io/api v0.36.3 core/v1 types.go ImageVolumeSource); a runtime may refuse artifacts, never mount them
+    # wrongly. Required where the probe saw them mount (or could not tell: then these tests show it).
     *_artifact_rows(
-        "artifact-content", Level.OPTIONAL, "CRI-O >= 1.33 e429f75eed; cri-o test/oci_artifacts.bats 'mount'"
+        "artifact-content", Level.REQUIRED, "CRI-O >= 1.33 e429f75eed; cri-o test/oci_artifacts.bats 'mount'"
     ),
     *_artifact_rows(
         "artifact-read-only",
-        Level.OPTIONAL,
+        Level.REQUIRED,
         "CRI-O >= 1.33 per-blob bind,ro mounts; cri-o test/oci_artifacts.bats 'mount'",
         expected=_x(error="Read-only file system"),
     ),
@@ -537,7 +572,7 @@ TABLE: tuple[Rule, ...] = (
     ),
     *_artifact_rows(
         "artifact-subpath",
-        Level.OPTIONAL,
+        Level.REQUIRED,
         "CRI-O >= 1.33 2ac913d186 (filters blob paths by prefix); cri-o test/oci_artifacts.bats 'subPath'",
     ),
     # What every runtime owes, whether it mounts artifacts or not: no silent empty mount.
@@ -547,9 +582,10 @@ TABLE: tuple[Rule, ...] = (
         "containerd#11907 (open: 'only mounting correctly runnable OCI Images'); observed on containerd 2.3.7 here",
         FEATURE,
         runtime=CONTAINERD,
-        runtime_version=since("2.1"),
+        runtime_version=CONTAINERD_SEEN,
         reason="containerd mounts an OCI artifact (empty config) as an empty directory, silently, instead of "
         "refusing it",
+        symptom=r"mounts the artifact as \[\]",
     ),
     Rule(
         "artifact-mounted-or-refused",
@@ -662,6 +698,27 @@ TABLE: tuple[Rule, ...] = (
             outcome="rejected", field="spec.template.spec.volumes[0].image.reference", message="Required value"
         ),
     ),
+    # -- Pod Security admission: may a `restricted` namespace run image volumes? ------------------------------
+    # The suite's test namespaces enforce `restricted` wherever this row says it admits image volumes, else
+    # `baseline` (`restricted_namespaces_admit_image_volumes`).
+    Rule(
+        "pod-security-restricted",
+        Level.INFORMATIONAL,
+        "k8s.io/pod-security-admission before kubernetes#130394 (v1.33.0): check_restrictedVolumes.go lists no "
+        "image volume, which counts as restricted volume type 'unknown'",
+        between("1.31", "1.33"),
+        reason="Pod Security `restricted` predates image volumes here (they were allowed in 1.33, "
+        "kubernetes#130394): the suite's namespaces enforce `baseline` instead",
+        expected=_x(outcome="rejected", message="restricted volume types"),
+    ),
+    Rule(
+        "pod-security-restricted",
+        Level.REQUIRED,
+        "kubernetes#130394 (v1.33.0): pod-security-admission check_restrictedVolumes.go allows volume.Image "
+        "('users who can create a pod with a certain image should also be able to use ImageVolume')",
+        since("1.33"),
+        expected=_x(outcome="admitted"),
+    ),
     # -- admission (kubernetes v1.36.3 plugin/pkg/admission/alwayspullimages/admission.go) ----------------
     Rule(
         "always-pull-images-admission",
@@ -726,8 +783,9 @@ TABLE: tuple[Rule, ...] = (
         "containerd#11580",
         since("1.33"),
         runtime=CONTAINERD,
-        runtime_version=between("2.1", "2.2"),
+        runtime_version=CONTAINERD_2_1,
         reason=SUBPATH_IGNORED + ": a missing subPath mounts the root instead of failing, no mount error to count",
+        symptom=SUBPATH_IGNORED_SYMPTOM,
     ),
     Rule(
         "metrics-mount-errors",
@@ -736,7 +794,8 @@ TABLE: tuple[Rule, ...] = (
         "v2.3.7 internal/cri/server/container_create.go (no upstream issue found, 2026-12-01)",
         since("1.33"),
         runtime=CONTAINERD,
-        runtime_version=since("2.2"),
+        runtime_version=CONTAINERD_2_2_SEEN,
+        symptom=r"mounted_errors_total on \S+ grew by 0 over a failed image volume mount",
         reason="containerd wraps the mount error as 'failed to mount image volume: ImageVolumeMountFailed: …', and "
         "the kubelet counts an error only when the message starts with 'ImageVolumeMountFailed': the failed "
         "mount is counted as a success",
@@ -746,18 +805,14 @@ TABLE: tuple[Rule, ...] = (
         Level.OPTIONAL,
         "#130135; a missing subPath fails CreateContainer",
         between("1.33", "1.35"),
-        expected=_x(
-            errors="kubelet_image_volume_mounted_errors_total", stability="ALPHA", reason="CreateContainerError"
-        ),
+        expected=_x(errors="kubelet_image_volume_mounted_errors_total", stability="ALPHA"),
     ),
     Rule(
         "metrics-mount-errors",
         Level.OPTIONAL,
         "#135195 moved the metrics to BETA (CHANGELOG-1.35)",
         since("1.35"),
-        expected=_x(
-            errors="kubelet_image_volume_mounted_errors_total", stability="BETA", reason="CreateContainerError"
-        ),
+        expected=_x(errors="kubelet_image_volume_mounted_errors_total", stability="BETA"),
     ),
     # -- node lifecycle (KEP-4639 'Lifecycling and Garbage Collection') ---------------------------------
     Rule(
@@ -841,6 +896,19 @@ def runtime_notes(caps: Capabilities, table: tuple[Rule, ...] = TABLE) -> list[s
     return []
 
 
+def lookup_on(behaviour: str, caps: Capabilities, group: str | None, table: tuple[Rule, ...] = TABLE) -> Expectation:
+    """The expectation for `behaviour` where it is decided: on node group `group` for what a kubelet and its
+    runtime decide (the cluster itself when it has one group), on the apiserver otherwise."""
+    if group is not None and decided_by(behaviour) == "kubelet":
+        return lookup(behaviour, caps.for_group(group), table)
+    return lookup(behaviour, caps, table)
+
+
+def restricted_namespaces_admit_image_volumes(caps: Capabilities) -> bool:
+    """Whether Pod Security `restricted` admits image volumes on this apiserver (the table's row says)."""
+    return lookup("pod-security-restricted", caps).expected.get("outcome") == "admitted"
+
+
 def lookup(behaviour: str, caps: Capabilities, table: tuple[Rule, ...] = TABLE) -> Expectation:
     """The expectation for `behaviour` on the cluster described by `caps`, at the deciding component's version."""
     flags = frozenset(flag for flag in CAPABILITY_FLAGS if getattr(caps, flag) is True)
@@ -864,7 +932,7 @@ def lookup_for(
         rule = matching[0]
         if rule.level is Level.KNOWN_DEFECT and rule.defect_of is not None:
             return Expectation(behaviour, Level.KNOWN_DEFECT, rule.source, rule.scope(), rule.reason,
-                               dict(rule.expected), defect_of=rule.defect_of)  # fmt: skip
+                               dict(rule.expected), defect_of=rule.defect_of, symptom=rule.symptom)  # fmt: skip
         if rule.level is Level.KNOWN_DEFECT:
             # A defect row only says "this runtime gets it wrong": the behaviour's level and data are the
             # next matching row's, the one that applies where the runtime works.
@@ -872,7 +940,7 @@ def lookup_for(
             if base is None or base.level is Level.NOT_APPLICABLE:
                 raise KeyError(f"known defect of {behaviour!r} has no applicable row after it ({rule.scope()})")
             return Expectation(behaviour, Level.KNOWN_DEFECT, rule.source, rule.scope(), rule.reason,
-                               dict(base.expected), defect_of=base.level)  # fmt: skip
+                               dict(base.expected), defect_of=base.level, symptom=rule.symptom)  # fmt: skip
         return Expectation(behaviour, rule.level, rule.source, rule.scope(), rule.reason, dict(rule.expected))
     raise NoRow(
         f"behaviour {behaviour!r} has no row for {decided_by(behaviour)} {kubernetes} with {runtime} "

@@ -18,18 +18,20 @@ import pytest
 from conformance.cluster.contract import RegistryEndpoint
 from conformance.framework import artifacts as artifact_catalog
 from conformance.framework.artifacts import PushedArtifact
-from conformance.framework.capabilities import Capabilities
+from conformance.framework.capabilities import Capabilities, NodeGroup
+from conformance.framework.counters import NodeCounters, quiet_node
+from conformance.framework.diagnosis import admitted
 from conformance.framework.exclusive import MountLock
-from conformance.framework.expectations import Expectation
+from conformance.framework.expectations import Expectation, restricted_namespaces_admit_image_volumes
 from conformance.framework.keys import EXPECTATION_KEY, NAMESPACES_KEY, SESSION_KEY
 from conformance.framework.kube import Kube
-from conformance.framework.manifests import MANIFESTS_DIR, render
-from conformance.framework.namespaces import RUN_LABEL, test_namespace
+from conformance.framework.manifests import MANIFESTS_DIR, PodSecurity, pinned, render, secured
+from conformance.framework.namespaces import RUN_LABEL, pod_security_labels, test_namespace
 from conformance.framework.node import Crictl
 from conformance.framework.pods import PodUnderTest
 from conformance.framework.report import POD_PROPERTY
 from conformance.framework.session import SuiteSession
-from conformance.framework.shared_pods import SharedPods
+from conformance.framework.shared_pods import SharedPods, shape
 from conformance.oci import ArtifactSpec, ImageSpec, RegistryClient
 
 
@@ -107,18 +109,58 @@ def observe(request: pytest.FixtureRequest) -> Callable[[str, Any], None]:
     return record
 
 
+def item_node_group(item: pytest.Item, caps: Capabilities) -> str | None:
+    """The node group a test runs on when the cluster's nodes differ (its `node_group` parameter), else None."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("node_group") if callspec is not None and caps.multi_group else None
+
+
+@pytest.fixture(autouse=True)
+def node_group(request: pytest.FixtureRequest) -> NodeGroup | None:
+    """The node group this test's Pods run on: its parameter when the nodes differ (the plugin runs every
+    node-deciding test once per group), the cluster's only group otherwise; None without a cluster."""
+    suite = request.config.stash.get(SESSION_KEY, None)
+    if suite is None or not suite.capabilities.groups:
+        return None
+    group_id = getattr(request, "param", None)
+    return suite.capabilities.group(group_id) if group_id else suite.capabilities.groups[0]
+
+
 @pytest.fixture
-def namespace(request: pytest.FixtureRequest, kube: Kube, ivc_session: SuiteSession) -> str:
-    """A fresh namespace per test, labelled with the run id. Its Pods go when the test ends (`launch`);
-    the namespace itself is deleted with the run's others at the end (the plugin's sweep): each deletion
-    sets the namespace controller listing every resource type, CPU a 2-core run needs for its tests."""
+def pod_security(request: pytest.FixtureRequest, capabilities: Capabilities) -> PodSecurity:
+    """The Pod Security level the test's namespace enforces and its Pods are shaped for: the test's
+    `pod_security` marker, else `restricted` where this apiserver's restricted admits image volumes
+    (the table's `pod-security-restricted` row), else `baseline`."""
+    marker = request.node.get_closest_marker("pod_security")
+    if marker is not None:
+        return PodSecurity(marker.args[0])
+    return PodSecurity.RESTRICTED if restricted_namespaces_admit_image_volumes(capabilities) else PodSecurity.BASELINE
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, kube: Kube, ivc_session: SuiteSession, pod_security: PodSecurity) -> str:
+    """A fresh namespace per test, labelled with the run id and the Pod Security level its Pods need. Its
+    Pods go when the test ends (`launch`); the namespace itself is deleted with the run's others at the end:
+    each deletion sets the namespace controller listing every resource type, CPU a 2-core run needs."""
     name = test_namespace(ivc_session.run_id, request.node.nodeid)
-    kube.create_namespace(
-        name, labels={RUN_LABEL: ivc_session.run_id}, annotations={"ivc.conformance/test": request.node.nodeid}
-    )
+    with admitted(f"namespace {name}"):
+        kube.create_namespace(
+            name,
+            labels={RUN_LABEL: ivc_session.run_id, **pod_security_labels(pod_security)},
+            annotations={"ivc.conformance/test": request.node.nodeid},
+        )
     request.node.stash.setdefault(NAMESPACES_KEY, []).append(name)
     kube.wait_for_service_account(name)
     return name
+
+
+def shaped(pod: dict[str, Any], level: PodSecurity, group: NodeGroup | None, suite: SuiteSession) -> dict[str, Any]:
+    """A rendered Pod as the cluster takes it: the level's securityContext; pinned to its node group when
+    the cluster's nodes differ."""
+    secured(pod, level)
+    if group is not None and suite.capabilities.multi_group:
+        pinned(pod, group.nodes)
+    return pod
 
 
 LaunchPod = Callable[..., PodUnderTest]
@@ -138,6 +180,17 @@ def exclusive_node_counters(mount_lock: MountLock) -> Iterator[None]:
 
 
 @pytest.fixture
+def node_counters(
+    exclusive_node_counters: None, kube: Kube, namespace: str, node_group: NodeGroup | None
+) -> NodeCounters:
+    """A node of the test's node group where no other Pod with an image volume is starting containers, and
+    its kubelet's counters (counters.py); `with node_counters.alone():` around the measurement skips it when
+    that did not hold. Pin the test's Pod there: `launch(..., node_name=node_counters.node)`."""
+    candidates = list(node_group.nodes) if node_group is not None else [n["metadata"]["name"] for n in kube.nodes()]
+    return NodeCounters(kube, quiet_node(kube, candidates, namespace), namespace)
+
+
+@pytest.fixture
 def launch(
     request: pytest.FixtureRequest,
     kube: Kube,
@@ -146,6 +199,8 @@ def launch(
     manifests_dir: Traversable,
     pod_start_timeout: float,
     mount_lock: MountLock,
+    pod_security: PodSecurity,
+    node_group: NodeGroup | None,
 ) -> Iterator[LaunchPod]:
     """`launch("basic", reference=…)` renders a manifest, creates the Pod and waits until Running.
 
@@ -164,7 +219,9 @@ def launch(
                 held.enter_context(mount_lock.shared())
             pod_name = name or f"{template}-{next(counter)}"
             body = render(template, manifests_dir, name=pod_name, shell_image=ivc_session.shell_image, **params)
-            pod = PodUnderTest(kube, namespace, pod_name, kube.create_pod(namespace, body))
+            shaped(body, pod_security, node_group, ivc_session)
+            with admitted(f"Pod {namespace}/{pod_name}"):
+                pod = PodUnderTest(kube, namespace, pod_name, kube.create_pod(namespace, body))
             pods.append(pod)
             return pod.wait_running(pod_start_timeout) if wait else pod
 
@@ -176,11 +233,14 @@ def launch(
 
 
 @pytest.fixture
-def render_pod(ivc_session: SuiteSession, manifests_dir: Traversable) -> Callable[..., dict[str, Any]]:
-    """Render a manifest without creating it (API validation and dry-run tests)."""
+def render_pod(
+    ivc_session: SuiteSession, manifests_dir: Traversable, pod_security: PodSecurity, node_group: NodeGroup | None
+) -> Callable[..., dict[str, Any]]:
+    """Render a manifest without creating it (API validation and dry-run tests), shaped as `launch` would."""
 
     def make(template: str = "basic", *, name: str = "probe", **params: Any) -> dict[str, Any]:
-        return render(template, manifests_dir, name=name, shell_image=ivc_session.shell_image, **params)
+        body = render(template, manifests_dir, name=name, shell_image=ivc_session.shell_image, **params)
+        return shaped(body, pod_security, node_group, ivc_session)
 
     return make
 
@@ -238,6 +298,7 @@ def _shared_pods(
         manifests_dir,
         pod_start_timeout,
         mount_lock,
+        group_nodes=ivc_session.group_nodes(),
     )
 
 
@@ -245,18 +306,20 @@ SharedPod = Callable[..., PodUnderTest]
 
 
 @pytest.fixture
-def shared_pod(request: pytest.FixtureRequest, _shared_pods: SharedPods) -> SharedPod:
+def shared_pod(request: pytest.FixtureRequest, _shared_pods: SharedPods, node_group: NodeGroup | None) -> SharedPod:
     """`shared_pod("layered")`: a Running Pod with catalog artifact `layered` at /volume, shared by
     every test of the run that asks for the same one (read-only probes cannot change it, and a Pod per
     probe would multiply the run time; see shared_pods.py). `shared_pod("seed", "init-sidecar")` picks
     another manifest; extra parameters go to the manifest and make another Pod. The namespace is
-    registered on the test before the Pod is waited for, so a failure's diagnostics show it."""
+    registered on the test before the Pod is waited for, so a failure's diagnostics show it. On a
+    cluster whose nodes differ, each node group has its own."""
+    group = node_group.id if node_group is not None and _shared_pods.group_nodes else None
 
     def get(artifact: str, template: str = "basic", **params: Any) -> PodUnderTest:
         registered = request.node.stash.setdefault(NAMESPACES_KEY, [])
         if _shared_pods.namespace not in registered:
             registered.append(_shared_pods.namespace)
-        pod, started_here = _shared_pods.get(artifact, template, params)
+        pod, started_here = _shared_pods.get(shape(artifact, template, **params).on(group))
         if started_here:  # its start counts once, in the test that waited for it
             record_pod(request.node, pod)
         return pod
@@ -325,7 +388,8 @@ def docker_config_secret(name: str, endpoint: RegistryEndpoint) -> dict[str, Any
 @pytest.fixture
 def pull_secret(kube: Kube, namespace: str, auth_registry: RegistryClient) -> str:
     """The name of a pull secret for the authenticated registry, in the test's namespace."""
-    kube.create(namespace, "Secret", docker_config_secret(PULL_SECRET_NAME, auth_registry.endpoint))
+    with admitted(f"Secret {namespace}/{PULL_SECRET_NAME}"):
+        kube.create(namespace, "Secret", docker_config_secret(PULL_SECRET_NAME, auth_registry.endpoint))
     return PULL_SECRET_NAME
 
 

@@ -9,15 +9,18 @@ import pytest
 if TYPE_CHECKING:
     from conformance.cluster.contract import ClusterHandle, ClusterProvider
     from conformance.framework.expectations import Expectation
-    from conformance.framework.report import VerdictCollector
+    from conformance.framework.report import EarlierRun, ResultCollector
     from conformance.framework.session import SuiteSession
+    from conformance.framework.verdict import Result, RunVerdict
 
 SESSION_KEY: pytest.StashKey[SuiteSession] = pytest.StashKey()  # config: the run (controller and workers)
 PROVIDER_KEY: pytest.StashKey[ClusterProvider] = pytest.StashKey()  # config: controller only
 HANDLE_KEY: pytest.StashKey[ClusterHandle] = pytest.StashKey()  # config: controller only
-RERUN_KEY: pytest.StashKey[set[str]] = pytest.StashKey()  # config: --rerun-failed's tests (rerun_key)
+EARLIER_RUN_KEY: pytest.StashKey[EarlierRun] = pytest.StashKey()  # config: --rerun-failed's report
 TORN_DOWN_KEY: pytest.StashKey[bool] = pytest.StashKey()  # config: teardown ran (it runs once)
-VERDICTS_KEY: pytest.StashKey[VerdictCollector] = pytest.StashKey()  # config: controller only
+RESULTS_KEY: pytest.StashKey[ResultCollector] = pytest.StashKey()  # config: controller only
+# config, controller only: the run's verdict and the results it was computed from (once, when tests are done)
+VERDICT_KEY: pytest.StashKey[tuple[RunVerdict, dict[str, Result]]] = pytest.StashKey()
 EXPECTATION_KEY: pytest.StashKey[Expectation] = pytest.StashKey()  # item
 NAMESPACES_KEY: pytest.StashKey[list[str]] = pytest.StashKey()  # item: the namespaces its diagnostics describe
 STAGES_KEY: pytest.StashKey[dict[str, float]] = pytest.StashKey()  # config: controller, stage → monotonic end

@@ -8,10 +8,8 @@ transient API errors are retried with tenacity, and every exec gets its own ApiC
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -72,6 +70,12 @@ class Kube:
         return api.raw(self.core.list_namespaced_pod(namespace, _preload_content=False))["items"]
 
     @transient_retry
+    def pods_on_node(self, node: str) -> list[Json]:
+        """Every Pod the scheduler put on `node`, in all namespaces."""
+        response = self.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}", _preload_content=False)
+        return api.raw(response)["items"]
+
+    @transient_retry
     def nodes(self) -> list[Json]:
         return api.raw(self.core.list_node(_preload_content=False))["items"]
 
@@ -122,19 +126,40 @@ class Kube:
         response = creators[kind](namespace, body, _preload_content=False, **kwargs)
         return api.raw(response)
 
-    def namespaces_with_label(self, selector: str, older_than: float | None = None) -> list[str]:
-        """Active namespaces matching `selector`; with `older_than`, only those created that many seconds ago."""
-        items = api.raw(self.core.list_namespace(label_selector=selector, _preload_content=False))["items"]
-        now = datetime.now(UTC)
-        return [
-            item["metadata"]["name"]
-            for item in items
-            if item["status"].get("phase") != "Terminating"
-            and (
-                older_than is None
-                or (now - datetime.fromisoformat(item["metadata"]["creationTimestamp"])).total_seconds() > older_than
+    @transient_retry
+    def list_namespaces(self, selector: str) -> list[Json]:
+        return api.raw(self.core.list_namespace(label_selector=selector, _preload_content=False))["items"]
+
+    def ensure_namespace(self, name: str, labels: dict[str, str], annotations: dict[str, str]) -> None:
+        """Create the namespace unless it exists (another process made it first), then wait for its
+        default ServiceAccount."""
+        api.ignoring(409, self.create_namespace, name, labels=labels, annotations=annotations)
+        self.wait_for_service_account(name)
+
+    # -- leases (coordination.k8s.io): a run's proof of life ------------------------------------
+    @transient_retry
+    def create_lease(self, namespace: str, name: str, holder: str, seconds: int, now: str) -> None:
+        body = {
+            "metadata": {"name": name},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds, "acquireTime": now, "renewTime": now},
+        }
+        client.CoordinationV1Api(self.api_client).create_namespaced_lease(namespace, body)
+
+    @transient_retry
+    def renew_lease(self, namespace: str, name: str, now: str) -> None:
+        client.CoordinationV1Api(self.api_client).patch_namespaced_lease(name, namespace, {"spec": {"renewTime": now}})
+
+    @transient_retry
+    def read_lease(self, namespace: str, name: str) -> Json | None:
+        try:
+            response = client.CoordinationV1Api(self.api_client).read_namespaced_lease(
+                name, namespace, _preload_content=False
             )
-        ]
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return api.raw(response)
 
     # -- waits: one watch primitive (api.watch_until), each ending as soon as the outcome is decided --
     def wait_for_service_account(self, namespace: str, name: str = "default", timeout: float = 60) -> None:
@@ -262,12 +287,12 @@ class Kube:
             f"Pod {meta['namespace']}/{meta['name']}: phase={status.get('phase')} "
             f"reason={status.get('reason', '')} message={status.get('message', '')}".rstrip()
         ]
-        for kind in ("initContainerStatuses", "containerStatuses"):
-            for cs in status.get(kind, []):
-                lines.append(
-                    f"  container {cs['name']}: {describe_state(cs.get('state', {}))} "
-                    f"restarts={cs.get('restartCount', 0)}"
-                )
+        for cs in container_statuses(pod):
+            last = cs.get("lastState", {})
+            lines.append(
+                f"  container {cs['name']}: {describe_state(cs.get('state', {}))} "
+                f"restarts={cs.get('restartCount', 0)}" + (f" last={describe_state(last)}" if last else "")
+            )
         for condition in status.get("conditions", []):
             if condition.get("status") != "True":
                 lines.append(
@@ -295,10 +320,13 @@ def describe_state(state: Json) -> str:
 
 
 # -- predicates over raw Pods -----------------------------------------------------------------
+STATUS_KINDS = ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses")
+
+
 def container_statuses(pod: Json) -> list[Json]:
-    """Every container's status, init containers (sidecars among them) first."""
+    """Every container's status: init containers (sidecars among them), app containers, ephemeral ones."""
     status = pod.get("status", {})
-    return status.get("initContainerStatuses", []) + status.get("containerStatuses", [])
+    return [cs for kind in STATUS_KINDS for cs in status.get(kind, [])]
 
 
 def container_status(pod: Json, container: str) -> Json | None:
@@ -313,26 +341,6 @@ def waiting_reason(pod: Json, container: str) -> str | None:
     if cs is None:
         return None
     return cs.get("state", {}).get("waiting", {}).get("reason")
-
-
-# Waiting reasons the kubelet will not leave by retrying: the outcome is decided the moment they show.
-# CreateContainerError is retried, but a mount refusal (a missing subPath, an unmountable image) fails
-# the same way every time. Pull errors (ErrImagePull, ImagePullBackOff) are retried and stay undecided.
-FINAL_WAITING_REASONS = frozenset({"ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError"})
-MOUNT_REFUSAL = re.compile(r"mount|subpath|ImageVolume", re.IGNORECASE)
-
-
-def final_failure(pod: Json) -> str | None:
-    """A container state the Pod will not recover from ("container main: CreateContainerError: …"), or None."""
-    status = pod.get("status", {})
-    for cs in container_statuses(pod):
-        waiting = cs.get("state", {}).get("waiting", {})
-        reason, message = waiting.get("reason", ""), waiting.get("message", "")
-        if reason in FINAL_WAITING_REASONS or (reason == "CreateContainerError" and MOUNT_REFUSAL.search(message)):
-            return f"container {cs['name']}: {reason}: {message}".rstrip(": ")
-    if status.get("phase") == "Failed":
-        return f"Pod phase Failed: {status.get('reason', '')} {status.get('message', '')}".strip()
-    return None
 
 
 def is_running(pod: Json) -> bool:

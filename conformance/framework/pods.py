@@ -9,12 +9,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from conformance.framework.diagnosis import environment_problem, final_failure
 from conformance.framework.kube import (
     ExecResult,
     Json,
     Kube,
     WaitTimeout,
-    final_failure,
+    container_status,
     is_running,
     waiting_reason,
 )
@@ -77,9 +78,7 @@ class PodUnderTest:
         def final(pod: Json) -> str | None:
             return "the Pod is Running" if running_is_final and is_running(pod) else final_failure(pod)
 
-        pod = self.kube.wait_for_pod(
-            self.namespace, self.name, lambda p: wanted(p) or final(p) is not None, what=what, timeout=timeout
-        )
+        pod = self._wait(lambda p: wanted(p) or final(p) is not None, what, timeout)
         if not wanted(pod):
             raise WaitTimeout(
                 f"gave up waiting for {what}: {final(pod)}, which will not change\n{self.kube.describe_pod(pod)}"
@@ -87,8 +86,19 @@ class PodUnderTest:
         return pod
 
     def wait_until(self, condition: Callable[[Json], bool], what: str, timeout: float) -> PodUnderTest:
-        self.raw = self.kube.wait_for_pod(self.namespace, self.name, condition, what=what, timeout=timeout)
+        self.raw = self._wait(condition, what, timeout)
         return self
+
+    def _wait(self, condition: Callable[[Json], bool], what: str, timeout: float) -> Json:
+        """Every wait on this Pod: bounded; at the deadline, a registry's or cluster's fault that kept the
+        Pod from getting there is raised as EnvironmentProblem (the check is blocked), else the timeout."""
+        try:
+            return self.kube.wait_for_pod(self.namespace, self.name, condition, what=what, timeout=timeout)
+        except WaitTimeout:
+            pod = self.refresh()
+            if (problem := environment_problem(pod, self.events())) is not None:
+                raise problem from None
+            raise
 
     def wait_waiting_reason(self, reasons: Iterable[str], timeout: float, container: str = DEFAULT_CONTAINER) -> str:
         """Wait until `container` is waiting with one of `reasons`; return the reason seen."""
@@ -103,10 +113,7 @@ class PodUnderTest:
         return waiting_reason(self.raw, container) or ""
 
     def container_state(self, container: str = DEFAULT_CONTAINER) -> Json:
-        for cs in self.raw.get("status", {}).get("containerStatuses", []):
-            if cs["name"] == container:
-                return cs.get("state", {})
-        return {}
+        return (container_status(self.raw, container) or {}).get("state", {})
 
     @property
     def node(self) -> str:

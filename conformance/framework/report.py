@@ -1,9 +1,10 @@
-"""The one place that explains results: per-failure diagnostics, the verdict, the run summary.
+"""The one place that explains results: per-failure diagnostics, the results of the run, its summary.
 
 Workers collect diagnostics for their own failed tests (they hold the namespace); the controller
-receives every report (xdist forwards them, user_properties included) and writes the summary once.
-Nothing here reads pytest's stash: the plugin hands every function what it needs. Diagnostics never
-mask a failure: each step is guarded, and a step that fails says so in the bundle.
+receives every report (xdist forwards them, user_properties included), turns them into `Result`s,
+and writes the summary once, with the verdict (verdict.py). Nothing here reads pytest's stash: the
+plugin hands every function what it needs. Diagnostics never mask a failure: each step is guarded,
+and a step that fails says so in the bundle.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
@@ -25,129 +25,69 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from conformance.cluster.host import run
-from conformance.framework.artifacts import CATALOG, SHARED_REPOSITORY_PREFIX, content_tag, spec_of
+from conformance.cluster.host import run, write_atomic
 from conformance.framework.kube import Kube
+from conformance.framework.manifests import containers
 from conformance.framework.session import SuiteSession
-from conformance.oci import build
-from conformance.oci.node_images import PAUSE_REPOSITORY, PAUSE_TAG, SHELL_REPOSITORY, SHELL_TAG
+from conformance.framework.verdict import BLOCKED, KNOWN_DEFECT, Result, RunVerdict
 
 T = TypeVar("T")
-KNOWN_DEFECT = "known-defect"
 POD_PROPERTY = "ivc.pod"  # written by the fixtures (record_pod), one per Pod a test created
-OUTCOMES = ("passed", "failed", "error", KNOWN_DEFECT, "skipped")
+BLOCKED_PROPERTY = "ivc.blocked"  # the registry's or the cluster's fault that kept a test from running
+DEFECT_NOT_SEEN_PROPERTY = "ivc.defect_not_seen"  # a known defect's test passed
+OUTCOMES = ("passed", "failed", "error", KNOWN_DEFECT, BLOCKED, "skipped", "not-run")
 LEVELS = ("required", KNOWN_DEFECT, "optional", "informational", "not-applicable", "unclassified")
 
 
-@dataclass(frozen=True)
-class RunVerdict:
-    """The one line a reader looks for: is this cluster conformant, and if not, why."""
-
-    unavailable: str | None  # image volumes unavailable at all (the session-level verdict)
-    required_failed: int
-    known_defects: int  # of required behaviours: the cluster is NOT CONFORMANT
-    required_skipped: int
-    optional_failed: int
-    optional_known_defects: int = 0  # of optional capabilities: reported, conformance unaffected
-
-    @property
-    def conformant(self) -> bool:
-        return not (self.unavailable or self.required_failed or self.known_defects)
-
-    def line(self) -> str:
-        if self.unavailable:
-            head = f"NOT CONFORMANT: image volumes unavailable: {self.unavailable}"
-        elif self.conformant:
-            head = "CONFORMANT: every required check that ran passed"
-        else:
-            parts = [_count(self.required_failed, "required check") + " failed"] if self.required_failed else []
-            if self.known_defects:
-                parts.append(_count(self.known_defects, "known defect"))
-            head = "NOT CONFORMANT: " + ", ".join(parts)
-        extras = []
-        if self.required_skipped:
-            extras.append(_count(self.required_skipped, "required check") + " skipped (see the reasons)")
-        if self.optional_failed:
-            extras.append(_count(self.optional_failed, "optional capability", "optional capabilities") + " failed")
-        if self.optional_known_defects:
-            extras.append(_count(self.optional_known_defects, "known defect") + " in optional capabilities")
-        return head + (f"; {'; '.join(extras)}" if extras else "")
-
-
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else many or one + 's'}"
-
-
-def run_verdict(suite: SuiteSession, verdicts: list[Verdict]) -> RunVerdict:
-    """The run's verdict from the controller's collected reports."""
-    counts = Counter((v.level, v.outcome) for v in verdicts)
-    defects = Counter(v.defect_of for v in verdicts if v.outcome == KNOWN_DEFECT)
-    return RunVerdict(
-        unavailable=suite.capabilities.feature_unavailable_reason(),
-        # A known defect that passed fails too: "fixed here? update the table".
-        required_failed=sum(
-            counts[level, outcome] for level in ("required", KNOWN_DEFECT) for outcome in ("failed", "error")
-        ),
-        known_defects=defects["required"],
-        optional_known_defects=defects["optional"],
-        required_skipped=counts["required", "skipped"],
-        optional_failed=counts["optional", "failed"] + counts["optional", "error"],
-    )
-
-
-@dataclass
-class Verdict:
-    nodeid: str
-    outcome: str  # passed / failed / skipped / error
-    level: str
-    behaviour: str
-    source: str
-    message: str = ""
-    hint: str = ""
-    observed: dict[str, str] = field(default_factory=dict)
-    defect_of: str = ""  # a known defect's level where the behaviour works: required or optional
-    # One entry per Pod the test created: creation → Running in seconds, None when not awaited Running.
-    pods: list[float | None] = field(default_factory=list)
-
-
-class VerdictCollector:
-    """Registered in the controller only: turns test reports into one verdict per test."""
+class ResultCollector:
+    """Registered in the controller only: turns test reports into one `Result` per test."""
 
     def __init__(self) -> None:
-        self.verdicts: dict[str, Verdict] = {}
+        self.results: dict[str, Result] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = {key: str(value) for key, value in report.user_properties}
         pods = [float(str(v)) if v else None for k, v in report.user_properties if k == POD_PROPERTY]
-        if report.when == "teardown" and report.nodeid in self.verdicts:
-            self.verdicts[report.nodeid].pods = pods  # recorded as the test's Pods are deleted
+        if report.when == "teardown" and report.nodeid in self.results:
+            self.results[report.nodeid].pods = pods  # recorded as the test's Pods are deleted
         outcome: str = report.outcome
         if report.when != "call" and outcome == "failed":
-            outcome = "error"
+            outcome = "error"  # a fixture's failure, or a crashed worker's test (when "???")
         elif report.when != "call" and outcome == "passed":
             return  # setup/teardown passing says nothing new
-        previous = self.verdicts.get(report.nodeid)
+        previous = self.results.get(report.nodeid)
         if previous and previous.outcome in ("failed", "error"):
             return  # a teardown pass must not hide the call's failure
         message = ""
-        if report.skipped and hasattr(report, "wasxfail"):
+        if BLOCKED_PROPERTY in props:
+            outcome, message = BLOCKED, props[BLOCKED_PROPERTY]
+        elif report.skipped and hasattr(report, "wasxfail"):
             outcome, message = KNOWN_DEFECT, str(report.wasxfail)  # a known defect, as the table says
         elif report.failed:
             message = _first_line(report.longreprtext)
-        elif report.skipped and isinstance(report.longrepr, tuple):
-            message = str(report.longrepr[2]).removeprefix("Skipped: ")
-        self.verdicts[report.nodeid] = Verdict(
+        elif report.skipped:
+            message = skip_reason(report)
+        self.results[report.nodeid] = Result(
             nodeid=report.nodeid,
             outcome=outcome,
-            level=props.get("ivc.level", "unclassified"),
-            behaviour=props.get("ivc.behaviour", ""),
-            source=props.get("ivc.source", ""),
             message=message,
+            level=props.get("ivc.level", ""),
+            behaviour=props.get("ivc.behaviour", ""),
+            group=props.get("ivc.group", ""),
+            source=props.get("ivc.source", ""),
             hint=props.get("ivc.hint", ""),
             defect_of=props.get("ivc.defect_of", ""),
+            defect_not_seen=props.get(DEFECT_NOT_SEEN_PROPERTY, ""),
             observed={k.removeprefix("ivc.observed."): v for k, v in props.items() if k.startswith("ivc.observed.")},
             pods=pods,
         )
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    """A skip's reason as text (pytest keeps it as (path, line, 'Skipped: …'))."""
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longrepr or "")
 
 
 def _first_line(text: str) -> str:
@@ -196,17 +136,52 @@ def rerun_key(nodeid: str) -> str:
     return f"{path.rsplit('conformance/', 1)[-1]}::{rest}"
 
 
-def failed_tests(report_dir: Path) -> set[str]:
-    """rerun_key of every failed or errored test in an earlier run's summary.json. Raises ValueError."""
+RERUN_OUTCOMES = ("failed", "error", BLOCKED)
+
+
+@dataclass(frozen=True)
+class EarlierRun:
+    """What an earlier run's summary.json says: its cluster, and each test's result (by `rerun_key`)."""
+
+    directory: Path
+    run_id: str
+    identity: Mapping[str, Any]
+    results: Mapping[str, Result]
+
+    def to_rerun(self) -> set[str]:
+        """Every test that failed, errored or was blocked there."""
+        return {key for key, result in self.results.items() if result.outcome in RERUN_OUTCOMES}
+
+
+def earlier_run(report_dir: Path) -> EarlierRun:
+    """Read the summary.json of the run that wrote `report_dir`. Raises ValueError (one line)."""
     summary = report_dir / "summary.json"
     try:
-        tests = json.loads(summary.read_text())["tests"]
+        data = json.loads(summary.read_text())
+        tests = data["tests"]
+        known = set(Result.__dataclass_fields__)
+        results = {rerun_key(t["nodeid"]): Result(**{k: v for k, v in t.items() if k in known}) for t in tests}
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"--rerun-failed {report_dir}: no readable summary.json there ({error})") from None
-    failed = {rerun_key(t["nodeid"]) for t in tests if t.get("outcome") in ("failed", "error")}
-    if not failed:
-        raise ValueError(f"--rerun-failed {report_dir}: nothing to rerun, no test failed in that run")
-    return failed
+    earlier = EarlierRun(report_dir, data.get("run_id", "?"), data.get("cluster", {}).get("identity", {}), results)
+    if not earlier.to_rerun():
+        raise ValueError(f"--rerun-failed {report_dir}: nothing to rerun, no test failed, errored or was blocked there")
+    return earlier
+
+
+def merged_results(results: Mapping[str, Result], earlier: EarlierRun | None) -> dict[str, Result]:
+    """This run's results, and the earlier run's for every test not run again (marked with its run id)."""
+    merged = dict(results)
+    if earlier is None:
+        return merged
+    rerun = {rerun_key(nodeid) for nodeid, result in results.items() if result.outcome != "not-run"}
+    by_key = {rerun_key(nodeid): nodeid for nodeid in results}
+    for key, result in earlier.results.items():
+        if key in rerun:
+            continue
+        nodeid = by_key.get(key, result.nodeid)
+        merged[nodeid] = replace(result, nodeid=nodeid, from_run=result.from_run or earlier.run_id)
+    return merged
 
 
 # -- diagnostics ------------------------------------------------------------------------------
@@ -277,7 +252,7 @@ def _namespace(bundle: _Bundle, kube: Kube, namespace: str, nodes: set[str]) -> 
     )
     for pod in pods:
         pod_name = pod["metadata"]["name"]
-        for container in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", []):
+        for container in containers(pod):
             bundle.step(
                 f"log of {pod_name}/{container['name']}",
                 partial(_container_log, bundle, kube, namespace, pod_name, container["name"]),
@@ -332,122 +307,153 @@ def stage_seconds(ends: dict[str, float]) -> dict[str, float]:
     return {name: round(ends[name] - ends[previous], 2) for previous, name in pairwise(ends)}
 
 
-def write_summary(
-    terminalreporter: Any,
+def summary_data(
     suite: SuiteSession,
-    collected: list[Verdict],
-    report_dir: str | None,
+    verdict: RunVerdict,
+    results: Mapping[str, Result],
     reproduce: str,
     stages: dict[str, float],
-) -> None:
-    """The verdict on the terminal; summary.json/md in `report_dir`. `stages`: seconds of the run's
-    stages so far (cluster, session: artifacts and probe, tests)."""
-    verdicts = sorted(collected, key=lambda v: v.nodeid)
-    counts = Counter((v.level, v.outcome) for v in verdicts)
-    outcome = run_verdict(suite, verdicts)
-    tr = terminalreporter
-    tr.section("ImageVolume conformance verdict")
-    tr.write_line(f"ivc verdict: {outcome.line()}")
-    for level in LEVELS:
-        row = {o: counts[(level, o)] for o in OUTCOMES}
-        if any(row.values()):
-            tr.write_line(f"{level:>15}: " + ", ".join(f"{n} {o}" for o, n in row.items() if n))
-    for verdict in verdicts:
-        if verdict.observed:
-            tr.write_line(f"observed {verdict.nodeid}: " + "; ".join(f"{k}={v}" for k, v in verdict.observed.items()))
-        if verdict.outcome in ("failed", "error") and verdict.hint:
-            tr.write_line(f"hint for {verdict.nodeid}: {verdict.hint}")
-    if not report_dir:
-        return
-    out = Path(report_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    asked: str,
+) -> dict[str, Any]:
     caps = suite.capabilities
-    data: dict[str, Any] = {
+    counts = Counter((r.level or "unclassified", r.outcome) for r in results.values())
+    return {
         "run_id": suite.run_id,
         "cluster": {
             "provider": suite.handle.provider,
             "description": suite.handle.description,
+            "asked": asked,
             "kubernetes": caps.server_version,
             "runtime": caps.runtime,
-            "verdict": caps.feature_unavailable_reason() or "image volumes available",
+            "identity": caps.identity(),
+            "node_groups": [
+                {
+                    "id": group.id,
+                    "label": group.label(),
+                    "nodes": list(group.nodes),
+                    "runtime_probe": caps.probes[group.id].as_dict() if group.id in caps.probes else None,
+                    "unavailable": caps.group_unavailable_reason(group.id),
+                }
+                for group in caps.groups
+            ],
+            "verdict": caps.cluster_unavailable_reason() or "image volumes available",
             "header": caps.header_lines(),
-            "runtime_probe": caps.mount_probe.as_dict() if caps.mount_probe else None,
         },
-        "verdict": {"line": outcome.line(), "conformant": outcome.conformant, **vars(outcome)},
+        "verdict": {
+            "line": verdict.line(),
+            "state": verdict.state,
+            "conformant": verdict.conformant,
+            "required_total": verdict.required_total,
+            "scopes": [
+                {
+                    "scope": s.scope,
+                    "label": s.label,
+                    "unavailable": s.unavailable,
+                    "failed": s.failed,
+                    "known_defects": s.known_defects,
+                    "not_run": s.not_run,
+                }
+                for s in verdict.scopes
+            ],
+            "optional_failed": verdict.optional_failed,
+            "optional_known_defects": verdict.optional_known_defects,
+            "informational_failed": verdict.informational_failed,
+            "defects_not_seen": verdict.defects_not_seen,
+            "partial_selection": verdict.partial_selection,
+        },
         "counts": {f"{level}/{outcome}": n for (level, outcome), n in sorted(counts.items())},
-        "tests": [vars(v) for v in verdicts],
+        "tests": [results[nodeid].as_dict() for nodeid in sorted(results)],
         "stages": stages,
         "reproduce": reproduce,
     }
-    (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_summary(terminalreporter: Any, data: Mapping[str, Any], report_dir: str | None) -> None:
+    """The verdict on the terminal; summary.json/md in `report_dir` (`data` from `summary_data`)."""
+    tr = terminalreporter
+    verdict = data["verdict"]
+    tr.section("ImageVolume conformance verdict")
+    tr.write_line(f"ivc verdict: {verdict['line']}")
+    tests = data["tests"]
+    counts = Counter((t["level"] or "unclassified", t["outcome"]) for t in tests)
+    for level in LEVELS:
+        row = {o: counts[(level, o)] for o in OUTCOMES}
+        if any(row.values()):
+            tr.write_line(f"{level:>15}: " + ", ".join(f"{n} {o}" for o, n in row.items() if n))
+    for scope in verdict["scopes"]:
+        for key, why in list(scope["not_run"].items())[:20]:
+            tr.write_line(f"did not run [{scope['scope']}] {key}: {why}")
+    for test in tests:
+        if test["observed"]:
+            tr.write_line(f"observed {test['nodeid']}: " + "; ".join(f"{k}={v}" for k, v in test["observed"].items()))
+        if test["outcome"] in ("failed", "error") and test["hint"]:
+            tr.write_line(f"hint for {test['nodeid']}: {test['hint']}")
+        if test["defect_not_seen"]:
+            tr.write_line(f"known defect not seen in {test['nodeid']}: {test['defect_not_seen']}")
+    if not report_dir:
+        return
+    out = Path(report_dir)
+    write_atomic(out / "summary.json", json.dumps(data, indent=2) + "\n")
+    write_atomic(out / "summary.md", summary_markdown(data))
+    tr.write_line(f"summary: {out / 'summary.md'}")
+
+
+def summary_markdown(data: Mapping[str, Any]) -> str:
+    cluster, verdict = data["cluster"], data["verdict"]
     lines = [
-        f"# ImageVolume conformance: run {suite.run_id}",
+        f"# ImageVolume conformance: run {data['run_id']}",
         "",
-        f"- cluster: {suite.handle.provider} ({suite.handle.description})",
-        f"- Kubernetes {caps.server_version}; runtime {caps.runtime}",
-        f"- **verdict: {outcome.line()}**",
-        f"- image volumes: {data['cluster']['verdict']}",
-        *(f"- {line}" for line in caps.header_lines()),
+        f"- cluster: {cluster['provider']} ({cluster['description']})",
+        f"- asked: {cluster['asked']}",
+        f"- Kubernetes {cluster['kubernetes']}; runtime {cluster['runtime']}",
+        f"- **verdict: {verdict['line']}**",
+        f"- image volumes: {cluster['verdict']}",
+        *(f"- {line}" for line in cluster["header"]),
         f"- reproduce: `{data['reproduce']}`",
         "",
         "| level | " + " | ".join(OUTCOMES) + " |",
         "|---" * (len(OUTCOMES) + 1) + "|",
     ]
+    counts = Counter((t["level"] or "unclassified", t["outcome"]) for t in data["tests"])
     for level in LEVELS:
         cells = [counts[(level, o)] for o in OUTCOMES]
         if any(cells):
             lines.append(f"| {level} | " + " | ".join(map(str, cells)) + " |")
-    lines += ["", "| test | level | verdict | expectation source | detail |", "|---|---|---|---|---|"]
-    for v in verdicts:
-        detail = v.message + (f" — hint: {v.hint}" if v.hint else "")
-        if v.observed:
-            detail = "; ".join(f"{k}={val}" for k, val in v.observed.items())
-        lines.append(f"| `{v.nodeid}` | {v.level} | {v.outcome} | {v.source} | {detail.replace('|', '/')} |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    tr.write_line(f"summary: {out / 'summary.md'}")
+    lines += ["", "| test | node group | level | result | expectation source | detail |", "|---|---|---|---|---|---|"]
+    for t in data["tests"]:
+        detail = t["message"] + (f" — hint: {t['hint']}" if t["hint"] else "")
+        if t["observed"]:
+            detail = "; ".join(f"{k}={val}" for k, val in t["observed"].items())
+        if t["from_run"]:
+            detail = f"(from run {t['from_run']}) {detail}"
+        row = [f"`{t['nodeid']}`", t["group"], t["level"], t["outcome"], t["source"], detail]
+        lines.append("| " + " | ".join(str(cell).replace("|", "/") for cell in row) + " |")
+    not_run: list[tuple[str, str, str]] = [
+        (s["scope"], key, why) for s in verdict["scopes"] for key, why in s["not_run"].items()
+    ]
+    if not_run:
+        lines += ["", "## Required checks that did not run", "", "| scope | check | why |", "|---|---|---|"]
+        lines += [f"| {scope} | `{key}` | {why.replace('|', '/')} |" for scope, key, why in not_run]
+    return "\n".join(lines) + "\n"
 
 
-def html_summary(suite: SuiteSession, collected: list[Verdict]) -> list[str]:
+def html_summary(data: Mapping[str, Any]) -> list[str]:
     """The opening of pytest-html's report: the verdict, the cluster, the counts (HTML fragments)."""
-    outcome = run_verdict(suite, collected)
-    colour = "#1a7f37" if outcome.conformant else "#cf222e"
-    counts = Counter((v.level, v.outcome) for v in collected)
+    verdict = data["verdict"]
+    colour = {"CONFORMANT": "#1a7f37", "INCOMPLETE": "#9a6700"}.get(verdict["state"], "#cf222e")
+    counts = Counter((t["level"] or "unclassified", t["outcome"]) for t in data["tests"])
     rows = "".join(
         f"<tr><td>{level}</td>" + "".join(f"<td>{counts[level, o]}</td>" for o in OUTCOMES) + "</tr>"
         for level in LEVELS
         if any(counts[level, o] for o in OUTCOMES)
     )
-    header = "".join(f"<li>{html.escape(line)}</li>" for line in suite.capabilities.header_lines())
+    header = "".join(f"<li>{html.escape(line)}</li>" for line in data["cluster"]["header"])
+    cluster = data["cluster"]
     return [
-        f'<h2 id="ivc-verdict" style="color:{colour}">{html.escape(outcome.line())}</h2>',
-        f"<p>Run {suite.run_id}: {html.escape(suite.handle.provider)} cluster "
-        f"({html.escape(suite.handle.description)})</p>",
+        f'<h2 id="ivc-verdict" style="color:{colour}">{html.escape(verdict["line"])}</h2>',
+        f"<p>Run {data['run_id']}: {html.escape(cluster['provider'])} cluster "
+        f"({html.escape(cluster['description'])}); asked: {html.escape(cluster['asked'])}</p>",
         f"<ul>{header}</ul>",
         "<table><tr><th>level</th>" + "".join(f"<th>{o}</th>" for o in OUTCOMES) + f"</tr>{rows}</table>",
         "<p>Each failed test links its diagnostics (Pods, events, container, runtime and kubelet logs).</p>",
     ]
-
-
-def sweep_namespaces(suite: SuiteSession, label: str) -> str | None:
-    """Delete the run's namespaces (tests leave theirs to this sweep; Ctrl-C and crashed workers leave some
-    anyway), without waiting for the namespace controller; why it failed, if it did."""
-    try:
-        kube = Kube(suite.handle.kubeconfig, suite.handle.context)
-        with ThreadPoolExecutor(max_workers=8) as pool:  # one round trip each: overlap them
-            list(pool.map(kube.delete_namespace, kube.namespaces_with_label(f"{label}={suite.run_id}")))
-    except Exception as error:  # noqa: BLE001 - cleanup is best effort and must say why it failed
-        return f"could not sweep the namespaces of run {suite.run_id}: {error}"
-    return None
-
-
-def print_artifact_list(registry: str) -> None:
-    """Everything a run pushes, so an air-gapped user can pre-seed a registry."""
-    print(f"{registry}/{SHELL_REPOSITORY}:{SHELL_TAG}  (container image: static busybox)")
-    print(f"{registry}/{PAUSE_REPOSITORY}:{PAUSE_TAG}  (sandbox image, local provider only)")
-    for name, entry in CATALOG.items():
-        built = build(spec_of(entry))
-        print(
-            f"{registry}/{SHARED_REPOSITORY_PREFIX}/{name}:{content_tag(built.manifest_digest)}  "
-            f"({built.manifest_digest}, {built.size()} bytes)"
-        )
-    print("plus per-test repositories under ivc/run-<run id>/ (pushed and deleted by the tests themselves)")

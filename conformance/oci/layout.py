@@ -131,6 +131,7 @@ class ImageSpec:
     cmd: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
+    user: str = ""  # config.User, e.g. "65534:65534"; empty: root
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,11 @@ def layer_tar(layer: Layer) -> bytes:
             else:
                 tar.addfile(info)
     return buffer.getvalue()
+
+
+def content_tag(digest: str) -> str:
+    """A tag derived from content, so a changed description never reuses a node's cached copy."""
+    return "c-" + digest.split(":", 1)[1][:16]
 
 
 def build(spec: ImageSpec | ArtifactSpec, *, architecture: str | None = None) -> BuiltImage:
@@ -425,6 +431,8 @@ def _build_image(spec: ImageSpec, architecture: str) -> BuiltImage:
         process["Cmd"] = _strings(spec.cmd, "cmd")
     if spec.env:
         process["Env"] = _strings(spec.env, "env")
+    if spec.user:
+        process["User"] = spec.user
     if process:
         config["config"] = process
     config_raw = canonical_json(config)

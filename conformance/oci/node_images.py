@@ -17,13 +17,15 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from conformance.oci.layout import Dir, Entry, File, ImageSpec, Symlink, build
+from conformance.oci.layout import Dir, Entry, File, ImageSpec, Symlink, build, content_tag
 from conformance.oci.registry import RegistryClient
 
 PAUSE_REPOSITORY = "ivc/pause"
 PAUSE_TAG = "3.10.1"
 SHELL_REPOSITORY = "ivc/shell"
-SHELL_TAG = "1"
+# The image's own user: Pod Security `restricted` needs a non-root user (runAsNonRoot), and a numeric one in
+# the image lets a platform that assigns UIDs (OpenShift) replace it; Pods that need root ask for uid 0.
+SHELL_USER = "65534:65534"
 
 PAUSE_SOURCE = Path(__file__).with_name("pause.c")
 BUSYBOX_PACKAGE = "busybox-static"
@@ -55,16 +57,17 @@ def shell_image(cache_dir: Path) -> ImageSpec:
         File("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"),
         File("etc/group", b"root:x:0:\nnobody:x:65534:\n"),
     ]
-    return ImageSpec(layers=(tuple(entries),), entrypoint=("/bin/sh",), env=(f"PATH={SHELL_PATH}",))
+    return ImageSpec(layers=(tuple(entries),), entrypoint=("/bin/sh",), env=(f"PATH={SHELL_PATH}",), user=SHELL_USER)
 
 
 def push_node_images(
     client: RegistryClient, cache_dir: Path, which: Iterable[str] = ("pause", "shell")
 ) -> dict[str, str]:
-    """Build and push the named node images; returns {name: "<pull host>/<repository>:<tag>"}."""
+    """Build and push the named node images; returns {name: "<pull host>/<repository>:<tag>"}. The shell
+    image's tag is its content's (`content_tag`): a node that cached another build never runs it."""
     known = {
         "pause": (pause_image, PAUSE_REPOSITORY, PAUSE_TAG),
-        "shell": (shell_image, SHELL_REPOSITORY, SHELL_TAG),
+        "shell": (shell_image, SHELL_REPOSITORY, None),
     }
     names = list(which)
     for name in names:  # fail before building anything
@@ -72,8 +75,10 @@ def push_node_images(
             raise ValueError(f"unknown node image {name!r}: choose from {', '.join(sorted(known))}")
     references: dict[str, str] = {}
     for name in names:
-        describe, repository, tag = known[name]
-        client.push(build(describe(cache_dir)), repository, tag)
+        describe, repository, fixed_tag = known[name]
+        built = build(describe(cache_dir))
+        tag = fixed_tag or content_tag(built.manifest_digest)
+        client.push(built, repository, tag)
         references[name] = f"{client.endpoint.pull}/{repository}:{tag}"
     return references
 
