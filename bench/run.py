@@ -124,7 +124,8 @@ def suite_run(workers: int, pytest_args: list[str], kubeconfig: str) -> dict[str
     slowest = max(cases, key=lambda case: float(case.get("time", 0)))
     pods = [seconds for test in summary["tests"] for seconds in test.get("pods", [])]
     starts = [seconds for seconds in pods if seconds is not None]
-    session_pods = len(PRESTARTED) if summary["cluster"]["runtime_probe"] else 0  # the controller's shared Pods
+    # the controller's shared Pods: the prestarted shapes, per node group the probe ran on
+    session_pods = len(PRESTARTED) * sum(1 for group in summary["cluster"]["node_groups"] if group["runtime_probe"])
     stages = summary["stages"]
     return {
         "workers": workers,

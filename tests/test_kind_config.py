@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance.cluster import ClusterOptions
+from conformance.cluster import ClusterOptions, admission
 from conformance.cluster.errors import ClusterError
 from conformance.cluster.kind import KindProvider, node_files
 from conformance.cluster.kind.config import CRIO_SOCKET, parse_tool_version, render_kind_config
@@ -161,7 +161,8 @@ def test_provider_validates_options_without_touching_docker() -> None:
     provider = KindProvider(ClusterOptions.parse("kind", options))
     assert provider.feature_gates == {"ImageVolume": False}
     assert provider.admission_plugins == ("AlwaysPullImages", "Foo")
-    assert provider.recipe.tag == "ivc/kind-node:v1.35.4-crio1.36.3"  # CRI-O is pinned, not per minor
+    assert [r.tag for r in provider.recipes.values()] == ["ivc/kind-node:v1.35.4-crio1.36.3"]  # CRI-O is pinned
+    assert not provider.mixed
     assert provider.nodes == 3 and provider.context == "kind-ivc"
     with pytest.raises(ClusterError, match="lowercase"):
         KindProvider(ClusterOptions(cluster_name="My_Cluster"))
@@ -176,3 +177,60 @@ def test_missing_docker_is_one_actionable_line(monkeypatch: pytest.MonkeyPatch, 
         "docker not found on PATH: install Docker (https://docs.docker.com/engine/install/), or start one with "
         "`scripts/dockerd start`, or use --cluster=local/existing"
     )
+
+
+def test_mixed_nodes_get_an_image_and_a_cri_socket_each() -> None:
+    provider = KindProvider(ClusterOptions.parse("kind", {"node_runtimes": "cri-o,cri-o,containerd:v2.1.9"}))
+    assert provider.mixed and provider.nodes == 3
+    assert sorted(r.tag for r in provider.recipes.values()) == [
+        "ivc/kind-node:v1.36.3-containerd2.1.9",
+        "ivc/kind-node:v1.36.3-crio1.36.3",
+    ]
+    assert provider.node_names() == ["ivc-control-plane", "ivc-worker", "ivc-worker2"]
+    images = {label: f"image-of-{label}" for label in provider.recipes}
+    config = yaml.safe_load(provider.cluster_config(images))
+    sockets = [yaml.safe_load(n["kubeadmConfigPatches"][0])["nodeRegistration"]["criSocket"] for n in config["nodes"]]
+    assert sockets == [CRIO_SOCKET, CRIO_SOCKET, "unix:///run/containerd/containerd.sock"]
+    assert [n["image"] for n in config["nodes"]] == [
+        "image-of-cri-o:v1.36.3",
+        "image-of-cri-o:v1.36.3",
+        "image-of-containerd:v2.1.9",
+    ]
+    # the cluster-level patches no longer name a socket
+    assert "criSocket" not in patches(config)["JoinConfiguration"]["nodeRegistration"]
+
+
+def test_node_runtimes_and_a_single_runtime_exclude_each_other() -> None:
+    with pytest.raises(ClusterError, match="drop --runtime"):
+        ClusterOptions.parse("kind", {"node_runtimes": "cri-o,containerd", "runtime": "containerd"})
+    with pytest.raises(ClusterError, match="--nodes 3 and --node-runtimes name 2 nodes"):
+        ClusterOptions.parse("kind", {"node_runtimes": "cri-o,containerd", "nodes": "3"})
+    with pytest.raises(ClusterError, match="choose one of"):
+        ClusterOptions.parse("kind", {"node_runtimes": "cri-o,youki"})
+
+
+@pytest.mark.parametrize("version", ["v1.35.4", "v1.36.3"])
+def test_pod_security_default_is_mounted_into_the_apiserver(version: str, tmp_path: Path) -> None:
+    config = rendered(version, admission_config=str(tmp_path / "admission.yaml"))
+    mount = config["nodes"][0]["extraMounts"][0]
+    assert mount == {"hostPath": str(tmp_path / "admission.yaml"), "containerPath": admission.IN_NODE_PATH,
+                     "readOnly": True}  # fmt: skip
+    assert "extraMounts" not in config["nodes"][1]
+    volumes = patches(config)["ClusterConfiguration"]["apiServer"]["extraVolumes"]
+    assert volumes[0]["mountPath"] == admission.IN_NODE_PATH
+    args = config.get("kubeadmConfigPatchesJSON6902")
+    if version >= "v1.36":
+        assert yaml.safe_load(args[0]["patch"])[0]["value"] == {
+            "name": "admission-control-config-file",
+            "value": admission.IN_NODE_PATH,
+        }
+    else:
+        assert args is None
+
+
+def test_the_admission_configuration_enforces_the_level_everywhere_but_kube_system() -> None:
+    document = yaml.safe_load(admission.render_admission_configuration("restricted"))
+    plugin = document["plugins"][0]
+    assert plugin["name"] == "PodSecurity"
+    assert plugin["configuration"]["defaults"]["enforce"] == "restricted"
+    assert plugin["configuration"]["exemptions"]["namespaces"] == ["kube-system"]

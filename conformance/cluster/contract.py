@@ -109,13 +109,16 @@ class ClusterProvider(Protocol):
 
     def __init__(self, options: ClusterOptions) -> None: ...
 
-    def up(self) -> ClusterHandle:
+    def up(self, *, keep: bool = True) -> ClusterHandle:
         """Create (or reuse) the cluster and return its coordinates. Raises ClusterError; a failed or
-        interrupted `up` removes what it had created before it raises."""
+        interrupted `up` removes what it had created before it raises. `keep`: the caller leaves the cluster
+        running (`up`, --keep-cluster); else a later run that finds it and its owner gone may replace it."""
         ...
 
     def running_handle(self) -> ClusterHandle | None:
-        """The handle of this provider's cluster if it is up and usable, else None. Starts and changes nothing."""
+        """The handle of this provider's cluster if it is up and usable, else None. Starts nothing; refuses
+        (ClusterError, one line) a cluster that differs from the settings the user named, and removes one
+        that a killed run left, so that the caller brings up the one asked for."""
         ...
 
     def down(self) -> None:

@@ -73,6 +73,20 @@ def start_ticks(pid: int) -> int | None:
     return stat[1] if stat else None
 
 
+def this_process(name: str) -> ProcessRecord:
+    """This process, as a record a later process can test with `alive` (pid reuse guarded)."""
+    pid = os.getpid()
+    return ProcessRecord(name, pid, start_ticks(pid) or 0, "")
+
+
+def owner_alive(raw: object) -> bool:
+    """`alive` for a record saved as a dict (an owner's `this_process().to_dict()`); False when unreadable."""
+    try:
+        return isinstance(raw, dict) and alive(ProcessRecord.from_dict(raw))
+    except (KeyError, ValueError):
+        return False
+
+
 def alive(record: ProcessRecord) -> bool:
     with contextlib.suppress(ChildProcessError):  # reap our own exited children
         os.waitpid(record.pid, os.WNOHANG)

@@ -81,6 +81,15 @@ def credentials_for(pull_secret: str, registry: str) -> tuple[str, str]:
     )
 
 
+def registries_in(pull_secret: str) -> set[str]:
+    """The registry hosts a docker config.json has entries for (empty when unreadable: `credentials_for` says why)."""
+    try:
+        auths = json.loads(Path(pull_secret).expanduser().read_text()).get("auths", {})
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {re.sub(r"^https?://", "", key).split("/")[0] for key in auths}
+
+
 def read_contexts(kubeconfig: str) -> tuple[list[str], str | None]:
     """Context names and current-context across a kubeconfig path list, merged as kubectl does.
 
@@ -129,28 +138,30 @@ class ExistingProvider:
         self.kubeconfig = options.kubeconfig
         self.context = options.context
         self.registry = options.registry
+        self.auth_registry = options.auth_registry
         self.registry_pull = options.registry_pull
         self.pull_secret = options.pull_secret
         self.registry_ca = options.registry_ca
 
-    def up(self) -> ClusterHandle:
+    def up(self, *, keep: bool = True) -> ClusterHandle:
         registry = self.registry_endpoint()
+        auth_registry = self.auth_registry_endpoint()
         kubeconfig = resolve_kubeconfig(self.kubeconfig)
         context = self._context(kubeconfig)
         server, version = self._probe(kubeconfig, context)
-        self._probe_registry(registry.push)
+        for endpoint in filter(None, (registry, auth_registry)):
+            self._probe_registry(endpoint.push)
         progress(f"existing: cluster at {server} (context {context}) is Kubernetes {version}")
         return ClusterHandle(
             provider=self.name,
             kubeconfig=kubeconfig,
             context=context,
             registry=registry,
-            # With credentials the same registry also serves the pull-secret tests.
-            auth_registry=registry if registry.username else None,
+            auth_registry=auth_registry,
             node_access=NodeAccess(),
             created_by_run=False,
             description=f"existing cluster at {server} (context {context}, Kubernetes {version}); "
-            f"registry {registry.push}",
+            f"registry {registry.push}" + (f", authenticated registry {auth_registry.push}" if auth_registry else ""),
         )
 
     def running_handle(self) -> ClusterHandle:
@@ -185,13 +196,14 @@ class ExistingProvider:
     # -- validation -----------------------------------------------------------------------------
 
     def registry_endpoint(self) -> RegistryEndpoint:
-        """The registry the options name (validated; credentials from --pull-secret), without touching a cluster."""
+        """The registry the options name (validated; credentials from --pull-secret when it has an entry for
+        it), without touching a cluster."""
         if not self.registry:
             raise ClusterError(REGISTRY_REQUIRED)
         push = validate_registry(self.registry)
         pull = validate_registry(self.registry_pull, "--registry-pull") if self.registry_pull else push
         username = password = None
-        if self.pull_secret:
+        if self.pull_secret and push in registries_in(self.pull_secret):
             username, password = credentials_for(self.pull_secret, push)
         ca_file = None
         if self.registry_ca:
@@ -200,6 +212,26 @@ class ExistingProvider:
                 raise ClusterError(f"--registry-ca {ca_path} does not exist: pass the PEM file of the registry's CA")
             ca_file = str(ca_path)
         return RegistryEndpoint(push=push, pull=pull, username=username, password=password, ca_file=ca_file)
+
+    def auth_registry_endpoint(self) -> RegistryEndpoint | None:
+        """The registry that refuses anonymous pulls (--auth-registry, credentials from --pull-secret), or None."""
+        if not self.auth_registry:
+            if (
+                self.pull_secret
+                and self.registry
+                and validate_registry(self.registry) not in registries_in(self.pull_secret)
+            ):
+                raise ClusterError(
+                    "--pull-secret holds the credentials of --auth-registry: pass --auth-registry HOST:PORT (a "
+                    "registry that refuses anonymous pulls) for the pull-secret tests"
+                )
+            return None
+        if not self.pull_secret:
+            raise ClusterError(f"--auth-registry {self.auth_registry} needs --pull-secret with its credentials")
+        host = validate_registry(self.auth_registry, "--auth-registry")
+        username, password = credentials_for(self.pull_secret, host)
+        ca_file = str(Path(self.registry_ca).expanduser()) if self.registry_ca else None
+        return RegistryEndpoint(push=host, pull=host, username=username, password=password, ca_file=ca_file)
 
     def _context(self, kubeconfig: str) -> str:
         names, current = read_contexts(kubeconfig)

@@ -63,6 +63,25 @@ def _endpoint(text: str) -> str:
     return text
 
 
+POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
+
+
+def _pod_security(text: str) -> str:
+    level = text.strip().lower()
+    if level not in POD_SECURITY_LEVELS:
+        raise ClusterError(f"--pod-security {text!r}: choose one of {', '.join(POD_SECURITY_LEVELS)}")
+    return level
+
+
+def _node_runtimes(text: str) -> tuple[tuple[str, str | None], ...]:
+    """`cri-o,containerd:v2.1.9` → (("cri-o", None), ("containerd", "v2.1.9")): one entry per node."""
+    nodes = []
+    for part in text.split(","):
+        name, _, version = part.strip().partition(":")
+        nodes.append((_runtime_name(name), _release("--node-runtimes")(version) if version else None))
+    return tuple(nodes)
+
+
 def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise ClusterError(f"--nodes {text!r} is not a node count like 2")
@@ -140,9 +159,25 @@ OPTIONS: tuple[Option, ...] = (
         _path,
         "DIR",
     ),
+    Option(
+        "--pod-security",
+        "the Pod Security level the apiserver enforces where a namespace sets none (PodSecurity admission "
+        "configuration, kube-system exempt), e.g. restricted as hardened clusters do",
+        BUILT,
+        _pod_security,
+        "LEVEL",
+    ),
     Option("--cluster-name", "kind cluster name (default: ivc)", frozenset({KIND}), str, "NAME"),
     Option("--node-image", "use this kind node image instead of building one", frozenset({KIND}), str, "IMAGE"),
     Option("--nodes", "kind nodes: one control-plane, the rest workers (default: 2)", frozenset({KIND}), _count, "N"),
+    Option(
+        "--node-runtimes",
+        "a runtime per kind node, control-plane first, e.g. cri-o,containerd:v2.1.9 (nodes that differ, as in a "
+        "node pool mid-upgrade; one node image per runtime)",
+        frozenset({KIND}),
+        _node_runtimes,
+        "NAME[:VERSION],…",
+    ),
     Option(
         "--kubeconfig",
         "kubeconfig of the cluster (default: $KUBECONFIG, then ~/.kube/config)",
@@ -159,6 +194,14 @@ OPTIONS: tuple[Option, ...] = (
         "HOST:PORT",
     ),
     Option(
+        "--auth-registry",
+        "HOST:PORT of a registry that refuses anonymous pulls, for the pull-secret tests (credentials from "
+        "--pull-secret); the suite pushes there too",
+        frozenset({EXISTING}),
+        str,
+        "HOST:PORT",
+    ),
+    Option(
         "--registry-pull",
         "HOST:PORT the nodes pull from, when it differs from --registry",
         frozenset({EXISTING}),
@@ -167,7 +210,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "--pull-secret",
-        "docker config.json with credentials for --registry; the pull-secret tests then use it",
+        "docker config.json with credentials for --auth-registry (and for --registry, if it needs them to push)",
         frozenset({EXISTING}),
         str,
         "FILE",
@@ -190,14 +233,17 @@ class ClusterOptions:
     kubelet_version: str | None = None
     feature_gates: Mapping[str, bool] = field(default_factory=dict)
     admission_plugins: tuple[str, ...] = ()
+    pod_security: str | None = None
     cache_dir: Path = field(default_factory=default_cache_dir)
     state_dir: Path | None = None
     cluster_name: str | None = None
     node_image: str | None = None
     nodes: int | None = None
+    node_runtimes: tuple[tuple[str, str | None], ...] = ()
     kubeconfig: str | None = None
     context: str | None = None
     registry: str | None = None
+    auth_registry: str | None = None
     registry_pull: str | None = None
     pull_secret: str | None = None
     registry_ca: str | None = None
@@ -219,6 +265,12 @@ class ClusterOptions:
             values[option.dest] = option.parse(text)
         if values.get("runtime_endpoint") and (values.get("runtime") or values.get("runtime_version")):
             raise ClusterError("--runtime-endpoint names a runtime you run: drop --runtime/--runtime-version")
+        if node_runtimes := values.get("node_runtimes"):
+            if values.get("runtime") or values.get("runtime_version") or values.get("node_image"):
+                raise ClusterError("--node-runtimes names every node's runtime: drop --runtime/--runtime-version/"
+                                   "--node-image")  # fmt: skip
+            if values.get("nodes", len(node_runtimes)) != len(node_runtimes):
+                raise ClusterError(f"--nodes {values['nodes']} and --node-runtimes name {len(node_runtimes)} nodes")
         if refused:
             it = "it" if len(refused) == 1 else "them"
             raise ClusterError(
@@ -242,6 +294,7 @@ class ClusterOptions:
         raw = asdict(self)
         raw["feature_gates"] = dict(self.feature_gates)
         raw["admission_plugins"] = list(self.admission_plugins)
+        raw["node_runtimes"] = [list(entry) for entry in self.node_runtimes]
         raw["cache_dir"] = str(self.cache_dir)
         raw["state_dir"] = str(self.state_dir) if self.state_dir else None
         return raw
@@ -250,6 +303,7 @@ class ClusterOptions:
     def from_json(cls, raw: Mapping[str, Any]) -> ClusterOptions:
         values = dict(raw)
         values["admission_plugins"] = tuple(values.get("admission_plugins") or ())
+        values["node_runtimes"] = tuple(tuple(entry) for entry in values.get("node_runtimes") or ())
         values["cache_dir"] = Path(values.get("cache_dir") or default_cache_dir())
         values["state_dir"] = Path(values["state_dir"]) if values.get("state_dir") else None
         known = {f.name for f in fields(cls)}

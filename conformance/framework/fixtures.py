@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from importlib.resources.abc import Traversable
 from typing import Any
 
@@ -32,7 +33,7 @@ from conformance.framework.pods import PodUnderTest
 from conformance.framework.report import POD_PROPERTY
 from conformance.framework.session import SuiteSession
 from conformance.framework.shared_pods import SharedPods, shape
-from conformance.oci import ArtifactSpec, ImageSpec, RegistryClient
+from conformance.oci import ArtifactSpec, ImageSpec, RegistryClient, RegistryError
 
 
 # -- knobs ------------------------------------------------------------------------------------
@@ -343,15 +344,30 @@ def absent_reference(request: pytest.FixtureRequest, ivc_session: SuiteSession) 
 # -- private registries: pull secrets (the provider's TLS + htpasswd registry) ----------------
 @pytest.fixture(scope="session")
 def auth_registry(ivc_session: SuiteSession) -> RegistryClient:
-    """The registry that refuses anonymous pulls; skips the test when the provider runs none."""
+    """The registry that refuses anonymous pulls. Skips the test, naming the cause, when the provider runs
+    none (existing clusters: --auth-registry with --pull-secret) or when that registry serves anonymous
+    pulls after all (then a Pod without credentials would pull, and the checks would prove nothing)."""
     endpoint = ivc_session.handle.auth_registry
     if endpoint is None or not endpoint.username or not endpoint.password:
         pytest.skip(
             f"the {ivc_session.handle.provider} provider offers no authenticated registry "
-            "(ClusterHandle.auth_registry is unset): --cluster=local runs one (TLS + htpasswd); for "
-            "existing clusters pass --pull-secret with --registry"
+            "(ClusterHandle.auth_registry is unset): --cluster=local and kind run one (TLS + htpasswd); for "
+            "existing clusters pass --auth-registry HOST:PORT with --pull-secret"
         )
-    return RegistryClient(endpoint)
+    client = RegistryClient(endpoint)
+    probe = artifact_catalog.push_named(client, "seed", artifact_catalog.spec_of("seed"), ANONYMOUS_PROBE)
+    anonymous = RegistryClient(replace(endpoint, username=None, password=None))
+    try:
+        anonymous.fetch_manifest(ANONYMOUS_PROBE, probe.tag)
+    except RegistryError:
+        return client  # refused, as it must be
+    pytest.skip(
+        f"the authenticated registry {endpoint.push} serves anonymous pulls ({ANONYMOUS_PROBE}:{probe.tag}): the "
+        "pull-secret checks need a registry that refuses them"
+    )
+
+
+ANONYMOUS_PROBE = f"{artifact_catalog.SHARED_REPOSITORY_PREFIX}/anonymous-probe"
 
 
 @pytest.fixture

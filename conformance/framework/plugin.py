@@ -255,7 +255,7 @@ def _obtain_cluster(config: pytest.Config, options: ClusterOptions) -> ClusterHa
             f"`python -m conformance.cluster up --provider {provider.name}`"
         )
     progress(f"bringing up a {provider.name} cluster for this run")
-    return provider.up()
+    return provider.up(keep=config.getoption("keep_cluster"))
 
 
 @pytest.hookimpl(tryfirst=True)

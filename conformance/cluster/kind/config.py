@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from conformance.cluster import gates
+from conformance.cluster import admission, gates
 from conformance.cluster.errors import ClusterError
 from conformance.versions import Version
 
@@ -72,60 +72,102 @@ def _patch(document: dict[str, object]) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
+@dataclass(frozen=True)
+class KindNode:
+    """One node of the cluster: its role, the CRI socket of its runtime, and its image when nodes differ."""
+
+    role: str  # "control-plane" or "worker"
+    cri_socket: str = CRIO_SOCKET
+    image: str | None = None  # None: the image `kind create cluster --image` names for every node
+
+
+def homogeneous(nodes: int, cri_socket: str = CRIO_SOCKET) -> list[KindNode]:
+    """One control-plane node and `nodes - 1` workers on one runtime."""
+    if nodes < 1:
+        raise ClusterError(f"--nodes {nodes}: a kind cluster needs at least its control-plane node")
+    return [KindNode("control-plane", cri_socket)] + [KindNode("worker", cri_socket)] * (nodes - 1)
+
+
+def _apiserver_args(k8s_version: str, args: Mapping[str, str]) -> tuple[dict[str, object] | None, dict[str, str]]:
+    """kube-apiserver flags as kind applies them: a JSON6902 append per flag for kubeadm v1beta4 (extraArgs is
+    a name/value list there, and a merge would replace kind's own entries); before, extraArgs to merge."""
+    if args and Version.parse(k8s_version) >= KUBEADM_V1BETA4:
+        ops = [
+            {"op": "add", "path": "/apiServer/extraArgs/-", "value": {"name": k, "value": v}} for k, v in args.items()
+        ]
+        patch: dict[str, object] = {"group": "kubeadm.k8s.io", "version": "v1beta4", "kind": "ClusterConfiguration",
+                                    "patch": yaml.safe_dump(ops, sort_keys=False)}  # fmt: skip
+        return patch, {}
+    return None, dict(args)
+
+
 def render_kind_config(
     k8s_version: str,
     *,
-    nodes: int = 2,
+    nodes: int | Sequence[KindNode] = 2,
     feature_gates: Mapping[str, bool] | None = None,
     admission_plugins: Sequence[str] = (),
-    cri_socket: str = CRIO_SOCKET,
+    admission_config: str | None = None,
 ) -> str:
-    """The kind cluster config: one control-plane node and `nodes - 1` workers, all on CRI-O.
+    """The kind cluster config: a control-plane node and workers, each on its runtime's CRI socket.
 
-    Everything node-specific is a cluster-level patch, so every worker joins with the same settings:
+    Where every node runs the same runtime, everything node-specific is a cluster-level patch, so every
+    worker joins with the same settings; where they differ, each node's criSocket is a patch of its own.
     kind's kubeadm template hard-codes containerd's socket; kubeadm's SystemVerification preflight and
-    (from 1.35) the kubelet refuse cgroup v1 hosts unless told otherwise.
+    (from 1.35) the kubelet refuse cgroup v1 hosts unless told otherwise. `admission_config` is a file on
+    the Docker host holding an AdmissionConfiguration (admission.py), mounted into the control-plane node.
     """
-    if nodes < 1:
-        raise ClusterError(f"--nodes {nodes}: a kind cluster needs at least its control-plane node")
+    members = homogeneous(nodes) if isinstance(nodes, int) else list(nodes)
+    if not members or members[0].role != "control-plane" or any(n.role != "worker" for n in members[1:]):
+        raise ClusterError("a kind cluster here is one control-plane node, then workers")
     config: dict[str, object] = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4"}
     cluster_gates = gates.gates_for(k8s_version, feature_gates)
     if cluster_gates:
         config["featureGates"] = cluster_gates
-    registration = {"criSocket": cri_socket, "ignorePreflightErrors": ["SystemVerification"]}
+    shared_socket = len({n.cri_socket for n in members}) == 1
+    registration: dict[str, object] = {"ignorePreflightErrors": ["SystemVerification"]}
+    if shared_socket:
+        registration = {"criSocket": members[0].cri_socket, **registration}
     patches = [
         _patch({"kind": "InitConfiguration", "nodeRegistration": registration}),
         _patch({"kind": "JoinConfiguration", "nodeRegistration": registration}),
         # 1.35 made cgroup v1 hosts fatal for the kubelet; false is harmless on cgroup v2 hosts.
         _patch({"kind": "KubeletConfiguration", "failCgroupV1": False}),
     ]
+    args: dict[str, str] = {}
     if admission_plugins:
-        plugins = ",".join(dict.fromkeys(["NodeRestriction", *admission_plugins]))  # keep kubeadm's default
-        if Version.parse(k8s_version) >= KUBEADM_V1BETA4:
-            # v1beta4's extraArgs is a list (name/value): append, or kind's own entries would be replaced.
-            op = {
-                "op": "add",
-                "path": "/apiServer/extraArgs/-",
-                "value": {"name": "enable-admission-plugins", "value": plugins},
-            }
-            config["kubeadmConfigPatchesJSON6902"] = [
-                {
-                    "group": "kubeadm.k8s.io",
-                    "version": "v1beta4",
-                    "kind": "ClusterConfiguration",
-                    "patch": yaml.safe_dump([op], sort_keys=False),
-                }
-            ]
-        else:
-            patches.append(
-                _patch(
-                    {"kind": "ClusterConfiguration", "apiServer": {"extraArgs": {"enable-admission-plugins": plugins}}}
-                )
-            )
+        args["enable-admission-plugins"] = ",".join(dict.fromkeys(["NodeRestriction", *admission_plugins]))
+    api_server: dict[str, object] = {}
+    if admission_config:
+        args["admission-control-config-file"] = admission.IN_NODE_PATH
+        volume = {"name": "ivc-admission", "hostPath": admission.IN_NODE_PATH, "mountPath": admission.IN_NODE_PATH,
+                  "readOnly": True, "pathType": "File"}  # fmt: skip
+        api_server["extraVolumes"] = [volume]
+    json_patch, merged_args = _apiserver_args(k8s_version, args)
+    if json_patch:
+        config["kubeadmConfigPatchesJSON6902"] = [json_patch]
+    if merged_args:
+        api_server["extraArgs"] = merged_args
+    if api_server:
+        patches.append(_patch({"kind": "ClusterConfiguration", "apiServer": api_server}))
     config["kubeadmConfigPatches"] = patches
-    config["nodes"] = [{"role": "control-plane"}] + [{"role": "worker"}] * (nodes - 1)
+    rendered_nodes = []
+    for node in members:
+        entry: dict[str, object] = {"role": node.role}
+        if node.image:
+            entry["image"] = node.image
+        if not shared_socket:
+            kind = "InitConfiguration" if node.role == "control-plane" else "JoinConfiguration"
+            entry["kubeadmConfigPatches"] = [_patch({"kind": kind, "nodeRegistration": {"criSocket": node.cri_socket}})]
+        if admission_config and node.role == "control-plane":
+            entry["extraMounts"] = [
+                {"hostPath": admission_config, "containerPath": admission.IN_NODE_PATH, "readOnly": True}
+            ]
+        rendered_nodes.append(entry)
+    config["nodes"] = rendered_nodes
+    runtimes = "CRI-O" if shared_socket and members[0].cri_socket == CRIO_SOCKET else "nodes' own runtimes"
     header = (
-        f"# kind cluster on CRI-O for Kubernetes {k8s_version}, {nodes} node(s), rendered by "
+        f"# kind cluster on {runtimes} for Kubernetes {k8s_version}, {len(members)} node(s), rendered by "
         "conformance.cluster.kind.config.render_kind_config.\n"
     )
     return header + yaml.dump(config, Dumper=_LiteralDumper, sort_keys=False, default_flow_style=False)

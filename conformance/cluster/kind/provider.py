@@ -1,28 +1,34 @@
-"""`KindProvider`: a kind cluster whose nodes run CRI-O, with registry containers wired into them.
+"""`KindProvider`: a kind cluster whose nodes run CRI-O (or each node its own runtime), with registry
+containers wired into them.
 
-The node image is built here, offline (`node_image.py`); kind comes from PATH or is built from its
-Go module. The kubeconfig is private to the suite (never ~/.kube/config). What this provider creates
-carries its marks (labels, the node's owner file), so `down` in any later process removes exactly
-that; a kind cluster of the same name that the suite did not create is refused, never touched.
+Node images are built here, offline (`node_image.py`), one per distinct runtime; kind comes from PATH
+or is built from its Go module. The kubeconfig is private to the suite (never ~/.kube/config). What
+this provider creates carries its marks (labels, the node's owner file with the settings it was made
+with), so `down` in any later process removes exactly that; a kind cluster of the same name that the
+suite did not create is refused, never touched; one made with other settings than a run asks for is
+refused in one line (or replaced, when a killed run left it).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from conformance.cluster import api, gates, registries
+from conformance.cluster import admission, api, gates, registries
 from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
+from conformance.cluster.daemons import owner_alive, this_process
 from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import write_private
+from conformance.cluster.host import write_atomic, write_private
 from conformance.cluster.kind import config, node_image, registry
 from conformance.cluster.kind.marks import MANAGED_BY, OWNER_MARKER, owner
 from conformance.cluster.kind.tools import Tools, check_privileged, find_tools, shielded_from_ctrl_c
 from conformance.cluster.options import ClusterOptions
 from conformance.cluster.progress import progress
-from conformance.cluster.runtimes import select
+from conformance.cluster.runtimes import Runtime, select
 from conformance.cluster.state import provider_dir
 
 DEFAULT_K8S_VERSION = "v1.36.3"
@@ -30,6 +36,25 @@ CRICTL_VERSION = "v1.36.0"
 DEFAULT_NODES = 2  # one control-plane and one worker, as in the seed tutorial
 READY_TIMEOUT = 300.0
 SERVICE_ACCOUNT_TIMEOUT = 120.0
+# Beside the owner mark in the control-plane node: the settings the cluster was made with, and whether
+# the run that made it keeps it (`up`, --keep-cluster) or was to remove it (then a killed run left it).
+SETTINGS_MARKER = "/kind/ivc-settings.json"
+
+
+@dataclass(frozen=True)
+class NodeRuntime:
+    """What one node runs: a declared runtime at a version (its node image follows from it)."""
+
+    runtime: Runtime
+    version: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.runtime.name}:{self.version}"
+
+    @property
+    def cri_socket(self) -> str:
+        return f"unix://{self.runtime.socket(node_image.node_setup(self.runtime.name))}"
 
 
 class KindProvider:
@@ -38,32 +63,65 @@ class KindProvider:
     def __init__(self, options: ClusterOptions) -> None:
         """Without `--k8s-version`, the version comes from a `--node-image` tag like `:v1.35.4`, else the pin;
         it decides the gates, which are validated here, before anything slow happens."""
+        self.options = options
         self.cluster_name = config.validate_cluster_name(options.cluster_name or config.DEFAULT_CLUSTER_NAME)
         self.k8s_version = options.k8s_version or config.version_from_image(options.node_image) or DEFAULT_K8S_VERSION
-        self.runtime = select(options.runtime)
-        self.recipe = node_image.Recipe(
-            k8s_version=self.k8s_version,
-            runtime=self.runtime.name,
-            runtime_version=options.runtime_version or self.runtime.default_version,
-            crictl_version=CRICTL_VERSION,
-            cache_dir=options.cache_dir,
-        )
+        if options.node_runtimes:
+            chosen = [(select(name), version) for name, version in options.node_runtimes]
+        else:
+            chosen = [(select(options.runtime), options.runtime_version)] * (options.nodes or DEFAULT_NODES)
+        self.node_runtimes = [NodeRuntime(runtime, version or runtime.default_version) for runtime, version in chosen]
+        self.recipes = {
+            each.label: node_image.Recipe(
+                k8s_version=self.k8s_version,
+                runtime=each.runtime.name,
+                runtime_version=each.version,
+                crictl_version=CRICTL_VERSION,
+                cache_dir=options.cache_dir,
+            )
+            for each in self.node_runtimes
+        }
         self.prebuilt_image = options.node_image
-        self.nodes = options.nodes or DEFAULT_NODES
+        self.nodes = len(self.node_runtimes)
         self.feature_gates = dict(options.feature_gates)
         self.admission_plugins = options.admission_plugins
-        self.cluster_config = config.render_kind_config(
-            self.k8s_version, nodes=self.nodes, feature_gates=self.feature_gates,
-            admission_plugins=self.admission_plugins,
-            cri_socket=f"unix://{self.runtime.socket(node_image.node_setup(self.runtime.name))}",
-        )  # fmt: skip
+        self.pod_security = options.pod_security
+        config.homogeneous(self.nodes)  # a node count that cannot be a cluster fails here, before any build
         gates.gates_for(self.k8s_version, self.feature_gates)
         self._tools: Tools | None = None
 
     @property
+    def mixed(self) -> bool:
+        """The nodes run different runtimes (or versions): one node image each, named per node."""
+        return len(self.recipes) > 1
+
+    def settings(self) -> dict[str, Any]:
+        """What makes this cluster this cluster: compared with a running one before it is reused."""
+        return {
+            "k8s_version": self.k8s_version,
+            "node_runtimes": [each.label for each in self.node_runtimes],
+            "feature_gates": dict(sorted(self.feature_gates.items())),
+            "admission_plugins": list(self.admission_plugins),
+            "pod_security": self.pod_security,
+        }
+
+    def asked(self) -> dict[str, Any]:
+        """The settings the user named (flags given), which a running cluster must match to be reused."""
+        given = self.options
+        wanted = self.settings()
+        keys = {
+            "k8s_version": given.k8s_version is not None,
+            "node_runtimes": bool(given.node_runtimes or given.runtime or given.runtime_version or given.nodes),
+            "feature_gates": bool(given.feature_gates),
+            "admission_plugins": bool(given.admission_plugins),
+            "pod_security": given.pod_security is not None,
+        }
+        return {key: wanted[key] for key, named in keys.items() if named}
+
+    @property
     def tools(self) -> Tools:
         if self._tools is None:
-            self._tools = find_tools(self.recipe.cache_dir)
+            self._tools = find_tools(self.options.cache_dir)
         return self._tools
 
     @property
@@ -89,21 +147,51 @@ class KindProvider:
     # --- the contract -------------------------------------------------------------------
 
     def prepare(self) -> str:
-        """Everything `up` needs that takes time, without starting a cluster: the node image."""
-        image_tag = registry.image(self.tools, self.recipe.cache_dir)
-        check_privileged(self.tools, image_tag)
-        return self.prebuilt_image or node_image.ensure(self.tools, self.recipe)
+        """Everything `up` needs that takes time, without starting a cluster: the node images."""
+        return ", ".join(sorted(set(self._images().values())))
+
+    def _images(self) -> dict[str, str]:
+        """Node image per runtime label (built when not cached)."""
+        cache = self.options.cache_dir
+        check_privileged(self.tools, registry.image(self.tools, cache))
+        if self.prebuilt_image:
+            return dict.fromkeys(self.recipes, self.prebuilt_image)
+        return {label: node_image.ensure(self.tools, recipe) for label, recipe in self.recipes.items()}
 
     def running_handle(self) -> ClusterHandle | None:
         """Our cluster of this name, its registries up and on its network, our kubeconfig written; else None.
 
-        Its versions are whatever it runs: the suite discovers them instead of trusting --k8s-version.
+        A cluster made with other settings than the ones the user named is refused in one line, or, when
+        a run that was to remove it was killed, removed (the caller then brings up the one asked for).
+        A matching cluster a killed run left is adopted: this run removes it at the end.
         """
         if not self.kubeconfig.exists() or not self._cluster_exists() or not self._cluster_is_ours():
             return None
-        return self._handle(created=False) if registry.usable(self.tools) else None
+        if not registry.usable(self.tools):
+            return None
+        made = self._made_with()
+        left_by_killed_run = not made.get("keep", True) and not owner_alive(made.get("owner"))
+        found = {key: made.get("settings", {}).get(key) for key in self.asked()}
+        if found != self.asked():
+            if left_by_killed_run:
+                progress(f"kind: replacing cluster '{self.cluster_name}' a killed run left ({made.get('settings')})")
+                self.down()
+                return None
+            raise ClusterError(
+                f"kind cluster '{self.cluster_name}' runs with {found}, this run asks for {self.asked()}: remove it "
+                f"with `python -m conformance.cluster down --provider kind`, or pass --cluster-name NAME for another"
+            )
+        return self._handle(created=left_by_killed_run)
 
-    def up(self) -> ClusterHandle:
+    def _made_with(self) -> dict[str, Any]:
+        proc = self.tools.node_exec(self.control_plane, "cat", SETTINGS_MARKER, what="read settings", check=False)
+        try:
+            found = json.loads(proc.stdout) if proc.returncode == 0 else {}
+        except ValueError:
+            found = {}
+        return found if isinstance(found, dict) else {}
+
+    def up(self, *, keep: bool = True) -> ClusterHandle:
         """Create the cluster, or reuse the suite's own running one of the same name."""
         tools = self.tools
         exists = self._cluster_exists()
@@ -116,9 +204,9 @@ class KindProvider:
         created_cluster = False
         network_existed = self._network_exists()
         try:
-            image = self.prepare()
+            images = self._images()
             created_registries = registry.ensure(
-                tools, self.cluster_name, self.registry_files, registry.image(tools, self.recipe.cache_dir)
+                tools, self.cluster_name, self.registry_files, registry.image(tools, self.options.cache_dir)
             )
             if exists:
                 progress(f"kind: reusing the running cluster '{self.cluster_name}'")
@@ -128,10 +216,10 @@ class KindProvider:
                 )
             else:
                 created_cluster = True  # before the call: a failed create leaves node containers to delete
-                self._create_cluster(image)
+                self._create_cluster(images, keep)
             registry.connect(tools)
-            for node in self._nodes():
-                registry.wire_node(tools, node, self.registry_files, self.runtime)
+            for node, each in self._node_runtimes().items():
+                registry.wire_node(tools, node, self.registry_files, each.runtime)
             api.apply_config_map(
                 str(self.kubeconfig),
                 self.context,
@@ -215,15 +303,15 @@ class KindProvider:
                 command=(self.tools.docker, "exec", "{node}"),
                 crictl="crictl",
                 logs={
-                    "crio": ("journalctl", "--no-pager", "-o", "short-iso", "-u", "crio"),
+                    "runtime": ("journalctl", "--no-pager", "-o", "short-iso", *self._units()),
                     "kubelet": ("journalctl", "--no-pager", "-o", "short-iso", "-u", "kubelet"),
                 },
                 collect=(self.tools.kind, "export", "logs", "--name", self.cluster_name, "{dir}"),
             ),
             created_by_run=created,
             description=(
-                f"kind cluster '{self.cluster_name}', {len(self._nodes())} node(s) (node image "
-                f"{self._node_container_image()}); registries {plain.name} and {auth.name} (TLS + htpasswd)"
+                f"kind cluster '{self.cluster_name}', {len(self._nodes())} node(s) (node image(s) "
+                f"{self._node_container_images()}); registries {plain.name} and {auth.name} (TLS + htpasswd)"
             ),
         )
 
@@ -235,11 +323,24 @@ class KindProvider:
         out = self.tools.kind_run("get", "nodes", "--name", self.cluster_name, what="list kind nodes").stdout
         return out.split() or [self.control_plane]
 
-    def _node_container_image(self) -> str:
-        proc = self.tools.docker_run(
-            "inspect", "-f", "{{.Config.Image}}", self.control_plane, what="inspect node", check=False
-        )
-        return proc.stdout.strip() or "unknown"
+    def node_names(self) -> list[str]:
+        """kind's names for the nodes, in config order: the control-plane, then worker, worker2, …"""
+        workers = [f"{self.cluster_name}-worker{'' if i == 1 else i}" for i in range(1, self.nodes)]
+        return [self.control_plane, *workers]
+
+    def _node_runtimes(self) -> dict[str, NodeRuntime]:
+        return dict(zip(self.node_names(), self.node_runtimes, strict=True))
+
+    def _units(self) -> list[str]:
+        units = dict.fromkeys(u for each in self.node_runtimes for u in each.runtime.log_units)
+        return [arg for unit in units for arg in ("-u", unit)]
+
+    def _node_container_images(self) -> str:
+        images = []
+        for node in self._nodes():
+            proc = self.tools.docker_run("inspect", "-f", "{{.Config.Image}}", node, what="inspect node", check=False)
+            images.append(proc.stdout.strip() or "unknown")
+        return ", ".join(dict.fromkeys(images))
 
     def _cluster_is_ours(self) -> bool:
         proc = self.tools.node_exec(self.control_plane, "cat", OWNER_MARKER, what="read owner mark", check=False)
@@ -253,12 +354,31 @@ class KindProvider:
             == 0
         )
 
-    def _create_cluster(self, image: str) -> None:
-        config_file = write_private(self.directory / "kind-config.yaml", self.cluster_config)
+    def cluster_config(self, images: dict[str, str]) -> str:
+        """The kind config for these node images (per node when the nodes differ)."""
+        admission_config = None
+        if self.pod_security:
+            path = write_atomic(
+                self.directory / "admission.yaml", admission.render_admission_configuration(self.pod_security)
+            )
+            admission_config = str(path)
+        nodes = [
+            config.KindNode(role, each.cri_socket, images[each.label] if self.mixed else None)
+            for role, each in zip(["control-plane"] + ["worker"] * (self.nodes - 1), self.node_runtimes, strict=True)
+        ]
+        return config.render_kind_config(
+            self.k8s_version, nodes=nodes, feature_gates=self.feature_gates,
+            admission_plugins=self.admission_plugins, admission_config=admission_config,
+        )  # fmt: skip
+
+    def _create_cluster(self, images: dict[str, str], keep: bool) -> None:
+        config_file = write_private(self.directory / "kind-config.yaml", self.cluster_config(images))
+        image = ", ".join(sorted(set(images.values())))
         progress(f"kind: creating cluster '{self.cluster_name}' ({self.nodes} nodes) on {image}")
         started = time.monotonic()
+        one_image = [] if self.mixed else ["--image", image]
         self.tools.kind_run(
-            "create", "cluster", "--name", self.cluster_name, "--image", image, "--config", str(config_file),
+            "create", "cluster", "--name", self.cluster_name, *one_image, "--config", str(config_file),
             "--kubeconfig", str(self.kubeconfig), "--wait", f"{READY_TIMEOUT:.0f}s",
             what=f"kind create cluster '{self.cluster_name}'", timeout=READY_TIMEOUT + 600,
         )  # fmt: skip
@@ -266,6 +386,10 @@ class KindProvider:
         marker = f"{MANAGED_BY} {owner()} {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
         self.tools.node_exec(
             self.control_plane, "sh", "-c", f"cat > {OWNER_MARKER}", what="mark the cluster as ours", input=marker
+        )
+        made = json.dumps({"settings": self.settings(), "keep": keep, "owner": this_process("run").to_dict()})
+        self.tools.node_exec(
+            self.control_plane, "sh", "-c", f"cat > {SETTINGS_MARKER}", what="record the settings", input=made
         )
         progress(f"kind: cluster '{self.cluster_name}' created in {time.monotonic() - started:.0f}s")
 

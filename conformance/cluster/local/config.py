@@ -30,6 +30,9 @@ CONTROLLER_MANAGER_PORT = 10257
 SCHEDULER_PORT = 10259
 REGISTRY_ADDR = "127.0.0.1:5000"
 AUTH_REGISTRY_ADDR = "127.0.0.1:5443"
+# A plain-HTTP address the runtime also trusts, where nothing listens unless a test of the suite itself
+# puts a registry proxy there that injects faults (tests/flaky_registry.py: the probe's retry path).
+FAULT_INJECTION_ADDR = "127.0.0.1:5004"
 PORTS = {
     "etcd": ETCD_CLIENT_PORT,
     "etcd-peer": ETCD_PEER_PORT,
@@ -234,6 +237,7 @@ def apiserver_args(
     host_ip: str,
     feature_gates: Mapping[str, bool],
     admission_plugins: Sequence[str],
+    admission_config: Path | None = None,
 ) -> tuple[str, ...]:
     pki = layout.pki
     plugins = ["NodeRestriction", *[p for p in admission_plugins if p != "NodeRestriction"]]
@@ -262,6 +266,7 @@ def apiserver_args(
         "--requestheader-extra-headers-prefix=X-Remote-Extra-",
         "--authorization-mode=Node,RBAC",
         "--enable-admission-plugins=" + ",".join(plugins),
+        *([f"--admission-control-config-file={admission_config}"] if admission_config else []),
         "--allow-privileged=true",
         "--profiling=false",
         *gates.flag(feature_gates),

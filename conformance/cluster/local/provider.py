@@ -22,9 +22,21 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from conformance.cluster import api, cni, gates, registries
+from conformance.cluster.admission import render_admission_configuration
 from conformance.cluster.components import debian, gomodules
 from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
-from conformance.cluster.daemons import Daemon, ProcessRecord, alive, exited, start, start_ticks, stop, wait_ready
+from conformance.cluster.daemons import (
+    Daemon,
+    ProcessRecord,
+    alive,
+    exited,
+    owner_alive,
+    start,
+    start_ticks,
+    stop,
+    this_process,
+    wait_ready,
+)
 from conformance.cluster.errors import ClusterError
 from conformance.cluster.host import run, write_atomic, write_executable
 from conformance.cluster.local import config, hostprep, kube, pki
@@ -134,7 +146,9 @@ class LocalProvider:
 
     # --- the contract -------------------------------------------------------------------
 
-    def up(self) -> ClusterHandle:
+    def up(self, *, keep: bool = True) -> ClusterHandle:
+        """Start the cluster (or reuse a healthy one with the same settings). `keep`: the caller leaves it
+        running (`up`, --keep-cluster); a run that was to remove it and was killed is recognised by that."""
         hostprep.require_root()
         state = self._load_state()
         if state is not None:
@@ -151,7 +165,7 @@ class LocalProvider:
         started = time.monotonic()
         with _sigterm_interrupts():
             try:
-                state = self._bring_up()
+                state = self._bring_up(keep)
             except BaseException as exc:
                 reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
                 leftover = self._load_state()
@@ -170,16 +184,29 @@ class LocalProvider:
         return self._handle(state, created=True)
 
     def running_handle(self) -> ClusterHandle | None:
-        """The handle of a healthy running local cluster, else None (starts and changes nothing).
+        """The handle of a healthy running local cluster, else None.
 
-        A running cluster is reused as it is; the suite discovers its versions.
+        A cluster that differs in a setting the user named (--k8s-version, --runtime, …) is refused in one
+        line, never used silently; one that a killed run left (it was to remove it) is removed instead, and
+        the caller brings up the cluster asked for. A matching one a killed run left is adopted: this run
+        removes it at the end. Otherwise the running cluster is reused as it is (the suite discovers it).
         """
         state = self._load_state()
         if state is None or os.geteuid() != 0 or self._health_problem(state) is not None:
             return None
-        if {key: state.get(key) for key in self._settings()} != self._settings():
-            progress("the running local cluster has other settings than requested; reusing it as it is")
-        return self._handle(state, created=False)
+        asked = self._asked()
+        found = {key: state.get(key) for key in asked}
+        left_by_killed_run = not state.get("keep", True) and not owner_alive(state.get("owner"))
+        if found != asked:
+            if left_by_killed_run:
+                progress(f"replacing the local cluster a killed run left ({found}) with the one asked for ({asked})")
+                self.down()
+                return None
+            raise ClusterError(
+                f"a local cluster runs with {found}, this run asks for {asked}: remove it with "
+                "`python -m conformance.cluster down --provider local`, or drop the options to test it as it is"
+            )
+        return self._handle(state, created=left_by_killed_run)
 
     def down(self) -> None:
         hostprep.require_root()
@@ -293,7 +320,24 @@ class LocalProvider:
             "runtime_endpoint": self.options.runtime_endpoint,
             "feature_gates": dict(sorted(self.options.feature_gates.items())),
             "admission_plugins": self.admission_plugins,
+            "pod_security": self.options.pod_security,
         }
+
+    def _asked(self) -> dict[str, Any]:
+        """The settings the user named (flags given): a running cluster must match them to be used."""
+        given = self.options
+        named = {
+            "k8s_version": given.k8s_version,
+            "kubelet_version": given.kubelet_version,
+            "runtime": given.runtime or given.runtime_version,
+            "runtime_version": given.runtime_version,
+            "runtime_endpoint": given.runtime_endpoint,
+            "feature_gates": given.feature_gates,
+            "admission_plugins": given.admission_plugins,
+            "pod_security": given.pod_security,
+        }
+        settings = self._settings()
+        return {key: settings[key] for key, value in named.items() if value}
 
     def _handle(self, state: Mapping[str, Any], *, created: bool) -> ClusterHandle:
         return ClusterHandle(
@@ -349,6 +393,7 @@ class LocalProvider:
             oci_runtime=layout.bin / "runc",
             registries=(
                 RegistryRoute(config.REGISTRY_ADDR, config.REGISTRY_ADDR, insecure=True),
+                RegistryRoute(config.FAULT_INJECTION_ADDR, config.FAULT_INJECTION_ADDR, insecure=True),
                 RegistryRoute(
                     config.AUTH_REGISTRY_ADDR,
                     config.AUTH_REGISTRY_ADDR,
@@ -409,6 +454,7 @@ class LocalProvider:
                     host_ip=host_ip,
                     feature_gates=self.gates,
                     admission_plugins=self.admission_plugins,
+                    admission_config=layout.conf("admission.yaml") if self.options.pod_security else None,
                 ),
                 ready=lambda: expect_status(
                     f"https://127.0.0.1:{config.APISERVER_PORT}/readyz", cafile=pki_dir / "ca.crt"
@@ -483,7 +529,7 @@ class LocalProvider:
             etcd=etcd,
         )
 
-    def _bring_up(self) -> dict[str, Any]:
+    def _bring_up(self, keep: bool) -> dict[str, Any]:
         layout = self.layout
         binaries = self._build()
         if self.external_runtime:
@@ -497,6 +543,8 @@ class LocalProvider:
             "host_ip": ip,
             "phase": "starting",
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "keep": keep,
+            "owner": this_process("up").to_dict(),
             "baseline": hostprep.baseline(),
             "processes": [],
         }
@@ -567,6 +615,8 @@ class LocalProvider:
             ),
         )
         write_atomic(layout.conf("crictl.yaml"), config.render_crictl_yaml(endpoint))
+        if self.options.pod_security:
+            write_atomic(layout.conf("admission.yaml"), render_admission_configuration(self.options.pod_security))
         write_executable(
             layout.crictl_wrapper, config.render_crictl_wrapper(binaries.crictl, layout.conf("crictl.yaml"))
         )

@@ -50,6 +50,11 @@ class Runtime(Protocol):
     def default_version(self) -> str: ...
 
     @property
+    def log_units(self) -> tuple[str, ...]:
+        """The systemd units (named after its daemons) whose journal is the runtime's log on a node."""
+        ...
+
+    @property
     def packages(self) -> tuple[str, ...]:
         """Debian packages it needs beside its own binaries."""
         ...

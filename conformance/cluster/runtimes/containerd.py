@@ -98,6 +98,7 @@ class ContainerdRuntime:
     name = "containerd"
     default_version = "v2.3.7"  # the newest 2.3.x, the LTS line
     packages: tuple[str, ...] = ("jq",)
+    log_units: tuple[str, ...] = ("containerd",)  # its daemons, as systemd units in a kind node
     runc_version = "v1.4.4"
 
     def binaries(self, version: str, cache: Path) -> dict[str, Path]:

@@ -168,6 +168,7 @@ class CrioRuntime:
     name = "cri-o"
     default_version = "v1.36.3"
     packages: tuple[str, ...] = ("conmon", "runc", "jq", "golang-github-containers-common", "libseccomp2")
+    log_units: tuple[str, ...] = ("crio",)  # its daemons, as systemd units in a kind node
 
     def binaries(self, version: str, cache: Path) -> dict[str, Path]:
         built = gomodules.build(gomodules.CRIO, version, cache)

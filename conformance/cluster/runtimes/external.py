@@ -21,6 +21,7 @@ class ExternalRuntime:
     name: str = "external"
     default_version: str = ""
     packages: tuple[str, ...] = ()
+    log_units: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.endpoint.startswith("unix:///"):

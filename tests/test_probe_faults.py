@@ -1,0 +1,46 @@
+"""The runtime probe against a registry that fails now and then: on the running local cluster (CI starts
+it before these tests), through a proxy that refuses the first request for each blob. The kubelet
+retries the pulls; the probe must wait for them, and say "mounted", never blame the runtime."""
+
+from dataclasses import replace
+
+import pytest
+from flaky_registry import flaky_registry  # tests/ is on sys.path (pytest prepends it)
+
+from conformance.cluster import ClusterOptions, make_provider
+from conformance.cluster.contract import RegistryEndpoint
+from conformance.cluster.local import config
+from conformance.framework.kube import Kube
+from conformance.framework.probe import Seen
+from conformance.framework.session import end_session, start_session
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    options = ClusterOptions(provider="local")
+    try:
+        handle = make_provider(options).running_handle()
+    except Exception as error:  # noqa: BLE001 - any reason means: no usable local cluster here
+        pytest.skip(f"no usable local cluster ({error}): `python -m conformance.cluster up --provider local`")
+    if handle is None:
+        pytest.skip("no local cluster is running: `python -m conformance.cluster up --provider local` (CI does)")
+    return handle, options.cache_dir
+
+
+def test_a_blob_refused_once_is_retried_and_the_probe_still_sees_image_volumes(local_cluster):
+    handle, cache_dir = local_cluster
+    pulled_through_proxy = replace(
+        handle, registry=RegistryEndpoint(push=config.REGISTRY_ADDR, pull=config.FAULT_INJECTION_ADDR)
+    )
+    with flaky_registry(config.FAULT_INJECTION_ADDR, upstream=config.REGISTRY_ADDR) as proxy:
+        suite = start_session(pulled_through_proxy, cache_dir=cache_dir)
+        try:
+            probes = suite.capabilities.probes
+            assert probes, "the probe did not run"
+            for group, found in probes.items():
+                assert found.image_volume.seen is Seen.MOUNTED, f"[{group}] image volume: {found.image_volume}"
+                assert found.sub_path.seen is Seen.MOUNTED, f"[{group}] subPath: {found.sub_path}"
+            assert suite.capabilities.feature_unavailable_reason() is None
+        finally:
+            end_session(suite.run_id, Kube(handle.kubeconfig, handle.context))
+    assert proxy.refused, "the proxy refused nothing: the retry path did not run"
