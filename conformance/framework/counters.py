@@ -25,7 +25,7 @@ from conformance.cluster import api
 from conformance.framework.kube import Json, Kube, WaitTimeout, container_statuses
 
 QUIET_TIMEOUT = 60.0
-# (namespace, name, uid) → each container's (restart count, running?)
+# (namespace, name, uid) → each container's (restart count, waiting?)
 Activity = dict[tuple[str, str, str], tuple[tuple[int, bool], ...]]
 
 
@@ -43,16 +43,17 @@ def activity(pods: Mapping[str, Json] | Sequence[Json], own_namespace: str) -> A
         if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             continue
         states = tuple(
-            (status.get("restartCount", 0), "running" in status.get("state", {})) for status in container_statuses(pod)
+            (status.get("restartCount", 0), "waiting" in status.get("state", {})) for status in container_statuses(pod)
         )
         found[(meta["namespace"], meta["name"], meta.get("uid", ""))] = states
     return found
 
 
 def starting(seen: Activity) -> list[str]:
-    """Those of `seen` that may be starting containers now (not every container running)."""
+    """Those of `seen` that may be starting containers now: one waiting (being created, retried or backing
+    off), or none started yet. A finished init container starts nothing; a restart shows in its count."""
     return [f"{namespace}/{name}" for (namespace, name, _), states in seen.items()
-            if not states or not all(running for _, running in states)]  # fmt: skip
+            if not states or any(waiting for _, waiting in states)]  # fmt: skip
 
 
 @dataclass

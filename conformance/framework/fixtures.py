@@ -110,21 +110,19 @@ def observe(request: pytest.FixtureRequest) -> Callable[[str, Any], None]:
     return record
 
 
-def item_node_group(item: pytest.Item, caps: Capabilities) -> str | None:
-    """The node group a test runs on when the cluster's nodes differ (its `node_group` parameter), else None."""
-    callspec = getattr(item, "callspec", None)
-    return callspec.params.get("node_group") if callspec is not None and caps.multi_group else None
-
-
 @pytest.fixture(autouse=True)
 def node_group(request: pytest.FixtureRequest) -> NodeGroup | None:
     """The node group this test's Pods run on: its parameter when the nodes differ (the plugin runs every
-    node-deciding test once per group), the cluster's only group otherwise; None without a cluster."""
+    node-deciding test once per group); for a test the apiserver decides, the first group where image
+    volumes work (its Pods must start somewhere); the cluster's only group otherwise. None without one."""
     suite = request.config.stash.get(SESSION_KEY, None)
     if suite is None or not suite.capabilities.groups:
         return None
-    group_id = getattr(request, "param", None)
-    return suite.capabilities.group(group_id) if group_id else suite.capabilities.groups[0]
+    caps = suite.capabilities
+    if (group_id := getattr(request, "param", None)) is not None:
+        return caps.group(group_id)
+    working = [group for group in caps.groups if caps.group_unavailable_reason(group.id) is None]
+    return (working or list(caps.groups))[0]
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ from conformance.cluster.options import add_to as add_cluster_options
 from conformance.cluster.progress import progress
 from conformance.framework import report
 from conformance.framework.artifacts import print_artifact_list
+from conformance.framework.capabilities import Capabilities
 from conformance.framework.diagnosis import EnvironmentProblem
 from conformance.framework.exclusive import remove_run_directory, run_directory
 from conformance.framework.expectations import (
@@ -50,7 +51,6 @@ from conformance.framework.expectations import (
     lookup_on,
     runtime_notes,
 )
-from conformance.framework.fixtures import item_node_group
 from conformance.framework.keys import (
     EARLIER_RUN_KEY,
     EXPECTATION_KEY,
@@ -377,6 +377,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         verdict = "; ".join(f"UNAVAILABLE on [{group}]: {why}" for group, why in groups.items())
     lines.append(f"ivc image volumes: {verdict}")
     return lines
+
+
+def item_node_group(item: pytest.Item, caps: Capabilities) -> str | None:
+    """The node group a test runs on when the cluster's nodes differ (its `node_group` parameter), else None."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("node_group") if callspec is not None and caps.multi_group else None
 
 
 def _behaviour_names(metafunc: pytest.Metafunc) -> set[str]:
