@@ -76,8 +76,8 @@ def test_an_artifact_is_mounted_or_the_pod_says_why(launch, artifacts, pod_start
         what="the Pod to run or to say why it cannot", timeout=pod_start_timeout,
     )  # fmt: skip
     if is_running(pod.raw):
-        observe("artifact", "mounted")
         entries = pod.listdir("/volume")
+        observe("artifact", f"Running, /volume shows {sorted(entries)}")
         assert entries == {"artifact.txt", "subpath"}, f"a Running Pod mounts the artifact as {sorted(entries)}"
         return
     said = refusal(pod.raw) or pull_refusal(pod.raw) or ""

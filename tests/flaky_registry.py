@@ -47,7 +47,12 @@ class FlakyRegistry:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP | {"host"}}
+                # Every value of a repeated header (Accept lists manifest types one per header line).
+                headers = {
+                    key: ", ".join(self.headers.get_all(key) or [])
+                    for key in dict.fromkeys(self.headers.keys())
+                    if key.lower() not in HOP_BY_HOP | {"host"}
+                }
                 request = urllib.request.Request(
                     f"http://{proxy.upstream}{self.path}", data=body, headers=headers, method=self.command
                 )

@@ -101,3 +101,34 @@ def test_scheduling_and_sandboxes_are_the_cluster():
     sandbox = [{"reason": "FailedCreatePodSandBox", "message": "failed to setup network for sandbox"}]
     assert environment_problem(creating, sandbox).message.endswith("failed to setup network for sandbox")
     assert environment_problem(creating) is None
+
+
+def api_error(status: int, message: str):
+    import json
+
+    from kubernetes.client.exceptions import ApiException
+
+    error = ApiException(status=status, reason="Forbidden")
+    error.body = json.dumps({"kind": "Status", "message": message})
+    return error
+
+
+def test_admission_refusals_name_the_admission_and_what_to_allow():
+    from conformance.framework.diagnosis import admission_refusal
+
+    psa = api_error(403, 'pods "p" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true')
+    assert admission_refusal(psa, "Pod ns/p").startswith(
+        "Pod Security admission (restricted:latest) refused Pod ns/p: runAsNonRoot != true;"
+    )
+    webhook = api_error(403, 'admission webhook "validate.kyverno.svc" denied the request: image volumes are banned')
+    assert "admission webhook validate.kyverno.svc refused Pod ns/p: image volumes are banned" in admission_refusal(
+        webhook, "Pod ns/p"
+    )
+    policy = api_error(
+        403,
+        "pods 'p' is forbidden: ValidatingAdmissionPolicy 'no-image-volumes' with binding "
+        "'b' denied request: failed expression: object.spec.volumes.all(v, !has(v.image))",
+    )
+    assert admission_refusal(policy, "Pod ns/p").startswith("ValidatingAdmissionPolicy no-image-volumes refused Pod")
+    rbac = api_error(403, 'pods is forbidden: User "ci" cannot create resource "pods" in API group ""')
+    assert admission_refusal(rbac, "Pod ns/p").startswith("RBAC refused Pod ns/p")

@@ -46,6 +46,9 @@ REGISTRY_FAULT = re.compile(
 )
 
 
+MESSAGE_LIMIT = 400  # a runtime's pull error repeats itself per attempt: the cause is in its first lines
+
+
 class EnvironmentProblem(Exception):
     """The registry or the cluster (not the behaviour under test) kept the check from running.
 
@@ -53,6 +56,7 @@ class EnvironmentProblem(Exception):
     """
 
     def __init__(self, cause: str, message: str) -> None:
+        message = message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 1] + "…"
         super().__init__(f"{cause}: {message}")
         self.cause = cause  # "registry" | "cluster" | "admission"
         self.message = message
@@ -171,12 +175,18 @@ def admission_refusal(error: ApiException, what: str) -> str:
     return f"the apiserver refused {what} (HTTP 403): {message}"
 
 
+# An admission policy's denial comes as 403, or as 422 where the policy says "Invalid" (the default reason
+# of a ValidatingAdmissionPolicy validation); a 422 from the API's own validation names no admission.
+ADMISSION_422 = re.compile(r"ValidatingAdmissionPolicy|admission webhook")
+
+
 @contextlib.contextmanager
 def admitted(what: str) -> Iterator[None]:
-    """A create whose 403 (admission, RBAC) blocks the check with one line instead of failing it."""
+    """A create that admission (Pod Security, a policy, a webhook) or RBAC refuses blocks the check with one
+    line instead of failing it."""
     try:
         yield
     except ApiException as error:
-        if error.status != 403:
-            raise
-        raise EnvironmentProblem("admission", admission_refusal(error, what)) from None
+        if error.status == 403 or (error.status == 422 and ADMISSION_422.search(str(error.body or ""))):
+            raise EnvironmentProblem("admission", admission_refusal(error, what)) from None
+        raise

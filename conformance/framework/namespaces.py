@@ -28,12 +28,15 @@ from conformance.framework.manifests import PodSecurity
 
 RUN_LABEL = "ivc.conformance/run"  # value: the run id; the sweep deletes by it
 LEASE_NAME = "ivc-run"
-LEASE_SECONDS = 60
-RENEW_SECONDS = 10
+# Renewed every 5 s, dead after 30 s unchanged: six missed renewals, so a busy apiserver cannot kill a live
+# run, and a killed one is gone within about 40 s while any other run is active.
+LEASE_SECONDS = 30
+RENEW_SECONDS = 5
 # A run's namespaces exist a moment before its lease: without a lease, this old means dead.
-NO_LEASE_GRACE_SECONDS = 120
-# A renew time this far in the past (the writer's clock) is dead at once, whatever the skew.
-LONG_DEAD_SECONDS = 15 * 60
+NO_LEASE_GRACE_SECONDS = 60
+# Clocks of two machines may differ this much: a renew time older than the lease's duration plus this (by
+# the writer's clock) is dead at once; a younger one must stay unchanged, on this process's clock.
+CLOCK_SKEW_SECONDS = 60
 POD_SECURITY = "pod-security.kubernetes.io"
 
 
@@ -99,13 +102,13 @@ class RunSweeper:
             oldest = max(_age(item["metadata"]["creationTimestamp"]) for item in items)
             return oldest > NO_LEASE_GRACE_SECONDS
         renew_time = lease["spec"].get("renewTime") or lease["spec"].get("acquireTime") or ""
-        if not renew_time or _age(renew_time) > LONG_DEAD_SECONDS:
+        duration = lease["spec"].get("leaseDurationSeconds") or LEASE_SECONDS
+        if not renew_time or _age(renew_time) > duration + CLOCK_SKEW_SECONDS:
             return True
         seen = self.watched.get(run)
         if seen is None or seen.renew_time != renew_time:
             self.watched[run] = _Watched(renew_time, time.monotonic())
             return False
-        duration = lease["spec"].get("leaseDurationSeconds") or LEASE_SECONDS
         return time.monotonic() - seen.since > duration
 
 
@@ -146,10 +149,13 @@ class RunLease:
                 self.on_problem(f"deleted the namespaces of {len(dead)} dead run(s): {', '.join(sorted(dead))}")
 
     def stop(self) -> None:
+        """Stop renewing, after one last sweep (it catches what died while this run was watching)."""
         self._stop.set()
         if self._thread is not None:
             with contextlib.suppress(RuntimeError):
                 self._thread.join(timeout=RENEW_SECONDS + 5)
+        if dead := self._sweep():
+            self.on_problem(f"deleted the namespaces of {len(dead)} dead run(s): {', '.join(sorted(dead))}")
 
 
 def delete_run_namespaces(kube: Kube, run_id: str) -> None:

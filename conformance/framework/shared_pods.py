@@ -125,8 +125,10 @@ class SharedPods:
         return {each: self._create(each) for each in shapes}
 
     def settle(self, created: Mapping[Shape, PodUnderTest]) -> dict[Shape, Started]:
-        """Wait until each started Pod is decided and record it for the run's other processes."""
-        outcomes = {each: self._await(pod) for each, pod in created.items()}
+        """Wait until each started Pod is decided and record it for the run's other processes. They started
+        side by side: one deadline for all of them."""
+        deadline = time.monotonic() + self.start_timeout
+        outcomes = {each: self._await(pod, max(1.0, deadline - time.monotonic())) for each, pod in created.items()}
         for each, started in outcomes.items():
             write_atomic(self._record(each), json.dumps(asdict(started)), mode=0o600)
         return outcomes
@@ -147,7 +149,8 @@ class SharedPods:
             ):
                 if not record.exists():
                     self.ensure_namespace()
-                    write_atomic(record, json.dumps(asdict(self._await(self._create(wanted)))), mode=0o600)
+                    started = self._await(self._create(wanted), self.start_timeout)
+                    write_atomic(record, json.dumps(asdict(started)), mode=0o600)
                     created = True
                 found = Started(**json.loads(record.read_text()))
         what = (
@@ -188,12 +191,12 @@ class SharedPods:
         with admitted(f"shared Pod {self.namespace}/{name}"):
             return PodUnderTest(self.kube, self.namespace, name, self.kube.create_pod(self.namespace, body))
 
-    def _await(self, pod: PodUnderTest) -> Started:
+    def _await(self, pod: PodUnderTest, timeout: float) -> Started:
         try:
             pod.wait_until(
                 lambda p: is_running(p) or final_failure(p) is not None,
                 f"shared Pod {pod.name} to run or fail",
-                self.start_timeout,
+                timeout,
             )
         except EnvironmentProblem as problem:
             return self._abandon(pod, Started(pod.name, blocked=str(problem)))
