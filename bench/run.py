@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,12 +27,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from kubernetes.client import CoreV1Api
-
-from conformance.cluster import api
-from conformance.cluster.wait import NotYet, wait_for
 from conformance.framework.namespaces import RUN_LABEL
 from conformance.framework.shared_pods import PRESTARTED
+from conformance.infra import process
+from conformance.infra.kube import Kube
+from conformance.infra.wait import NotYet, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -43,7 +41,7 @@ QUIET_CPU = 0.1  # the control plane's idle load is ~2-5 %
 
 def timed(command: list[str]) -> tuple[float, int]:
     started = time.monotonic()
-    rc = subprocess.run(command, cwd=ROOT).returncode
+    rc = process.run(command, what=command[-1], cwd=ROOT, check=False, capture=False, timeout=None).returncode
     return time.monotonic() - started, rc
 
 
@@ -76,7 +74,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def local_kubeconfig() -> str:
     """KUBECONFIG from `python -m conformance.cluster env --provider local` (export KUBECONFIG=… lines)."""
-    env = subprocess.run(cluster("env", "--provider", "local"), cwd=ROOT, capture_output=True, text=True, check=True)
+    env = process.run(cluster("env", "--provider", "local"), what="local cluster env", cwd=ROOT)
     exports = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines() if "=" in line)
     return exports["KUBECONFIG"]
 
@@ -97,10 +95,10 @@ def busy_fraction(seconds: float = 2.0) -> float:
 def wait_quiet(kubeconfig: str) -> None:
     """Until no namespace of an earlier run is left and the node has finished tearing down its Pods
     (force-deleted Pods leave the API at once; the kubelet and runtime clean up afterwards)."""
-    core = CoreV1Api(api.new_client(kubeconfig))
+    kube = Kube(kubeconfig)
 
     def quiet() -> None:
-        left = api.raw(core.list_namespace(label_selector=RUN_LABEL, _preload_content=False))["items"]
+        left = kube.list_namespaces(RUN_LABEL)
         if left:
             raise NotYet(f"{len(left)} namespaces of earlier runs")
         if (busy := busy_fraction()) > QUIET_CPU:

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import run
-from conformance.cluster.progress import progress
+from conformance.infra.errors import ClusterError
+from conformance.infra.process import run
+from conformance.infra.progress import progress
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

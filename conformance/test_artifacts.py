@@ -10,7 +10,7 @@ creates the directories around them in the container's own writable layer.
 import pytest
 
 from conformance.framework.diagnosis import pull_refusal, refusal
-from conformance.framework.kube import is_running
+from conformance.infra.kube import is_running
 
 ARTIFACT = {"artifact.txt": "hello artifact", "subpath/2": "2", "subpath/3": "3"}
 

@@ -9,8 +9,8 @@ Pod is pinned there.
 import pytest
 
 from conformance.framework.diagnosis import refusal
-from conformance.framework.kube import is_running
 from conformance.framework.metrics import counter, stability
+from conformance.infra.kube import is_running
 
 
 def _increase(before_text, after_text, name, node):

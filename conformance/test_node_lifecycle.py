@@ -4,7 +4,7 @@ reports the mounted digest in the Pod status."""
 
 import pytest
 
-from conformance.framework.kube import container_status
+from conformance.infra.kube import container_status
 from conformance.oci import File, ImageSpec
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conformance.framework.artifacts import EXPECTED_TREES
-from conformance.framework.kube import is_running, waiting_reason
+from conformance.infra.kube import is_running, waiting_reason
 
 
 @pytest.mark.behaviour("pull-secret-pod")

@@ -11,7 +11,7 @@ from kubernetes.client.exceptions import ApiException
 
 from conformance.framework.artifacts import EXPECTED_TREES
 from conformance.framework.diagnosis import refusal
-from conformance.framework.kube import is_running
+from conformance.infra.kube import is_running
 
 # What subPath "dir" of the seed tree must show: dir/'s content, and nothing of the image root.
 DIR_SUBTREE = {"file": "1"}

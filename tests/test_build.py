@@ -9,7 +9,7 @@ from conformance.cluster.components.gomodules import (
     required_toolchain,
     staging_modules,
 )
-from conformance.cluster.errors import ClusterError
+from conformance.infra.errors import ClusterError
 
 
 def test_staging_modules_are_read_from_the_release_gomod(tmp_path):

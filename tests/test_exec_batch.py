@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from conformance.framework.kube import ExecResult
 from conformance.framework.pods import PodUnderTest, tree_directories
+from conformance.infra.kube import ExecResult
 
 
 class LocalShell:

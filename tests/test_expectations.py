@@ -4,7 +4,7 @@ import pytest
 
 from conformance.framework.capabilities import Capabilities, NodeInfo
 from conformance.framework.expectations import TABLE, Level, behaviours, lookup, lookup_for
-from conformance.versions import Version
+from conformance.infra.versions import Version
 
 
 def caps(k8s: str = "v1.36.3", runtime: str = "cri-o://1.36.3", keeps: bool = True) -> Capabilities:

@@ -12,14 +12,14 @@ import pytest
 import yaml
 
 from conformance.cluster import ClusterOptions, admission
-from conformance.cluster.errors import ClusterError
 from conformance.cluster.kind import KindProvider, node_files
-from conformance.cluster.kind.config import CRIO_SOCKET, parse_tool_version, render_kind_config
+from conformance.cluster.kind.cluster_config import CRIO_SOCKET, parse_tool_version, render_kind_config
 from conformance.cluster.kind.node_image import Recipe, node_setup
 from conformance.cluster.kind.provider import DEFAULT_K8S_VERSION
 from conformance.cluster.kind.registry import routes
 from conformance.cluster.registries import RegistryFiles
 from conformance.cluster.runtimes import runtime
+from conformance.infra.errors import ClusterError
 
 
 def rendered(version: str, **kwargs: object) -> dict:

@@ -9,12 +9,12 @@ import pytest
 import yaml
 
 from conformance.cluster import ClusterOptions, cni, gates, registries
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import unescape_mountinfo
-from conformance.cluster.local import config
-from conformance.cluster.local.config import Layout
+from conformance.cluster.local import render
 from conformance.cluster.local.hostprep import _jump_target
 from conformance.cluster.local.provider import LocalProvider
+from conformance.cluster.local.render import Layout
+from conformance.cluster.mounts import unescape_mountinfo
+from conformance.infra.errors import ClusterError
 
 STATE = Path("/var/lib/ivc/local")
 LAYOUT = Layout(STATE)
@@ -90,11 +90,11 @@ def test_all_mutable_state_is_under_the_state_dir() -> None:
 
 def test_kubeadm_config() -> None:
     init, cluster = yaml.safe_load_all(
-        config.render_kubeadm_config(LAYOUT, k8s_version="v1.36.3", host_ip=HOST_IP, runtime_endpoint=ENDPOINT)
+        render.render_kubeadm_config(LAYOUT, k8s_version="v1.36.3", host_ip=HOST_IP, runtime_endpoint=ENDPOINT)
     )
     assert init["kind"] == "InitConfiguration"
     assert init["apiVersion"] == cluster["apiVersion"] == "kubeadm.k8s.io/v1beta4"
-    assert init["nodeRegistration"]["name"] == config.NODE_NAME == "ivc-node"
+    assert init["nodeRegistration"]["name"] == render.NODE_NAME == "ivc-node"
     assert init["localAPIEndpoint"]["advertiseAddress"] == HOST_IP
     assert cluster["kubernetesVersion"] == "v1.36.3"  # never let kubeadm look up stable-1 online
     assert cluster["certificatesDir"] == str(STATE / "pki")
@@ -108,7 +108,7 @@ def test_kubeadm_config() -> None:
 
 def test_cni_conflist() -> None:
     conflist = json.loads(
-        cni.render_bridge_conflist(subnet=config.POD_SUBNET, bridge=config.CNI_BRIDGE, ipam_dir=LAYOUT.cni_ipam_dir)
+        cni.render_bridge_conflist(subnet=render.POD_SUBNET, bridge=render.CNI_BRIDGE, ipam_dir=LAYOUT.cni_ipam_dir)
     )
     assert conflist["cniVersion"] == "1.0.0"
     assert conflist["name"] == cni.NETWORK == "ivc"
@@ -122,9 +122,9 @@ def test_cni_conflist() -> None:
 
 
 def test_crictl_yaml_and_wrapper() -> None:
-    conf = yaml.safe_load(config.render_crictl_yaml(ENDPOINT))
+    conf = yaml.safe_load(render.render_crictl_yaml(ENDPOINT))
     assert conf["runtime-endpoint"] == conf["image-endpoint"] == ENDPOINT
-    wrapper = config.render_crictl_wrapper(Path("/cache/crictl"), STATE / "config/crictl.yaml")
+    wrapper = render.render_crictl_wrapper(Path("/cache/crictl"), STATE / "config/crictl.yaml")
     assert wrapper.startswith("#!/bin/sh\n")
     assert f'exec "/cache/crictl" --config "{STATE}/config/crictl.yaml" "$@"' in wrapper
 
@@ -133,7 +133,7 @@ def test_crictl_yaml_and_wrapper() -> None:
 
 
 def test_kubelet_config_1_36() -> None:
-    conf = yaml.safe_load(config.render_kubelet_config(LAYOUT, runtime_endpoint=ENDPOINT, feature_gates={}))
+    conf = yaml.safe_load(render.render_kubelet_config(LAYOUT, runtime_endpoint=ENDPOINT, feature_gates={}))
     assert conf["kind"] == "KubeletConfiguration"
     assert conf["cgroupDriver"] == "cgroupfs"
     assert conf["failCgroupV1"] is False
@@ -151,13 +151,13 @@ def test_kubelet_config_1_36() -> None:
 
 def test_kubelet_config_carries_the_gates() -> None:
     conf = yaml.safe_load(
-        config.render_kubelet_config(LAYOUT, runtime_endpoint=ENDPOINT, feature_gates={"ImageVolume": False})
+        render.render_kubelet_config(LAYOUT, runtime_endpoint=ENDPOINT, feature_gates={"ImageVolume": False})
     )
     assert conf["featureGates"] == {"ImageVolume": False}
 
 
 def test_kubelet_args() -> None:
-    argv = config.kubelet_args(Path("/k/kubelet"), LAYOUT, host_ip=HOST_IP)
+    argv = render.kubelet_args(Path("/k/kubelet"), LAYOUT, host_ip=HOST_IP)
     assert argv[0] == "/k/kubelet"
     assert _flag(argv, "hostname-override") == "ivc-node"  # must equal the node cert's CN suffix
     assert _flag(argv, "node-ip") == HOST_IP
@@ -169,7 +169,7 @@ def test_kubelet_args() -> None:
 
 
 def test_apiserver_args() -> None:
-    argv = config.apiserver_args(
+    argv = render.apiserver_args(
         Path("/k/kube-apiserver"),
         LAYOUT,
         host_ip=HOST_IP,
@@ -187,15 +187,15 @@ def test_apiserver_args() -> None:
 def test_every_control_plane_component_gets_the_gates() -> None:
     kwargs = {"feature_gates": gates.gates_for("v1.34.2")}
     for argv in (
-        config.apiserver_args(Path("a"), LAYOUT, host_ip=HOST_IP, admission_plugins=(), **kwargs),
-        config.controller_manager_args(Path("c"), LAYOUT, **kwargs),
-        config.scheduler_args(Path("s"), LAYOUT, **kwargs),
+        render.apiserver_args(Path("a"), LAYOUT, host_ip=HOST_IP, admission_plugins=(), **kwargs),
+        render.controller_manager_args(Path("c"), LAYOUT, **kwargs),
+        render.scheduler_args(Path("s"), LAYOUT, **kwargs),
     ):
         assert _flag(argv, "feature-gates") == "ImageVolume=true"
 
 
 def test_controller_manager_args_publish_root_ca_and_tokens() -> None:
-    argv = config.controller_manager_args(Path("c"), LAYOUT, feature_gates={})
+    argv = render.controller_manager_args(Path("c"), LAYOUT, feature_gates={})
     assert _flag(argv, "root-ca-file") == str(STATE / "pki/ca.crt")
     assert _flag(argv, "service-account-private-key-file") == str(STATE / "pki/sa.key")
     assert _flag(argv, "leader-elect") == "false"
@@ -203,7 +203,7 @@ def test_controller_manager_args_publish_root_ca_and_tokens() -> None:
 
 
 def test_etcd_args() -> None:
-    argv = config.etcd_args(Path("/e/etcd"), LAYOUT)
+    argv = render.etcd_args(Path("/e/etcd"), LAYOUT)
     assert _flag(argv, "data-dir") == str(STATE / "etcd")
     assert _flag(argv, "listen-client-urls") == "http://127.0.0.1:2379"
     assert _flag(argv, "listen-peer-urls") == "http://127.0.0.1:2380"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conformance.cluster.contract import RegistryEndpoint
-from conformance.oci import node_images
+from conformance.oci import base_images
 from conformance.oci.layout import (
     ANNOTATION_TITLE,
     EMPTY_JSON,
@@ -395,30 +395,30 @@ def test_wrong_types_are_rejected() -> None:
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 def test_pause_image_is_a_static_binary_and_cached(tmp_path: Path) -> None:
-    spec = node_images.pause_image(cache_dir=tmp_path)
+    spec = base_images.pause_image(cache_dir=tmp_path)
     assert spec.entrypoint == ("/pause",)
     (entry,) = spec.layers[0]
     assert isinstance(entry, File) and entry.path == "pause" and entry.mode == 0o755
     (cached,) = tmp_path.glob("pause-*")
-    assert node_images._is_static_elf(cached)
+    assert base_images._is_static_elf(cached)
     assert cached.read_bytes() == entry.content
-    assert node_images.pause_image(cache_dir=tmp_path) == spec  # second call reuses the cache
+    assert base_images.pause_image(cache_dir=tmp_path) == spec  # second call reuses the cache
 
 
 def test_static_elf_detection(tmp_path: Path) -> None:
     script = tmp_path / "script"
     script.write_text("#!/bin/sh\n")
-    assert not node_images._is_static_elf(script)
+    assert not base_images._is_static_elf(script)
     dynamic = Path(shutil.which("ls") or "/bin/ls")
-    assert not node_images._is_static_elf(dynamic)
+    assert not base_images._is_static_elf(dynamic)
 
 
 def test_shell_image_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = tmp_path / "busybox"
     fake.write_text("#!/bin/sh\nprintf 'sh\\ncat\\nls\\nbusybox\\n'\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(node_images, "_busybox_binary", lambda cache_dir: fake)
-    spec = node_images.shell_image(cache_dir=tmp_path)
+    monkeypatch.setattr(base_images, "_busybox_binary", lambda cache_dir: fake)
+    spec = base_images.shell_image(cache_dir=tmp_path)
     assert spec.entrypoint == ("/bin/sh",)
     entries = by_name(members(build(spec)))
     assert entries["bin/busybox"].isfile() and entries["bin/busybox"].mode == 0o755
@@ -439,21 +439,21 @@ class FakeClient:
         return image.manifest_digest
 
 
-def test_push_node_images_uses_the_pull_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(node_images, "pause_image", lambda cache_dir: SEED)
-    monkeypatch.setattr(node_images, "shell_image", lambda cache_dir: SEED)
+def test_push_base_images_uses_the_pull_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base_images, "pause_image", lambda cache_dir: SEED)
+    monkeypatch.setattr(base_images, "shell_image", lambda cache_dir: SEED)
     client = FakeClient()
-    refs = node_images.push_node_images(client, Path("/unused"))  # type: ignore[arg-type]
+    refs = base_images.push_base_images(client, Path("/unused"))  # type: ignore[arg-type]
     shell_tag = content_tag(build(SEED).manifest_digest)  # the shell image is tagged by its content
     assert refs == {
-        "pause": f"registry.internal:5000/{node_images.PAUSE_REPOSITORY}:{node_images.PAUSE_TAG}",
-        "shell": f"registry.internal:5000/{node_images.SHELL_REPOSITORY}:{shell_tag}",
+        "pause": f"registry.internal:5000/{base_images.PAUSE_REPOSITORY}:{base_images.PAUSE_TAG}",
+        "shell": f"registry.internal:5000/{base_images.SHELL_REPOSITORY}:{shell_tag}",
     }
     assert [(repo, tag) for _, repo, tag in client.pushed] == [("ivc/pause", "3.10.1"), ("ivc/shell", shell_tag)]
 
 
-def test_push_node_images_rejects_unknown_names_before_pushing() -> None:
+def test_push_base_images_rejects_unknown_names_before_pushing() -> None:
     client = FakeClient()
     with pytest.raises(ValueError, match="unknown node image 'nginx'"):
-        node_images.push_node_images(client, Path("/unused"), which=("pause", "nginx"))  # type: ignore[arg-type]
+        base_images.push_base_images(client, Path("/unused"), which=("pause", "nginx"))  # type: ignore[arg-type]
     assert client.pushed == []

@@ -10,11 +10,11 @@ from flaky_registry import flaky_registry  # tests/ is on sys.path (pytest prepe
 
 from conformance.cluster import ClusterOptions, make_provider
 from conformance.cluster.contract import RegistryEndpoint
-from conformance.cluster.local import config
-from conformance.framework.kube import Kube
+from conformance.cluster.local import render
 from conformance.framework.node import Crictl
 from conformance.framework.probe import Seen
 from conformance.framework.session import end_session, start_session
+from conformance.infra.kube import Kube
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,9 @@ def local_cluster():
 def test_a_blob_refused_once_is_retried_and_the_probe_still_sees_image_volumes(local_cluster):
     handle, cache_dir = local_cluster
     pulled_through_proxy = replace(
-        handle, registry=RegistryEndpoint(push=config.REGISTRY_ADDR, pull=config.FAULT_INJECTION_ADDR)
+        handle, registry=RegistryEndpoint(push=render.REGISTRY_ADDR, pull=render.FAULT_INJECTION_ADDR)
     )
-    with flaky_registry(config.FAULT_INJECTION_ADDR, upstream=config.REGISTRY_ADDR) as proxy:
+    with flaky_registry(render.FAULT_INJECTION_ADDR, upstream=render.REGISTRY_ADDR) as proxy:
         suite = start_session(pulled_through_proxy, cache_dir=cache_dir)
         try:
             print(f"refused once: {len(proxy.refused)} blob requests")
@@ -59,5 +59,5 @@ def forget_pulled_through(handle):
         listed = json.loads(crictl.run("images", "-o", "json").stdout or "{}").get("images") or []
         for image in listed:
             for tag in image.get("repoTags") or []:
-                if tag.startswith(f"{config.FAULT_INJECTION_ADDR}/"):
+                if tag.startswith(f"{render.FAULT_INJECTION_ADDR}/"):
                     crictl.run("rmi", tag)

@@ -29,7 +29,7 @@ from typing import ClassVar
 import pytest
 
 from conformance.cluster.contract import RegistryEndpoint
-from conformance.oci import node_images
+from conformance.oci import base_images
 from conformance.oci.layout import ArtifactSpec, File, ImageSpec, Symlink, build
 from conformance.oci.registry import RegistryClient, RegistryError, RegistryUnavailable
 
@@ -161,13 +161,13 @@ def test_invalid_names_are_rejected_before_any_request() -> None:
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
-def test_push_node_images_returns_pull_references(
+def test_push_base_images_returns_pull_references(
     client: RegistryClient, registry: RegistryEndpoint, tmp_path: Path
 ) -> None:
-    refs = node_images.push_node_images(client, tmp_path, which=("pause",))
+    refs = base_images.push_base_images(client, tmp_path, which=("pause",))
     assert refs == {"pause": f"{registry.pull}/ivc/pause:3.10.1"}
-    manifest = json.loads(client.fetch_manifest(node_images.PAUSE_REPOSITORY, node_images.PAUSE_TAG))
-    config = json.loads(client.fetch_blob(node_images.PAUSE_REPOSITORY, manifest["config"]["digest"]))
+    manifest = json.loads(client.fetch_manifest(base_images.PAUSE_REPOSITORY, base_images.PAUSE_TAG))
+    config = json.loads(client.fetch_blob(base_images.PAUSE_REPOSITORY, manifest["config"]["digest"]))
     assert config["config"]["Entrypoint"] == ["/pause"]
 
 

@@ -123,7 +123,7 @@ def test_a_pod_that_did_not_start_is_deleted_and_fails_every_reader_with_its_rea
 
 class TimingOutKube(RecordingKube):
     def wait_for_pod(self, namespace, name, condition, what, timeout):
-        from conformance.framework.kube import WaitTimeout
+        from conformance.infra.kube import WaitTimeout
 
         raise WaitTimeout(f"timed out waiting for {what}")
 

@@ -1,7 +1,7 @@
 import pytest
 
 from conformance.framework.capabilities import parse_feature_metric
-from conformance.versions import Version, before, between, since
+from conformance.infra.versions import Version, before, between, since
 
 
 @pytest.mark.parametrize(

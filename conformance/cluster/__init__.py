@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib
 
 from conformance.cluster.contract import ClusterHandle, ClusterProvider
-from conformance.cluster.errors import ClusterError
 from conformance.cluster.options import DEFAULT_PROVIDER, PROVIDER_NAMES, ClusterOptions
+from conformance.infra.errors import ClusterError
 
 __all__ = [
     "DEFAULT_PROVIDER",

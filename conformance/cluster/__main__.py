@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from conformance.cluster import make_provider, state
 from conformance.cluster.contract import ClusterHandle, export_lines
-from conformance.cluster.errors import ClusterError
 from conformance.cluster.options import DEFAULT_PROVIDER, PROVIDER_NAMES, ClusterOptions, add_to, given
+from conformance.infra.errors import ClusterError
 
 COMMANDS = {
     "up": "create the cluster (or reuse a running one), save its handle, print exports",

@@ -16,13 +16,13 @@ import contextlib
 import functools
 import os
 import signal
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.wait import NotYet, wait_for, with_log
+from conformance.infra.errors import ClusterError
+from conformance.infra.process import spawn
+from conformance.infra.wait import NotYet, wait_for, with_log
 
 
 @dataclass(frozen=True)
@@ -101,23 +101,8 @@ def exited(record: ProcessRecord) -> Callable[[], str | None]:
 
 def start(daemon: Daemon, *, log: Path, pid_dir: Path, base_env: Mapping[str, str]) -> ProcessRecord:
     """Start a daemon detached from our session (Ctrl-C must not reach it; stop() ends it)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
     pid_dir.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        out.write(f"\n=== ivc: starting {daemon.name}: {' '.join(daemon.argv)}\n".encode())
-        out.flush()
-        try:
-            proc = subprocess.Popen(
-                list(daemon.argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**base_env, **daemon.env},
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as exc:
-            raise ClusterError(f"cannot start {daemon.name}: {daemon.argv[0]}: {exc.strerror}") from exc
+    proc = spawn(daemon.argv, what=daemon.name, log=log, env={**base_env, **daemon.env})
     ticks = start_ticks(proc.pid)
     if ticks is None:  # exited before we could look: report it with its log
         proc.wait()

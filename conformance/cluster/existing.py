@@ -1,7 +1,7 @@
 """Attach to a cluster someone else runs: validate, never create or delete anything cluster-wide.
 
 The suite pushes its own test artifacts, so a registry that this machine can push to and the
-cluster can pull from is mandatory. Clients come from `api.new_client` with an explicit file
+cluster can pull from is mandatory. Clients come from `infra.kube.Kube` with an explicit file
 and context, never the process-global default config (tests may talk to several clusters).
 """
 
@@ -17,14 +17,14 @@ from typing import ClassVar
 
 import urllib3
 import yaml
-from kubernetes import client, config
+from kubernetes.config.config_exception import ConfigException
 
-from conformance.cluster import api
 from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
-from conformance.cluster.errors import ClusterError
 from conformance.cluster.options import ClusterOptions
 from conformance.cluster.probes import http_get
-from conformance.cluster.progress import progress
+from conformance.infra.errors import ClusterError
+from conformance.infra.kube import ApiException, Kube
+from conformance.infra.progress import progress
 
 REGISTRY_REQUIRED = (
     "--registry HOST:PORT is required with --cluster=existing: the suite pushes its own test artifacts there "
@@ -255,16 +255,16 @@ class ExistingProvider:
         """One bounded `/version` call: proves the server answers and the credentials are accepted."""
         try:
             # A single attempt: the timeout below is then the real bound.
-            connection = api.new_client(kubeconfig, context, retries=0)
-        except (config.ConfigException, OSError, ValueError) as exc:
+            kube = Kube(kubeconfig, context, retries=0)
+        except (ConfigException, OSError, ValueError) as exc:
             raise ClusterError(f"context '{context}' in {kubeconfig} is not usable: {exc}") from exc
-        server = connection.configuration.host
+        server = kube.server
         # An insecure-skip-tls-verify kubeconfig is the user's choice; urllib3's warning would break the one-line error.
-        with connection, warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
             try:
-                info = client.VersionApi(connection).get_code(_request_timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-            except client.ApiException as exc:
+                version = kube.answering_version((CONNECT_TIMEOUT, READ_TIMEOUT))
+            except ApiException as exc:
                 if exc.status in (401, 403):
                     raise ClusterError(
                         f"cluster at {server} rejected the credentials of context '{context}' (HTTP {exc.status}); "
@@ -278,7 +278,9 @@ class ExistingProvider:
                 raise ClusterError(
                     f"cluster at {server} is unreachable: {short_reason(exc)}; check --kubeconfig/--context"
                 ) from exc
-        return server, info.git_version
+            finally:
+                kube.close()
+        return server, version
 
     def _probe_registry(self, registry: str) -> None:
         """Fail early if this machine cannot reach the registry; any HTTP answer (even 401) counts as reachable."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from conformance.cluster.errors import ClusterError
-from conformance.versions import Version
+from conformance.infra.errors import ClusterError
+from conformance.infra.versions import Version
 
 IMAGE_VOLUME = "ImageVolume"
 INTRODUCED = Version(1, 31)  # VolumeSource.Image exists from 1.31 (alpha)

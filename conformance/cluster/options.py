@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from conformance.cluster.errors import ClusterError
 from conformance.cluster.gates import parse_feature_gates
-from conformance.versions import release
+from conformance.infra.errors import ClusterError
+from conformance.infra.versions import release
 
 PROVIDER_NAMES = ("kind", "existing", "local")
 DEFAULT_PROVIDER = "kind"

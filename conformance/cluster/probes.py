@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from conformance.cluster.wait import NotYet
+from conformance.infra.wait import NotYet
 
 
 def http_get(url: str, *, cafile: str | Path | None = None, verify: bool = True, timeout: float = 5) -> tuple[int, str]:

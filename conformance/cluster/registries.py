@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from conformance.cluster.host import run, write_atomic, write_private
+from conformance.infra.files import write_atomic, write_private
+from conformance.infra.process import run
 
 USER = "ivc"
 

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 from conformance.cluster.contract import ClusterHandle
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import write_private
 from conformance.cluster.options import ClusterOptions
+from conformance.infra.errors import ClusterError
+from conformance.infra.files import write_private
 
 SYSTEM_STATE_DIR = Path("/var/lib/ivc")
 

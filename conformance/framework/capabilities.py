@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 from conformance.framework.probe import MountProbe
-from conformance.versions import Version
+from conformance.infra.versions import Version
 
 DIGEST_GATE = "ImageVolumeWithDigest"  # KEP-5365: volumeStatus.image.imageRef in container statuses
 SECRET_PULLED_GATE = "KubeletEnsureSecretPulledImages"  # KEP-2535: cached private images need the Pod's credentials

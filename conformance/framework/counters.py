@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from conformance.cluster import api
-from conformance.framework.kube import Json, Kube, WaitTimeout, container_statuses
+from conformance.infra.kube import Json, Kube, WaitTimeout, container_statuses, watch_until
 
 QUIET_TIMEOUT = 60.0
 # (namespace, name, uid) → each container's (restart count, waiting?)
@@ -92,7 +91,7 @@ def quiet_node(kube: Kube, candidates: Sequence[str], own_namespace: str, timeou
             if not starting(activity(kube.pods_on_node(node), own_namespace)):
                 return node
         node = candidates[0]
-        api.watch_until(
+        watch_until(
             kube.core.list_pod_for_all_namespaces,
             field_selector=f"spec.nodeName={node}",
             satisfied=lambda pods: True if not starting(activity(pods, own_namespace)) else None,

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from kubernetes.client.exceptions import ApiException
 
-from conformance.framework.kube import Json, container_statuses
+from conformance.infra.kube import Json, container_statuses
 
 # Waiting reasons of a container whose creation or start the runtime refused.
 REFUSED_AT_CREATE_OR_START = frozenset({"CreateContainerError", "RunContainerError"})

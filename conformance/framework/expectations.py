@@ -21,7 +21,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from conformance.framework.capabilities import Capabilities
-from conformance.versions import ANY, Version, VersionRange, before, between, since, through
+from conformance.infra.versions import ANY, Version, VersionRange, before, between, since, through
 
 
 class Level(StrEnum):

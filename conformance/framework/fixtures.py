@@ -25,7 +25,6 @@ from conformance.framework.diagnosis import admitted
 from conformance.framework.exclusive import MountLock
 from conformance.framework.expectations import Expectation, restricted_namespaces_admit_image_volumes
 from conformance.framework.keys import EXPECTATION_KEY, NAMESPACES_KEY, SESSION_KEY
-from conformance.framework.kube import Kube
 from conformance.framework.manifests import MANIFESTS_DIR, PodSecurity, pinned, render, secured
 from conformance.framework.namespaces import RUN_LABEL, pod_security_labels, test_namespace
 from conformance.framework.node import Crictl
@@ -33,6 +32,7 @@ from conformance.framework.pods import PodUnderTest
 from conformance.framework.report import POD_PROPERTY
 from conformance.framework.session import SuiteSession
 from conformance.framework.shared_pods import SharedPods, shape
+from conformance.infra.kube import Kube
 from conformance.oci import ArtifactSpec, ImageSpec, RegistryClient, RegistryError
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from conformance.framework.capabilities import Capabilities
 from conformance.framework.expectations import APISERVER_BEHAVIOURS, behaviours, runtime_matches
-from conformance.versions import ANY, VersionRange, before, between
+from conformance.infra.versions import ANY, VersionRange, before, between
 
 SUBPATH_BEHAVIOURS = frozenset(
     {"subpath-directory", "subpath-file", "subpath-expr", "metrics-mount-errors", "subpath-missing"}

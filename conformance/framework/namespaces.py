@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from conformance.framework.kube import Json, Kube
 from conformance.framework.manifests import PodSecurity
+from conformance.infra.kube import Json, Kube
 
 RUN_LABEL = "ivc.conformance/run"  # value: the run id; the sweep deletes by it
 LEASE_NAME = "ivc-run"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from conformance.cluster.contract import NodeAccess
-from conformance.cluster.host import run
-from conformance.framework.kube import ExecResult, Json, WaitTimeout
+from conformance.infra.kube import ExecResult, Json, WaitTimeout
+from conformance.infra.process import run
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,8 @@ from pytest_html import extras as html_extras
 import conformance
 from conformance.cluster import make_provider
 from conformance.cluster.contract import ClusterHandle
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import write_atomic
 from conformance.cluster.options import DEFAULT_PROVIDER, OPTIONS, PROVIDER_NAMES, ClusterOptions, given
 from conformance.cluster.options import add_to as add_cluster_options
-from conformance.cluster.progress import progress
 from conformance.framework import report
 from conformance.framework.artifacts import print_artifact_list
 from conformance.framework.capabilities import Capabilities
@@ -64,10 +61,13 @@ from conformance.framework.keys import (
     VERDICT_KEY,
 )
 from conformance.framework.known_issues import hints_for
-from conformance.framework.kube import Kube
 from conformance.framework.report import skip_reason
 from conformance.framework.session import SuiteSession, end_session, new_run_id, preseed, start_session
 from conformance.framework.verdict import Check, Result, RunVerdict, run_verdict
+from conformance.infra.errors import ClusterError
+from conformance.infra.files import write_atomic
+from conformance.infra.kube import Kube
+from conformance.infra.progress import progress
 
 # Loaded through the pytest11 entry point (or `-p conformance.framework.plugin`): the fixtures come along.
 pytest_plugins = ("conformance.framework.fixtures",)

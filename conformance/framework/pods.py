@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from conformance.framework.diagnosis import environment_problem, final_failure
-from conformance.framework.kube import (
+from conformance.infra.kube import (
     ExecResult,
     Json,
     Kube,

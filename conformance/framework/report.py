@@ -25,11 +25,12 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from conformance.cluster.host import run, write_atomic
-from conformance.framework.kube import Kube
 from conformance.framework.manifests import containers
 from conformance.framework.session import SuiteSession
 from conformance.framework.verdict import BLOCKED, KNOWN_DEFECT, Result, RunVerdict
+from conformance.infra.files import write_atomic
+from conformance.infra.kube import Kube
+from conformance.infra.process import run
 
 T = TypeVar("T")
 POD_PROPERTY = "ivc.pod"  # written by the fixtures (record_pod), one per Pod a test created

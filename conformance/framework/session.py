@@ -26,8 +26,6 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
 from conformance.cluster.contract import ClusterHandle, RegistryEndpoint
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.progress import progress
 from conformance.framework.artifacts import CATALOG, PushedArtifact, push_catalog, push_named
 from conformance.framework.capabilities import (
     RELATED_GATES,
@@ -37,7 +35,6 @@ from conformance.framework.capabilities import (
     parse_feature_metric,
 )
 from conformance.framework.diagnosis import EnvironmentProblem, admitted
-from conformance.framework.kube import Kube
 from conformance.framework.manifests import MANIFESTS_DIR, secured
 from conformance.framework.namespaces import RunLease, delete_run_namespaces, shared_namespace
 from conformance.framework.pods import PodUnderTest
@@ -53,8 +50,11 @@ from conformance.framework.shared_pods import (
     Started,
     ensure_shared_namespace,
 )
+from conformance.infra.errors import ClusterError
+from conformance.infra.kube import Kube
+from conformance.infra.progress import progress
 from conformance.oci import RegistryClient, RegistryError
-from conformance.oci.node_images import SHELL_REPOSITORY, NodeImageError, push_node_images, shell_image
+from conformance.oci.base_images import SHELL_REPOSITORY, NodeImageError, push_base_images, shell_image
 
 PROBE_TIMEOUT = 120.0
 # Leases of runs this process started, renewed until `end_session`.
@@ -214,7 +214,7 @@ def preseed(registry: RegistryEndpoint, cache_dir: Path) -> list[str]:
     client = RegistryClient(registry)
     try:
         client.ping()
-        references = list(push_node_images(client, cache_dir).values())
+        references = list(push_base_images(client, cache_dir).values())
         references += [pushed.reference for pushed in push_catalog(client).values()]
     except (RegistryError, NodeImageError) as error:
         raise ClusterError(str(error)) from error

@@ -29,14 +29,14 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from conformance.cluster.host import write_atomic
 from conformance.framework.artifacts import PushedArtifact
 from conformance.framework.diagnosis import EnvironmentProblem, admitted, final_failure, refusal
 from conformance.framework.exclusive import MountLock, flocked, run_directory
-from conformance.framework.kube import Kube, WaitTimeout, is_running
 from conformance.framework.manifests import PodSecurity, pinned, render, secured
 from conformance.framework.namespaces import RUN_LABEL, pod_security_labels, shared_namespace
 from conformance.framework.pods import PodUnderTest
+from conformance.infra.files import write_atomic
+from conformance.infra.kube import Kube, WaitTimeout, is_running
 
 # Shared Pods run as root: tests write to them to see the read-only mount refuse (Pod Security baseline).
 SHARED_POD_SECURITY = PodSecurity.BASELINE

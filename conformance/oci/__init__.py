@@ -1,9 +1,18 @@
 """Deterministic OCI images and artifacts, built from descriptions and pushed to the suite's registry.
 
-`layout` turns a description into bytes (stdlib only), `registry` pushes them, `node_images`
+`layout` turns a description into bytes (stdlib only), `registry` pushes them, `base_images`
 describes the pause and shell images every cluster needs.
 """
 
+from conformance.oci.base_images import (
+    PAUSE_REPOSITORY,
+    PAUSE_TAG,
+    SHELL_REPOSITORY,
+    NodeImageError,
+    pause_image,
+    push_base_images,
+    shell_image,
+)
 from conformance.oci.layout import (
     ArtifactSpec,
     BuiltImage,
@@ -23,15 +32,6 @@ from conformance.oci.layout import (
     host_architecture,
     layer_tar,
     write_oci_layout,
-)
-from conformance.oci.node_images import (
-    PAUSE_REPOSITORY,
-    PAUSE_TAG,
-    SHELL_REPOSITORY,
-    NodeImageError,
-    pause_image,
-    push_node_images,
-    shell_image,
 )
 from conformance.oci.registry import RegistryClient, RegistryError, RegistryUnavailable
 
@@ -61,7 +61,7 @@ __all__ = [
     "host_architecture",
     "layer_tar",
     "pause_image",
-    "push_node_images",
+    "push_base_images",
     "shell_image",
     "write_oci_layout",
 ]

@@ -13,6 +13,8 @@ Everything lands in `<cache>/<component>-<version>/` and is reused while that di
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import os
 import re
@@ -21,9 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import output, run
-from conformance.cluster.progress import progress
+from conformance.infra.errors import ClusterError
+from conformance.infra.files import staged_directory
+from conformance.infra.process import output, run
+from conformance.infra.progress import progress
 
 # A fixed build date keeps rebuilds byte-identical and the reported version stable.
 BUILD_DATE = "2026-01-01T00:00:00Z"
@@ -61,6 +64,13 @@ class GoComponent:
     @property
     def binaries(self) -> tuple[str, ...]:
         return tuple(binary_name(p) for p in self.packages) + self.extra_binaries
+
+    def cache_name(self, version: str) -> str:
+        """`<name>-<version>-<recipe>`: the recipe (packages, flags, tags, the steps' code) is part of the key,
+        so a changed recipe never reuses a build of the old one."""
+        steps = [inspect.getsource(step) for step in (self.ldflags, self.replaces, self.finish) if step is not None]
+        recipe = [self.module, self.packages, self.ldflags(version), self.tags, self.cgo, self.extra_binaries, steps]
+        return f"{self.name}-{version}-{hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:8]}"
 
 
 def binary_name(package: str) -> str:
@@ -167,7 +177,7 @@ def go_directive(gomod: Path, floor: str = "1.24") -> str:
 
 
 def cached(component: GoComponent, version: str, cache: Path) -> BuiltComponent | None:
-    dest = cache / f"{component.name}-{version}"
+    dest = cache / component.cache_name(version)
     if (dest / ".complete").exists() and all((dest / b).exists() for b in component.binaries):
         return BuiltComponent(component.name, version, dest)
     return None
@@ -178,18 +188,26 @@ def build(component: GoComponent, version: str, cache: Path) -> BuiltComponent:
     if (hit := cached(component, version, cache)) is not None:
         progress(f"{component.name} {version}: cached in {hit.bindir}")
         return hit
-    dest = cache / f"{component.name}-{version}"
+    dest = cache / component.cache_name(version)
     progress(f"{component.name} {version}: building {', '.join(component.binaries)} from {component.module}")
     info = module_info(component.module, version)
     work = dest.with_name(f".work-{dest.name}")
-    staged = dest.with_name(dest.name + ".partial")
-    for scratch in (work, staged):
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(parents=True)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    with staged_directory(dest) as staged:
+        _build_into(component, version, info, work, staged, cache)
+    shutil.rmtree(work, ignore_errors=True)
+    progress(f"{component.name} {version}: built into {dest}")
+    return BuiltComponent(component.name, version, dest)
+
+
+def _build_into(
+    component: GoComponent, version: str, info: dict[str, str], work: Path, staged: Path, cache: Path
+) -> None:
     gomod = Path(info["GoMod"])
     (work / "go.mod").write_text(
         render_wrapper_gomod(
-            dest.name,
+            component.cache_name(version),
             go_directive(gomod),
             [(component.module, version)],
             component.packages,
@@ -223,12 +241,7 @@ def build(component: GoComponent, version: str, cache: Path) -> BuiltComponent:
     )
     if component.finish is not None:
         component.finish(Path(info["Dir"]), staged)
-    shutil.rmtree(work, ignore_errors=True)
     (staged / ".complete").write_text(json.dumps({"component": component.name, "version": version}) + "\n")
-    shutil.rmtree(dest, ignore_errors=True)
-    staged.rename(dest)
-    progress(f"{component.name} {version}: built into {dest}")
-    return BuiltComponent(component.name, version, dest)
 
 
 # --- the components ---------------------------------------------------------------------------

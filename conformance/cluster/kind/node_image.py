@@ -33,19 +33,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from conformance.cluster import cni
-from conformance.cluster.components import debian, gomodules
+from conformance.cluster.components import gomodules
 from conformance.cluster.daemons import systemd_unit
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import output, run, unmount_all, write_atomic, write_executable
 from conformance.cluster.kind import node_files
 from conformance.cluster.kind.marks import LABEL_MANAGED_BY, MANAGED_BY
 from conformance.cluster.kind.tools import Tools
-from conformance.cluster.progress import progress
+from conformance.cluster.mounts import unmount_all
 from conformance.cluster.runtimes import runtime
 from conformance.cluster.runtimes.base import NodeSetup
 from conformance.cluster.runtimes.oci import RUNC, render_runc_wrapper
+from conformance.infra import debian
+from conformance.infra.errors import ClusterError
+from conformance.infra.files import write_atomic, write_executable
+from conformance.infra.process import output, run
+from conformance.infra.progress import progress
 from conformance.oci import File, ImageSpec, build, write_oci_layout
-from conformance.oci.node_images import pause_image
+from conformance.oci.base_images import pause_image
 
 IMAGE_REPO = "ivc/kind-node"
 LABEL_INPUTS = "io.ivc.inputs"

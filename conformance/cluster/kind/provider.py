@@ -18,18 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conformance.cluster import admission, api, gates, registries
+from conformance.cluster import admission, gates, registries
 from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
 from conformance.cluster.daemons import owner_alive, this_process
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import write_atomic, write_private
-from conformance.cluster.kind import config, node_image, registry
+from conformance.cluster.kind import cluster_config, node_image, registry
 from conformance.cluster.kind.marks import MANAGED_BY, OWNER_MARKER, owner
 from conformance.cluster.kind.tools import Tools, check_privileged, find_tools, shielded_from_ctrl_c
 from conformance.cluster.options import ClusterOptions
-from conformance.cluster.progress import progress
 from conformance.cluster.runtimes import Runtime, select
 from conformance.cluster.state import provider_dir
+from conformance.infra.errors import ClusterError
+from conformance.infra.files import write_atomic, write_private
+from conformance.infra.kube import Kube
+from conformance.infra.progress import progress
 
 DEFAULT_K8S_VERSION = "v1.36.3"
 CRICTL_VERSION = "v1.36.0"
@@ -64,8 +65,12 @@ class KindProvider:
         """Without `--k8s-version`, the version comes from a `--node-image` tag like `:v1.35.4`, else the pin;
         it decides the gates, which are validated here, before anything slow happens."""
         self.options = options
-        self.cluster_name = config.validate_cluster_name(options.cluster_name or config.DEFAULT_CLUSTER_NAME)
-        self.k8s_version = options.k8s_version or config.version_from_image(options.node_image) or DEFAULT_K8S_VERSION
+        self.cluster_name = cluster_config.validate_cluster_name(
+            options.cluster_name or cluster_config.DEFAULT_CLUSTER_NAME
+        )
+        self.k8s_version = (
+            options.k8s_version or cluster_config.version_from_image(options.node_image) or DEFAULT_K8S_VERSION
+        )
         if options.node_runtimes:
             chosen = [(select(name), version) for name, version in options.node_runtimes]
         else:
@@ -86,7 +91,7 @@ class KindProvider:
         self.feature_gates = dict(options.feature_gates)
         self.admission_plugins = options.admission_plugins
         self.pod_security = options.pod_security
-        config.homogeneous(self.nodes)  # a node count that cannot be a cluster fails here, before any build
+        cluster_config.homogeneous(self.nodes)  # a node count that cannot be a cluster fails here, before any build
         gates.gates_for(self.k8s_version, self.feature_gates)
         self._tools: Tools | None = None
 
@@ -220,17 +225,14 @@ class KindProvider:
             registry.connect(tools)
             for node, each in self._node_runtimes().items():
                 registry.wire_node(tools, node, self.registry_files, each.runtime)
-            api.apply_config_map(
-                str(self.kubeconfig),
-                self.context,
+            kube = Kube(str(self.kubeconfig), self.context)
+            kube.apply_config_map(
                 "kube-public",
                 "local-registry-hosting",
-                {"localRegistryHosting.v1": config.local_registry_hosting()},
+                {"localRegistryHosting.v1": cluster_config.local_registry_hosting()},
             )
-            api.wait_nodes_ready(
-                str(self.kubeconfig), self.context, count=self.nodes if not exists else 1, timeout=READY_TIMEOUT
-            )
-            api.wait_default_service_account(str(self.kubeconfig), self.context, timeout=SERVICE_ACCOUNT_TIMEOUT)
+            kube.wait_nodes_ready(self.nodes if not exists else 1, timeout=READY_TIMEOUT)
+            kube.wait_for_service_account("default", timeout=SERVICE_ACCOUNT_TIMEOUT)
         except BaseException as exc:  # KeyboardInterrupt included: leave nothing half-made behind
             if created_cluster or created_registries:
                 verb = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -251,7 +253,9 @@ class KindProvider:
         cluster = exists and self._cluster_is_ours()
         if exists and not cluster:
             progress(f"kind: cluster '{self.cluster_name}' was not created by this suite; leaving it")
-        names = [r.name for r in config.REGISTRY_CONTAINERS if registry.is_ours(self.tools, r, self.cluster_name)]
+        names = [
+            r.name for r in cluster_config.REGISTRY_CONTAINERS if registry.is_ours(self.tools, r, self.cluster_name)
+        ]
         with shielded_from_ctrl_c():
             self._remove(cluster=cluster, registry_names=names, network=True)
 
@@ -265,7 +269,7 @@ class KindProvider:
         else:
             lines.append(f"kind cluster '{self.cluster_name}': absent")
         lines.append(f"  kubeconfig: {self.kubeconfig}{'' if self.kubeconfig.exists() else ' (not written)'}")
-        for container in config.REGISTRY_CONTAINERS:
+        for container in cluster_config.REGISTRY_CONTAINERS:
             found = registry.state(self.tools, container)
             where = f"on 127.0.0.1:{container.host_port}"
             lines.append(
@@ -285,7 +289,7 @@ class KindProvider:
     # --- parts --------------------------------------------------------------------------
 
     def _handle(self, *, created: bool) -> ClusterHandle:
-        plain, auth = config.PLAIN_REGISTRY, config.AUTH_REGISTRY
+        plain, auth = cluster_config.PLAIN_REGISTRY, cluster_config.AUTH_REGISTRY
         files = self.registry_files
         return ClusterHandle(
             provider=self.name,
@@ -349,7 +353,7 @@ class KindProvider:
     def _network_exists(self) -> bool:
         return (
             self.tools.docker_run(
-                "network", "inspect", config.KIND_NETWORK, what="inspect the kind network", check=False
+                "network", "inspect", cluster_config.KIND_NETWORK, what="inspect the kind network", check=False
             ).returncode
             == 0
         )
@@ -363,16 +367,16 @@ class KindProvider:
             )
             admission_config = str(path)
         nodes = [
-            config.KindNode(role, each.cri_socket, images[each.label] if self.mixed else None)
+            cluster_config.KindNode(role, each.cri_socket, images[each.label] if self.mixed else None)
             for role, each in zip(["control-plane"] + ["worker"] * (self.nodes - 1), self.node_runtimes, strict=True)
         ]
-        return config.render_kind_config(
+        return cluster_config.render_kind_config(
             self.k8s_version, nodes=nodes, feature_gates=self.feature_gates,
             admission_plugins=self.admission_plugins, admission_config=admission_config,
         )  # fmt: skip
 
     def _create_cluster(self, images: dict[str, str], keep: bool) -> None:
-        config_file = write_private(self.directory / "kind-config.yaml", self.cluster_config(images))
+        config_file = write_private(self.directory / "kind-cluster_config.yaml", self.cluster_config(images))
         image = ", ".join(sorted(set(images.values())))
         progress(f"kind: creating cluster '{self.cluster_name}' ({self.nodes} nodes) on {image}")
         started = time.monotonic()
@@ -421,11 +425,13 @@ class KindProvider:
                 "inspect",
                 "-f",
                 "{{len .Containers}}",
-                config.KIND_NETWORK,
+                cluster_config.KIND_NETWORK,
                 what="inspect the kind network",
                 check=False,
             ).stdout.strip()
             if attached == "0":  # nobody else's kind cluster uses it
-                tools.docker_run("network", "rm", config.KIND_NETWORK, what="remove the kind network", check=False)
+                tools.docker_run(
+                    "network", "rm", cluster_config.KIND_NETWORK, what="remove the kind network", check=False
+                )
         if cluster:
             shutil.rmtree(self.directory, ignore_errors=True)

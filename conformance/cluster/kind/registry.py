@@ -16,18 +16,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from conformance.cluster import registries
-from conformance.cluster.components import debian
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import last_line
-from conformance.cluster.kind.config import AUTH_REGISTRY, KIND_NETWORK, REGISTRY_CONTAINERS, RegistryContainer
+from conformance.cluster.kind.cluster_config import AUTH_REGISTRY, KIND_NETWORK, REGISTRY_CONTAINERS, RegistryContainer
 from conformance.cluster.kind.marks import LABEL_CLUSTER, LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY, owner
 from conformance.cluster.kind.node_image import node_setup
 from conformance.cluster.kind.tools import Tools
 from conformance.cluster.probes import expect_status
-from conformance.cluster.progress import progress
 from conformance.cluster.runtimes import Runtime
 from conformance.cluster.runtimes.base import RegistryRoute
-from conformance.cluster.wait import wait_for
+from conformance.infra import debian
+from conformance.infra.errors import ClusterError
+from conformance.infra.process import last_line
+from conformance.infra.progress import progress
+from conformance.infra.wait import wait_for
 
 IMAGE_REPO = "ivc/registry"
 IMAGE_PACKAGES = ("docker-registry", "ca-certificates")

@@ -6,15 +6,14 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.cluster.components import gomodules
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import last_line, run
-from conformance.cluster.kind.config import parse_tool_version
+from conformance.cluster.kind.cluster_config import parse_tool_version
+from conformance.infra.errors import ClusterError
+from conformance.infra.process import Completed, last_line, run
 
 # kind 0.33 is the first to write kubeadm v1beta4 for 1.36 (v1beta3 is refused by kubeadm >= 1.37).
 MIN_KIND_VERSION = (0, 33, 0)
@@ -36,17 +35,15 @@ class Tools:
         input: str | None = None,
         timeout: float = 120,
         detached: bool = False,
-    ) -> subprocess.CompletedProcess[str]:
+    ) -> Completed:
         return run([self.docker, *args], what=what, check=check, input=input, timeout=timeout, detached=detached)
 
     def kind_run(
         self, *args: str, what: str, check: bool = True, timeout: float = 120, detached: bool = False
-    ) -> subprocess.CompletedProcess[str]:
+    ) -> Completed:
         return run([self.kind, *args], what=what, check=check, timeout=timeout, detached=detached)
 
-    def node_exec(
-        self, node: str, *args: str, what: str, input: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
+    def node_exec(self, node: str, *args: str, what: str, input: str | None = None, check: bool = True) -> Completed:
         interactive = ["-i"] if input is not None else []  # -i forwards stdin (file contents) into the node
         return self.docker_run("exec", *interactive, node, *args, what=what, input=input, check=check)
 

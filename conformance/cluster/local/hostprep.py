@@ -12,16 +12,16 @@ import re
 import shlex
 import shutil
 import signal
-import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from conformance.cluster import cni
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import mounts_under, run, unescape_mountinfo, unmount_all
+from conformance.cluster.mounts import mounts_under, unescape_mountinfo, unmount_all
+from conformance.infra.errors import ClusterError
+from conformance.infra.process import Completed, failed, run
 
 __all__ = ["mounts_under", "unmount_all"]  # re-exported: the provider cleans up through this module
-from conformance.cluster.local import config
+from conformance.cluster.local import render
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 # Sysctls the kubelet rewrites at start (setupKernelTunables: panic=10, panic_on_oops=1,
@@ -49,7 +49,7 @@ CREATED_PATHS = (
     "/var/lib/containers",
     "/etc/kubernetes",
     "/etc/containers/certs.d",
-    "/etc/containers/certs.d/" + config.AUTH_REGISTRY_ADDR,
+    "/etc/containers/certs.d/" + render.AUTH_REGISTRY_ADDR,
 )
 # Mount points below these are ours to unmount (our state dir is added at run time).
 KUBELET_MOUNT_PREFIXES = ("/var/lib/kubelet",)
@@ -62,12 +62,12 @@ MOUNT_PREFIXES = (
 )
 
 
-def _quiet(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+def _quiet(cmd: list[str]) -> Completed:
     """A best-effort host command (cleanup, discovery): its failure is data, not an error."""
     try:
         return run(cmd, what=cmd[0], check=False, timeout=60)
     except ClusterError as error:  # not installed, or hung
-        return subprocess.CompletedProcess(cmd, 127, "", str(error))
+        return failed(cmd, str(error))
 
 
 def require_root() -> None:
@@ -171,7 +171,7 @@ def kubepods_cgroups() -> list[str]:
 def baseline() -> dict[str, object]:
     return {
         "iptables": iptables_chains(),
-        "bridge": Path(f"/sys/class/net/{config.CNI_BRIDGE}").exists(),
+        "bridge": Path(f"/sys/class/net/{render.CNI_BRIDGE}").exists(),
         "cgroups": kubepods_cgroups(),
         "paths": [p for p in CREATED_PATHS if os.path.lexists(p)],
         "sysctls": read_sysctls(),
@@ -190,7 +190,7 @@ def read_sysctls() -> dict[str, str]:
 
 
 def delete_bridge(existed_before: bool) -> None:
-    bridge = config.CNI_BRIDGE
+    bridge = render.CNI_BRIDGE
     if existed_before or not Path(f"/sys/class/net/{bridge}").exists():
         return
     # Veths normally vanish with their netns; any left behind still hang on our bridge.

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import run, write_private
-from conformance.cluster.local import config
-from conformance.cluster.local.config import Layout
+from conformance.cluster.local import render
+from conformance.cluster.local.render import Layout
+from conformance.infra.errors import ClusterError
+from conformance.infra.files import write_private
+from conformance.infra.process import run
 
 KUBECONFIGS = ("admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf", "kubelet.conf")
 
@@ -22,7 +23,7 @@ def kubeadm_phases(kubeadm: Path, layout: Layout, *, k8s_version: str, host_ip: 
     kubeadm_yaml = layout.conf("kubeadm.yaml")
     kubeadm_yaml.parent.mkdir(parents=True, exist_ok=True)
     kubeadm_yaml.write_text(
-        config.render_kubeadm_config(
+        render.render_kubeadm_config(
             layout, k8s_version=k8s_version, host_ip=host_ip, runtime_endpoint=runtime_endpoint
         )
     )

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conformance.cluster import api, cni, gates, registries
+from conformance.cluster import cni, gates, registries
 from conformance.cluster.admission import render_admission_configuration
-from conformance.cluster.components import debian, gomodules
+from conformance.cluster.components import gomodules
 from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
 from conformance.cluster.daemons import (
     Daemon,
@@ -37,20 +37,23 @@ from conformance.cluster.daemons import (
     this_process,
     wait_ready,
 )
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import run, write_atomic, write_executable
-from conformance.cluster.local import config, hostprep, kube, pki
-from conformance.cluster.local.config import Layout
+from conformance.cluster.local import bootstrap, hostprep, pki, render
+from conformance.cluster.local.render import Layout
 from conformance.cluster.options import ClusterOptions
 from conformance.cluster.probes import expect_status
-from conformance.cluster.progress import progress
 from conformance.cluster.runtimes import Runtime, select
 from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
 from conformance.cluster.runtimes.oci import RUNC, lacks_capability, render_runc_wrapper
 from conformance.cluster.state import provider_dir
-from conformance.oci.node_images import PAUSE_REPOSITORY, PAUSE_TAG, push_node_images
+from conformance.infra import debian
+from conformance.infra.errors import ClusterError
+from conformance.infra.files import write_atomic, write_executable
+from conformance.infra.kube import Kube
+from conformance.infra.process import run
+from conformance.infra.progress import progress
+from conformance.infra.versions import Version
+from conformance.oci.base_images import PAUSE_REPOSITORY, PAUSE_TAG, push_base_images
 from conformance.oci.registry import RegistryClient
-from conformance.versions import Version
 
 DEFAULT_K8S_VERSION = "v1.36.3"
 CRICTL_VERSION = "v1.36.0"
@@ -234,11 +237,11 @@ class LocalProvider:
         for name, record in self._records(state).items():
             lines.append(f"  {name}: pid {record.pid} {'running' if alive(record) else 'EXITED'}, log {record.log}")
         try:
-            server, runtime_version = kube.versions(self.layout.kubeconfig)
+            server, runtime_version = bootstrap.versions(self.layout.kubeconfig)
             lines.append(f"kubernetes: {server}; runtime: {runtime_version}")
         except Exception as exc:  # noqa: BLE001 - status must still print what it knows
             lines.append(f"kubernetes: unknown ({type(exc).__name__})")
-        lines.append(f"registries: {config.REGISTRY_ADDR} and {config.AUTH_REGISTRY_ADDR} (TLS + htpasswd)")
+        lines.append(f"registries: {render.REGISTRY_ADDR} and {render.AUTH_REGISTRY_ADDR} (TLS + htpasswd)")
         lines.append(f"kubeconfig: {self.layout.kubeconfig}")
         return "\n".join(lines)
 
@@ -296,8 +299,8 @@ class LocalProvider:
             if not alive(record):
                 return f"{name} (pid {record.pid}) is not running"
         try:
-            expect_status(f"https://127.0.0.1:{config.APISERVER_PORT}/readyz", cafile=self.layout.pki / "ca.crt")
-            kube.node_ready(self.layout.kubeconfig)
+            expect_status(f"https://127.0.0.1:{render.APISERVER_PORT}/readyz", cafile=self.layout.pki / "ca.crt")
+            bootstrap.node_ready(self.layout.kubeconfig)
         except Exception as exc:  # noqa: BLE001 - any failure to confirm health means "not healthy"
             return f"API check failed: {exc}"
         return None
@@ -344,10 +347,10 @@ class LocalProvider:
             provider=self.name,
             kubeconfig=str(self.layout.kubeconfig),
             context=None,
-            registry=RegistryEndpoint(push=config.REGISTRY_ADDR, pull=config.REGISTRY_ADDR),
+            registry=RegistryEndpoint(push=render.REGISTRY_ADDR, pull=render.REGISTRY_ADDR),
             auth_registry=RegistryEndpoint(
-                push=config.AUTH_REGISTRY_ADDR,
-                pull=config.AUTH_REGISTRY_ADDR,
+                push=render.AUTH_REGISTRY_ADDR,
+                pull=render.AUTH_REGISTRY_ADDR,
                 username=registries.USER,
                 password=self.layout.registry_files.password(),
                 ca_file=str(self.layout.registry_files.ca),
@@ -387,16 +390,16 @@ class LocalProvider:
             config_dir=layout.config / self.runtime.name,
             log_dir=layout.pod_logs,
             cgroup_manager="cgroupfs",  # no systemd on the host; the systemd manager would try D-Bus
-            pause_image=f"{config.REGISTRY_ADDR}/{_pause_repository()}",
+            pause_image=f"{render.REGISTRY_ADDR}/{_pause_repository()}",
             cni_conf_dir=self._cni_conf_dir,
             cni_plugin_dirs=(cni.PLUGIN_DIR,),
             oci_runtime=layout.bin / "runc",
             registries=(
-                RegistryRoute(config.REGISTRY_ADDR, config.REGISTRY_ADDR, insecure=True),
-                RegistryRoute(config.FAULT_INJECTION_ADDR, config.FAULT_INJECTION_ADDR, insecure=True),
+                RegistryRoute(render.REGISTRY_ADDR, render.REGISTRY_ADDR, insecure=True),
+                RegistryRoute(render.FAULT_INJECTION_ADDR, render.FAULT_INJECTION_ADDR, insecure=True),
                 RegistryRoute(
-                    config.AUTH_REGISTRY_ADDR,
-                    config.AUTH_REGISTRY_ADDR,
+                    render.AUTH_REGISTRY_ADDR,
+                    render.AUTH_REGISTRY_ADDR,
                     insecure=False,
                     ca_file=layout.registry_files.ca,
                 ),
@@ -427,28 +430,28 @@ class LocalProvider:
         return [
             Daemon(
                 "registry",
-                config.registry_args(REGISTRY_BINARY, layout.conf("registry.yml")),
-                ready=lambda: expect_status(f"http://{config.REGISTRY_ADDR}/v2/"),
+                render.registry_args(REGISTRY_BINARY, layout.conf("registry.yml")),
+                ready=lambda: expect_status(f"http://{render.REGISTRY_ADDR}/v2/"),
                 timeout=30,
                 then=self._push_pause_image,
             ),
             Daemon(
                 "auth-registry",
-                config.registry_args(REGISTRY_BINARY, layout.conf("auth-registry.yml")),
+                render.registry_args(REGISTRY_BINARY, layout.conf("auth-registry.yml")),
                 ready=lambda: expect_status(
-                    f"https://{config.AUTH_REGISTRY_ADDR}/v2/", (401,), cafile=layout.registry_files.ca
+                    f"https://{render.AUTH_REGISTRY_ADDR}/v2/", (401,), cafile=layout.registry_files.ca
                 ),
                 timeout=30,
             ),
             Daemon(
                 "etcd",
-                config.etcd_args(binaries.etcd, layout),
-                ready=lambda: expect_status(f"http://127.0.0.1:{config.ETCD_CLIENT_PORT}/health"),
+                render.etcd_args(binaries.etcd, layout),
+                ready=lambda: expect_status(f"http://127.0.0.1:{render.ETCD_CLIENT_PORT}/health"),
                 timeout=60,
             ),
             Daemon(
                 "kube-apiserver",
-                config.apiserver_args(
+                render.apiserver_args(
                     k8s["kube-apiserver"],
                     layout,
                     host_ip=host_ip,
@@ -457,28 +460,28 @@ class LocalProvider:
                     admission_config=layout.conf("admission.yaml") if self.options.pod_security else None,
                 ),
                 ready=lambda: expect_status(
-                    f"https://127.0.0.1:{config.APISERVER_PORT}/readyz", cafile=pki_dir / "ca.crt"
+                    f"https://127.0.0.1:{render.APISERVER_PORT}/readyz", cafile=pki_dir / "ca.crt"
                 ),
                 timeout=180,
-                then=lambda: kube.create_rbac(layout.kubeconfig),
+                then=lambda: bootstrap.create_rbac(layout.kubeconfig),
             ),
             Daemon(
                 "kube-controller-manager",
-                config.controller_manager_args(k8s["kube-controller-manager"], layout, feature_gates=self.gates),
-                ready=healthz(config.CONTROLLER_MANAGER_PORT),
+                render.controller_manager_args(k8s["kube-controller-manager"], layout, feature_gates=self.gates),
+                ready=healthz(render.CONTROLLER_MANAGER_PORT),
                 timeout=90,
             ),
             Daemon(
                 "kube-scheduler",
-                config.scheduler_args(k8s["kube-scheduler"], layout, feature_gates=self.gates),
-                ready=healthz(config.SCHEDULER_PORT),
+                render.scheduler_args(k8s["kube-scheduler"], layout, feature_gates=self.gates),
+                ready=healthz(render.SCHEDULER_PORT),
                 timeout=90,
             ),
             *self.runtime.daemons(setup, binaries.runtime, binaries.crictl),
             Daemon(
                 "kubelet",
-                config.kubelet_args(k8s["kubelet"], layout, host_ip=host_ip),
-                ready=lambda: kube.node_ready(layout.kubeconfig),
+                render.kubelet_args(k8s["kubelet"], layout, host_ip=host_ip),
+                ready=lambda: bootstrap.node_ready(layout.kubeconfig),
                 timeout=180,
                 after_stop=remove_sandboxes,
             ),
@@ -534,7 +537,7 @@ class LocalProvider:
         binaries = self._build()
         if self.external_runtime:
             self._check_external_runtime(binaries.crictl)
-        hostprep.check_ports_free(config.PORTS)
+        hostprep.check_ports_free(render.PORTS)
         ip = hostprep.host_ip()
         state: dict[str, Any] = {
             "format": STATE_FORMAT,
@@ -552,7 +555,7 @@ class LocalProvider:
             directory.mkdir(parents=True, exist_ok=True)
         self._save_state(state)
 
-        progress(f"preparing host (node {config.NODE_NAME}, address {ip})")
+        progress(f"preparing host (node {render.NODE_NAME}, address {ip})")
         hostprep.prepare()
         pki.kubeadm_phases(
             binaries.kubernetes["kubeadm"],
@@ -570,11 +573,11 @@ class LocalProvider:
             self._save_state(state)
             wait_ready(daemon, record)
         records = self._records(state)
-        api.wait_default_service_account(
-            str(layout.kubeconfig), timeout=SERVICE_ACCOUNT_TIMEOUT, gone=exited(records["kube-controller-manager"])
+        Kube(str(layout.kubeconfig)).wait_for_service_account(
+            "default", timeout=SERVICE_ACCOUNT_TIMEOUT, gone=exited(records["kube-controller-manager"])
         )
         progress("starting a smoke pod from the pause image")
-        kube.smoke_pod(
+        bootstrap.smoke_pod(
             layout.kubeconfig,
             pause_image=self._node_setup().pause_image,
             timeout=SMOKE_POD_TIMEOUT,
@@ -611,29 +614,29 @@ class LocalProvider:
         write_atomic(
             self._cni_conf_dir / CNI_CONFLIST,
             cni.render_bridge_conflist(
-                subnet=config.POD_SUBNET, bridge=config.CNI_BRIDGE, ipam_dir=layout.cni_ipam_dir
+                subnet=render.POD_SUBNET, bridge=render.CNI_BRIDGE, ipam_dir=layout.cni_ipam_dir
             ),
         )
-        write_atomic(layout.conf("crictl.yaml"), config.render_crictl_yaml(endpoint))
+        write_atomic(layout.conf("crictl.yaml"), render.render_crictl_yaml(endpoint))
         if self.options.pod_security:
             write_atomic(layout.conf("admission.yaml"), render_admission_configuration(self.options.pod_security))
         write_executable(
-            layout.crictl_wrapper, config.render_crictl_wrapper(binaries.crictl, layout.conf("crictl.yaml"))
+            layout.crictl_wrapper, render.render_crictl_wrapper(binaries.crictl, layout.conf("crictl.yaml"))
         )
         write_atomic(
             layout.conf("kubelet.yaml"),
-            config.render_kubelet_config(layout, runtime_endpoint=endpoint, feature_gates=self.kubelet_gates),
+            render.render_kubelet_config(layout, runtime_endpoint=endpoint, feature_gates=self.kubelet_gates),
         )
         # Registries: the auth one with its own CA, serving certificate and a fresh htpasswd.
         files = layout.registry_files
         registries.create_tls(files, ["127.0.0.1", "localhost"])
         registries.create_htpasswd(files)
         registries.write_config(
-            layout.conf("registry.yml"), addr=config.REGISTRY_ADDR, root=layout.registry_storage / "plain"
+            layout.conf("registry.yml"), addr=render.REGISTRY_ADDR, root=layout.registry_storage / "plain"
         )
         registries.write_config(
             layout.conf("auth-registry.yml"),
-            addr=config.AUTH_REGISTRY_ADDR,
+            addr=render.AUTH_REGISTRY_ADDR,
             root=layout.registry_storage / "auth",
             tls=(files.certificate, files.key),
             htpasswd=files.htpasswd,
@@ -642,10 +645,10 @@ class LocalProvider:
             write_atomic(path, text)
 
     def _push_pause_image(self) -> None:
-        progress(f"pushing the pause image to {config.REGISTRY_ADDR}")
-        client = RegistryClient(RegistryEndpoint(push=config.REGISTRY_ADDR, pull=config.REGISTRY_ADDR))
+        progress(f"pushing the pause image to {render.REGISTRY_ADDR}")
+        client = RegistryClient(RegistryEndpoint(push=render.REGISTRY_ADDR, pull=render.REGISTRY_ADDR))
         client.ping()
-        push_node_images(client, which=("pause",), cache_dir=self.cache_dir)
+        push_base_images(client, which=("pause",), cache_dir=self.cache_dir)
 
     # --- teardown -----------------------------------------------------------------------
 

@@ -8,11 +8,11 @@ with one `Runtime` and a line here, never editing a provider's bring-up.
 
 from __future__ import annotations
 
-from conformance.cluster.errors import ClusterError
 from conformance.cluster.runtimes.base import NodeSetup, Runtime
 from conformance.cluster.runtimes.containerd import CONTAINERD_RUNTIME
 from conformance.cluster.runtimes.crio import CRIO_RUNTIME
 from conformance.cluster.runtimes.external import ExternalRuntime
+from conformance.infra.errors import ClusterError
 
 __all__ = ["RUNTIMES", "NodeSetup", "Runtime", "runtime", "select"]
 

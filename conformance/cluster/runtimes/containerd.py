@@ -15,12 +15,13 @@ from pathlib import Path
 
 from conformance.cluster.components import gomodules
 from conformance.cluster.daemons import Daemon, kill_all, processes_with_arg, start, stop, wait_ready
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import run, unmount_all
+from conformance.cluster.mounts import unmount_all
 from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
 from conformance.cluster.runtimes.crio import toml, toml_table
-from conformance.cluster.wait import NotYet
-from conformance.versions import Version
+from conformance.infra.errors import ClusterError
+from conformance.infra.process import run
+from conformance.infra.versions import Version
+from conformance.infra.wait import NotYet
 
 READY_TIMEOUT = 90.0
 SHIM = "containerd-shim-runc-v2"

@@ -15,9 +15,10 @@ from pathlib import Path
 from conformance.cluster import cni
 from conformance.cluster.components import gomodules
 from conformance.cluster.daemons import Daemon, kill_all, processes_with_arg
-from conformance.cluster.host import run, unmount_all
+from conformance.cluster.mounts import unmount_all
 from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
-from conformance.cluster.wait import NotYet
+from conformance.infra.process import run
+from conformance.infra.wait import NotYet
 
 CONMON = "/usr/bin/conmon"
 

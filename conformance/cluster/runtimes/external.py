@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.cluster.daemons import Daemon
-from conformance.cluster.errors import ClusterError
 from conformance.cluster.runtimes.base import NodeSetup
+from conformance.infra.errors import ClusterError
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import yaml
 
 from conformance.cluster import admission, gates
-from conformance.cluster.errors import ClusterError
-from conformance.versions import Version
+from conformance.infra.errors import ClusterError
+from conformance.infra.versions import Version
 
 DEFAULT_CLUSTER_NAME = "ivc"
 CRIO_SOCKET = "unix:///run/crio/crio.sock"  # the node image's CRI-O (NodeSetup run_dir /run)
@@ -168,7 +168,7 @@ def render_kind_config(
     runtimes = "CRI-O" if shared_socket and members[0].cri_socket == CRIO_SOCKET else "nodes' own runtimes"
     header = (
         f"# kind cluster on {runtimes} for Kubernetes {k8s_version}, {len(members)} node(s), rendered by "
-        "conformance.cluster.kind.config.render_kind_config.\n"
+        "conformance.cluster.kind.cluster_config.render_kind_config.\n"
     )
     return header + yaml.dump(config, Dumper=_LiteralDumper, sort_keys=False, default_flow_style=False)
 

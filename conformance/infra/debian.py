@@ -1,4 +1,4 @@
-"""Debian packages: installed from the host's own apt, or unpacked from a newer suite without installing.
+"""Debian packages: installed from the host's own apt, or downloaded and unpacked without installing.
 
 The archive is never named here: `mirror()` reads it from the host's apt sources (deb822 `.sources`
 or one-line `.list` files), as users behind a corporate mirror expect. Packages of newer suites
@@ -17,9 +17,10 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.host import last_line, run
-from conformance.cluster.progress import progress
+from conformance.infra.errors import ClusterError
+from conformance.infra.files import staged_directory, staged_file
+from conformance.infra.process import last_line, run
+from conformance.infra.progress import progress
 
 APT_SOURCES = Path("/etc/apt")
 APT_LISTS = Path("/var/lib/apt/lists")
@@ -147,14 +148,11 @@ def unpacked(package: str, suite: str, cache: Path) -> Path:
     debs = sorted(download.glob(f"{package}_*.deb"))
     if not debs:
         raise ClusterError(f"downloading {package} from Debian {suite} produced no .deb in {download}")
-    staged = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(staged, ignore_errors=True)
-    staged.mkdir(parents=True)
-    run(["dpkg", "-x", str(debs[-1]), str(staged)], what=f"dpkg -x {debs[-1].name}")
     version = debs[-1].name.split("_")[1]
-    (staged / ".complete").write_text(json.dumps({"package": package, "suite": suite, "version": version}) + "\n")
-    shutil.rmtree(dest, ignore_errors=True)
-    staged.rename(dest)
+    with staged_directory(dest) as staged:
+        run(["dpkg", "-x", str(debs[-1]), str(staged)], what=f"dpkg -x {debs[-1].name}")
+        complete = {"package": package, "suite": suite, "version": version}
+        (staged / ".complete").write_text(json.dumps(complete) + "\n")
     shutil.rmtree(private, ignore_errors=True)
     progress(f"{package}: {version} from {suite} unpacked")
     return dest
@@ -188,10 +186,8 @@ def root_tar(name: str, packages: Sequence[str], cache: Path, *, variant: str = 
     if target.exists():
         return target
     ensure_packages(("mmdebstrap",))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
     progress(f"{name}: mmdebstrap {suite} ({variant}, {len(packages)} packages) from {archive}")
-    try:
+    with staged_file(target) as partial:
         run(
             [
                 "mmdebstrap",
@@ -208,7 +204,4 @@ def root_tar(name: str, packages: Sequence[str], cache: Path, *, variant: str = 
             heartbeat=60,
             env={**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
         )
-        partial.rename(target)
-    finally:
-        partial.unlink(missing_ok=True)
     return target

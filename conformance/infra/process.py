@@ -1,9 +1,8 @@
-"""The host side of every provider: one way to run a command, one way to write a file.
+"""The one way to run a command: `run` for one that ends, `spawn` for a daemon that keeps running.
 
-`run` is the only place the cluster package starts a short-lived process. Its error is one
-actionable line (what it was doing, the command, its exit status and last line of output) followed
-by the tail of the output, so a failing build, apt call or `docker` command explains itself.
-Long-running daemons are started by `conformance.cluster.local.daemons`, not here.
+Nothing else in the suite calls subprocess. `run`'s error is one actionable line (what it was doing,
+the command, its exit status and last line of output) followed by the tail of the output, so a
+failing build, apt call or `docker` command explains itself.
 """
 
 from __future__ import annotations
@@ -14,15 +13,15 @@ import re
 import shlex
 import signal
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from conformance.cluster.errors import ClusterError
-from conformance.cluster.progress import progress
+from conformance.infra.errors import ClusterError
+from conformance.infra.progress import progress
 
 TAIL_LINES = 15
+Completed = subprocess.CompletedProcess[str]
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
@@ -51,12 +50,14 @@ def run(
     check: bool = True,
     detached: bool = False,
     heartbeat: float | None = None,
-) -> subprocess.CompletedProcess[str]:
+    capture: bool = True,
+) -> Completed:
     """Run `cmd`, capture its output, and on failure raise ClusterError naming `what`.
 
     `detached` starts it in its own session, so a Ctrl-C at the terminal cannot kill a cleanup
     step half-way. `heartbeat` prints a progress line that often while a long step (a cold Go link)
-    is silent. On timeout the whole process group is killed.
+    is silent. `capture=False` lets its output through to this process's (a benchmark's phases). On
+    timeout the whole process group is killed.
     """
     argv = [str(part) for part in cmd]
     started = time.monotonic()
@@ -64,8 +65,8 @@ def run(
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
             text=True,
             cwd=cwd,
             env=dict(env) if env is not None else None,
@@ -92,9 +93,9 @@ def run(
         if not detached:
             _kill_group(proc)
         raise
-    result = subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+    result = subprocess.CompletedProcess(argv, proc.returncode, stdout or "", stderr or "")
     if check and proc.returncode != 0:
-        output = stderr.strip() or stdout.strip()
+        output = result.stderr.strip() or result.stdout.strip()
         raise ClusterError(
             f"{what}: `{_short(argv)}` exited {proc.returncode}: {last_line(output)}\n{tail(output)}".rstrip()
         )
@@ -117,54 +118,26 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
     proc.wait()
 
 
-def write_private(path: Path, text: str) -> Path:
-    """Atomically write a file readable by its owner only (keys, passwords, kubeconfigs)."""
-    return write_atomic(path, text, mode=0o600)
+def spawn(argv: Sequence[str], *, what: str, log: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start a daemon detached from our session (Ctrl-C must not reach it), its output appended to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        out.write(f"\n=== ivc: starting {what}: {' '.join(argv)}\n".encode())
+        out.flush()
+        try:
+            return subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env),
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise ClusterError(f"cannot start {what}: {argv[0]}: {exc.strerror}") from exc
 
 
-def write_atomic(path: Path, text: str | bytes, mode: int = 0o644) -> Path:
-    """Write beside the target and rename: readers never see a half-written file, and a private
-    file is never world-readable, not even for a moment."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as out:
-            out.write(text.encode() if isinstance(text, str) else text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_executable(path: Path, text: str) -> Path:
-    return write_atomic(path, text, mode=0o755)
-
-
-def unescape_mountinfo(path: str) -> str:
-    """Mount points in /proc/self/mountinfo escape spaces and the like as octal (\\040)."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
-
-
-def mounts_under(prefixes: Iterable[str]) -> list[str]:
-    prefixes = [p.rstrip("/") for p in prefixes]
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        mountpoint = unescape_mountinfo(line.split()[4])
-        if any(mountpoint == p or mountpoint.startswith(p + "/") for p in prefixes):
-            found.append(mountpoint)
-    return found
-
-
-def unmount_all(prefixes: Iterable[str]) -> list[str]:
-    """Unmount everything below `prefixes`, deepest first; returns what could not be unmounted."""
-    prefixes = list(prefixes)
-    for _ in range(5):  # mounts can be stacked on one point; a few passes settle it
-        mounts = sorted(set(mounts_under(prefixes)), key=lambda m: (m.count("/"), m), reverse=True)
-        if not mounts:
-            return []
-        for mountpoint in mounts:
-            if run(["umount", mountpoint], what="umount", check=False).returncode != 0:
-                run(["umount", "-l", mountpoint], what="umount -l", check=False)
-    return mounts_under(prefixes)
+def failed(argv: Sequence[str], reason: str, returncode: int = 127) -> Completed:
+    """The result of a command that could not run at all, for callers that treat failure as data."""
+    return subprocess.CompletedProcess(list(argv), returncode, "", reason)

@@ -9,14 +9,14 @@ every test container (it reads the mounted volume with cat, ls, stat, …).
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import struct
-import subprocess
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from conformance.infra import debian
+from conformance.infra.files import staged_file
+from conformance.infra.process import run
 from conformance.oci.layout import Dir, Entry, File, ImageSpec, Symlink, build, content_tag
 from conformance.oci.registry import RegistryClient
 
@@ -60,7 +60,7 @@ def shell_image(cache_dir: Path) -> ImageSpec:
     return ImageSpec(layers=(tuple(entries),), entrypoint=("/bin/sh",), env=(f"PATH={SHELL_PATH}",), user=SHELL_USER)
 
 
-def push_node_images(
+def push_base_images(
     client: RegistryClient, cache_dir: Path, which: Iterable[str] = ("pause", "shell")
 ) -> dict[str, str]:
     """Build and push the named node images; returns {name: "<pull host>/<repository>:<tag>"}. The shell
@@ -99,22 +99,13 @@ def _pause_binary(cache_dir: Path) -> Path:
             "gcc is needed to build the pause image: install it with `apt-get install -y gcc libc6-dev`"
         )
     _make_dir(cache_dir)
-    # Compile beside the final path and rename, so a concurrent or interrupted build never
-    # leaves a half-written binary under the cached name.
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".pause-") as scratch:
-        output = Path(scratch) / "pause"
-        proc = subprocess.run(
-            [gcc, "-Os", "-static", "-s", "-o", str(output), str(PAUSE_SOURCE)],
-            check=False,
-            capture_output=True,
-            text=True,
-        )
+    with staged_file(cached) as output:  # a concurrent or interrupted build never leaves half a binary
+        proc = run([gcc, "-Os", "-static", "-s", "-o", str(output), str(PAUSE_SOURCE)], what="gcc pause.c", check=False)
         if proc.returncode != 0:
             detail = " ".join((proc.stderr or proc.stdout).split())[-300:]
             raise NodeImageError(
                 f"compiling the pause binary failed ({detail}): static linking needs `apt-get install -y libc6-dev`"
             )
-        os.replace(output, cached)
     return cached
 
 
@@ -123,54 +114,19 @@ def _pause_binary(cache_dir: Path) -> Path:
 
 
 def _busybox_binary(cache_dir: Path) -> Path:
-    """A static busybox: the system's if it is one, else busybox-static unpacked into the cache.
-
-    Never `apt-get install busybox-static`: it conflicts with the `busybox` package that other
-    tools on the machine may need.
-    """
+    """A static busybox: the system's if it is one, else Debian's busybox-static unpacked into the cache
+    (`infra.debian.unpacked`: never installed, since it conflicts with the `busybox` other tools may need)."""
     system = Path("/bin/busybox")
     if system.is_file() and _is_static_elf(system):
         return system
-    workdir = cache_dir / BUSYBOX_PACKAGE
-    unpacked = workdir / "root" / "bin" / "busybox"
-    if unpacked.is_file() and _is_static_elf(unpacked):
-        return unpacked
-    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        raise NodeImageError(
-            f"a static busybox is needed for the shell image: install Debian's {BUSYBOX_PACKAGE} "
-            f"or place a static busybox at {unpacked}"
-        )
-    _make_dir(workdir)
-    for old in workdir.glob("*.deb"):
-        old.unlink()
-    download = subprocess.run(
-        ["apt-get", "download", BUSYBOX_PACKAGE], cwd=workdir, check=False, capture_output=True, text=True
-    )
-    debs = sorted(workdir.glob(f"{BUSYBOX_PACKAGE}_*.deb"))
-    if download.returncode != 0 or not debs:
-        detail = " ".join((download.stderr or download.stdout).split())[-300:]
-        raise NodeImageError(
-            f"`apt-get download {BUSYBOX_PACKAGE}` failed ({detail}): run `apt-get update` and retry, "
-            f"or place a static busybox at {unpacked}"
-        )
-    scratch = Path(tempfile.mkdtemp(dir=workdir, prefix=".root-"))
-    try:
-        extract = subprocess.run(
-            ["dpkg", "-x", str(debs[-1]), str(scratch)], check=False, capture_output=True, text=True
-        )
-        candidate = scratch / "bin" / "busybox"
-        if extract.returncode != 0 or not candidate.is_file() or not _is_static_elf(candidate):
-            detail = " ".join((extract.stderr or extract.stdout).split())[-300:]
-            raise NodeImageError(f"unpacking {debs[-1].name} gave no static bin/busybox ({detail}); delete {workdir}")
-        shutil.rmtree(workdir / "root", ignore_errors=True)
-        os.replace(scratch, workdir / "root")  # a reader never sees a half-unpacked tree
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    unpacked = debian.unpacked(BUSYBOX_PACKAGE, debian.codename(), cache_dir) / "bin" / "busybox"
+    if not unpacked.is_file() or not _is_static_elf(unpacked):
+        raise NodeImageError(f"Debian's {BUSYBOX_PACKAGE} gave no static bin/busybox at {unpacked}: delete it")
     return unpacked
 
 
 def _applets(busybox: Path) -> list[str]:
-    proc = subprocess.run([str(busybox), "--list"], check=False, capture_output=True, text=True)
+    proc = run([str(busybox), "--list"], what="busybox --list", check=False)
     applets = sorted({line.strip() for line in proc.stdout.splitlines() if line.strip()})
     if proc.returncode != 0 or "sh" not in applets:
         raise NodeImageError(f"`{busybox} --list` did not list the sh applet: is it a busybox for this machine?")

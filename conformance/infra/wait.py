@@ -1,11 +1,12 @@
-"""The one polling wait of the cluster package: bounded, explained, and over as soon as it is decided.
+"""The one polling wait: bounded, explained, and over as soon as it is decided.
 
 A probe returns its result, or raises `NotYet(reason)` to be retried (OSError counts as "not yet"
 too: a socket that is not there yet). `gone` is asked before every attempt and ends the wait at once
 with its answer when the thing being waited on can no longer succeed (the daemon exited). On
-timeout the error names what was awaited, the last reason and, when given, the log tail.
+timeout the error (`WaitTimeout`) names what was awaited, the last reason and, when given, the log tail.
 
-API objects are not polled: `conformance.cluster.api.watch_until` watches them.
+API objects are not polled: `conformance.infra.kube.watch_until` watches them, and ends with the same
+`WaitTimeout`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,18 @@ from typing import TypeVar
 
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from conformance.cluster.errors import ClusterError
+from conformance.infra.errors import ClusterError
 
 T = TypeVar("T")
 LOG_TAIL_LINES = 20
+
+
+class WaitTimeout(ClusterError, AssertionError):
+    """A bounded wait ran out; the message says what was awaited and what was seen.
+
+    A ClusterError, so a provider's caller reports it in one line; an AssertionError, so a test that
+    waits in vain fails (not errors).
+    """
 
 
 class NotYet(Exception):
@@ -70,6 +79,6 @@ def wait_for(
         return retrying(attempt)
     except RetryError as err:
         reason = err.last_attempt.exception()
-        raise ClusterError(
+        raise WaitTimeout(
             with_log(f"timed out after {timeout:.0f}s waiting for {what} (last: {reason})", log)
         ) from None
