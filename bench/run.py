@@ -29,13 +29,12 @@ from typing import Any
 
 from conformance.framework.namespaces import RUN_LABEL
 from conformance.framework.shared_pods import PRESTARTED
-from conformance.infra import process
+from conformance.infra import process, readme
+from conformance.infra.files import write_atomic
 from conformance.infra.kube import Kube
 from conformance.infra.wait import NotYet, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
-BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 QUIET_CPU = 0.1  # the control plane's idle load is ~2-5 %
 
 
@@ -174,14 +173,6 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_readme(table: str) -> None:
-    text = README.read_text()
-    if BEGIN not in text or END not in text:
-        sys.exit(f"bench: README.md has no {BEGIN} … {END} section")
-    head, rest = text.split(BEGIN, 1)
-    README.write_text(head + BEGIN + "\n" + table + END + rest.split(END, 1)[1])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
@@ -209,11 +200,11 @@ def main() -> int:
         if local_up is not None:
             result["bring_up"]["local"] = {"up": local_up, "down": down("local")}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(args.out / "bench.json", json.dumps(result, indent=2) + "\n")
     table = markdown(result)
-    (args.out / "bench.md").write_text(table)
+    write_atomic(args.out / "bench.md", table)
     if args.write_readme:
-        write_readme(table)
+        readme.write_section("bench", table)
     print(table)
     return 0
 

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conformance.infra import readme
 from conformance.infra.errors import ClusterError
+from conformance.infra.files import write_atomic
 from conformance.infra.process import run
 from conformance.infra.progress import progress
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
 RUN_TIMEOUT = 30 * 60.0
 CELL = {"passed": "pass", "failed": "**FAIL**", "error": "**ERROR**", "known-defect": "known defect",
         "skipped": "skip"}  # fmt: skip
@@ -82,7 +83,7 @@ def run_configuration(config: Configuration, out: Path) -> dict[str, Any]:
               f"--report-dir={report}", "-p", "no:cacheprovider", "-q", "--accept-known-defects"]  # fmt: skip
     result = run(pytest, what=f"suite on {config.label}", timeout=RUN_TIMEOUT, check=False, cwd=ROOT)
     report.mkdir(parents=True, exist_ok=True)
-    (report / "pytest.log").write_text(result.stdout + result.stderr)
+    write_atomic(report / "pytest.log", result.stdout + result.stderr)
     summary_file = report / "summary.json"
     if not summary_file.exists():
         return {"label": config.label, "flags": config.flags(), "error": f"pytest exited {result.returncode}"}
@@ -147,19 +148,6 @@ def render_markdown(matrix: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def readme_markers(name: str) -> tuple[str, str]:
-    return f"<!-- {name}-matrix:begin -->", f"<!-- {name}-matrix:end -->"
-
-
-def readme_with(readme: str, name: str, table: str) -> str:
-    begin, end = readme_markers(name)
-    head, found, rest = readme.partition(begin)
-    if not found:
-        raise SystemExit(f"README.md has no {begin} marker")
-    _, _, tail = rest.partition(end)
-    return f"{head}{begin}\n{table}{end}{tail}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance.matrix", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -185,11 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             run([sys.executable, "-m", "conformance.cluster", "down", "--provider", "local"],
                 what="local cluster down", timeout=600, check=False)  # fmt: skip
         matrix = {"runs": runs}
-        (args.out / "matrix.json").write_text(json.dumps(matrix, indent=1, sort_keys=True) + "\n")
+        write_atomic(args.out / "matrix.json", json.dumps(matrix, indent=1, sort_keys=True) + "\n")
     table = render_markdown(matrix)
-    (args.out / "matrix.md").write_text(table)
+    write_atomic(args.out / "matrix.md", table)
     if args.write_readme:
-        README.write_text(readme_with(README.read_text(), args.write_readme, table))
+        readme.write_section(f"{args.write_readme}-matrix", table)
     print(table)
     return 0
 

@@ -21,8 +21,9 @@ import pytest
 import conformance.cluster.__main__ as cli
 from conformance.cluster import ClusterError, ClusterHandle, ClusterOptions, make_provider
 from conformance.cluster.contract import RegistryEndpoint
-from conformance.cluster.existing import ExistingProvider, credentials_for
+from conformance.cluster.existing import ExistingProvider
 from conformance.cluster.gates import parse_feature_gates
+from conformance.cluster.registries import credentials_for
 from conformance.cluster.state import handle_path, load_handle, load_options, save
 
 REPO = Path(__file__).resolve().parents[1]

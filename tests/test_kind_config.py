@@ -13,13 +13,14 @@ import yaml
 
 from conformance.cluster import ClusterOptions, admission
 from conformance.cluster.kind import KindProvider, node_files
-from conformance.cluster.kind.cluster_config import CRIO_SOCKET, parse_tool_version, render_kind_config
+from conformance.cluster.kind.cluster_config import CRIO_SOCKET, render_kind_config
 from conformance.cluster.kind.node_image import Recipe, node_setup
-from conformance.cluster.kind.provider import DEFAULT_K8S_VERSION
 from conformance.cluster.kind.registry import routes
+from conformance.cluster.pins import KUBERNETES as DEFAULT_K8S_VERSION
 from conformance.cluster.registries import RegistryFiles
 from conformance.cluster.runtimes import runtime
 from conformance.infra.errors import ClusterError
+from conformance.infra.versions import Version
 
 
 def rendered(version: str, **kwargs: object) -> dict:
@@ -151,8 +152,8 @@ def test_node_image_is_tagged_by_versions_and_keyed_by_its_inputs(tmp_path: Path
 
 
 def test_tool_versions() -> None:
-    assert parse_tool_version("kind v0.33.0 go1.26.1 linux/amd64") == (0, 33, 0)
-    assert parse_tool_version("garbage") is None
+    assert Version.parse_or_none("kind v0.33.0 go1.26.1 linux/amd64") == Version(0, 33, 0)
+    assert Version.parse_or_none("garbage") is None
 
 
 def test_provider_validates_options_without_touching_docker() -> None:

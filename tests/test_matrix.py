@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from conformance import matrix
+from conformance.infra.readme import README, with_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,8 +39,8 @@ def test_readme_matrix_is_the_committed_json(name):
     if not source.exists():
         pytest.skip(f"{source} has not been measured yet (python -m conformance.matrix … --out matrix/{name})")
     table = matrix.render_markdown(json.loads(source.read_text()))
-    readme = (ROOT / "README.md").read_text()
-    assert matrix.readme_with(readme, name, table) == readme, (
+    readme = README.read_text()
+    assert with_section(readme, f"{name}-matrix", table) == readme, (
         f"README's {name} matrix is stale: python -m conformance.matrix --render-only --out matrix/{name} "
         f"--write-readme {name}"
     )

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cluster.contract import RegistryEndpoint
 from conformance.oci import base_images
+from conformance.oci.endpoint import RegistryEndpoint
 from conformance.oci.layout import (
     ANNOTATION_TITLE,
     EMPTY_JSON,

@@ -9,12 +9,12 @@ import pytest
 from flaky_registry import flaky_registry  # tests/ is on sys.path (pytest prepends it)
 
 from conformance.cluster import ClusterOptions, make_provider
-from conformance.cluster.contract import RegistryEndpoint
 from conformance.cluster.local import render
 from conformance.framework.node import Crictl
 from conformance.framework.probe import Seen
 from conformance.framework.session import end_session, start_session
 from conformance.infra.kube import Kube
+from conformance.oci.endpoint import RegistryEndpoint
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 import base64
 import json
 
-from conformance.cluster.contract import RegistryEndpoint
 from conformance.framework.fixtures import docker_config_secret
+from conformance.oci.endpoint import RegistryEndpoint
 
 
 def test_secret_holds_the_credentials_for_the_pull_host():

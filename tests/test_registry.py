@@ -28,8 +28,8 @@ from typing import ClassVar
 
 import pytest
 
-from conformance.cluster.contract import RegistryEndpoint
 from conformance.oci import base_images
+from conformance.oci.endpoint import RegistryEndpoint
 from conformance.oci.layout import ArtifactSpec, File, ImageSpec, Symlink, build
 from conformance.oci.registry import RegistryClient, RegistryError, RegistryUnavailable
 

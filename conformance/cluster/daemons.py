@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from conformance.infra.errors import ClusterError
+from conformance.infra.files import write_atomic
 from conformance.infra.process import spawn
 from conformance.infra.wait import NotYet, wait_for, with_log
 
@@ -107,7 +108,7 @@ def start(daemon: Daemon, *, log: Path, pid_dir: Path, base_env: Mapping[str, st
     if ticks is None:  # exited before we could look: report it with its log
         proc.wait()
         raise ClusterError(with_log(f"{daemon.name} exited immediately with status {proc.returncode}", log))
-    (pid_dir / f"{daemon.name}.pid").write_text(f"{proc.pid}\n")
+    write_atomic(pid_dir / f"{daemon.name}.pid", f"{proc.pid}\n")
     return ProcessRecord(name=daemon.name, pid=proc.pid, start_ticks=ticks, log=str(log))
 
 

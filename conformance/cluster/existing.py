@@ -7,8 +7,6 @@ and context, never the process-global default config (tests may talk to several 
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
 import warnings
@@ -22,14 +20,11 @@ from kubernetes.config.config_exception import ConfigException
 from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
 from conformance.cluster.options import ClusterOptions
 from conformance.cluster.probes import http_get
+from conformance.cluster.registries import named_auth_registry, named_registry
 from conformance.infra.errors import ClusterError
 from conformance.infra.kube import ApiException, Kube
 from conformance.infra.progress import progress
 
-REGISTRY_REQUIRED = (
-    "--registry HOST:PORT is required with --cluster=existing: the suite pushes its own test artifacts there "
-    "(the cluster must be able to pull from it)"
-)
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 15.0
 
@@ -45,49 +40,6 @@ def resolve_kubeconfig(kubeconfig: str | None) -> str:
             f"kubeconfig {os.pathsep.join(paths)} ({source}) does not exist: pass --kubeconfig PATH or set KUBECONFIG"
         )
     return os.pathsep.join(present)
-
-
-def validate_registry(registry: str, flag: str = "--registry") -> str:
-    """HOST[:PORT], as it appears in image references: no scheme, no path."""
-    value = registry.strip()
-    if "://" in value or "/" in value or not re.fullmatch(r"[A-Za-z0-9.\-]+(:\d+)?|\[[0-9A-Fa-f:]+\](:\d+)?", value):
-        raise ClusterError(f"{flag} {registry!r} is not HOST:PORT (no scheme or path), e.g. registry.example:5000")
-    return value
-
-
-def credentials_for(pull_secret: str, registry: str) -> tuple[str, str]:
-    """Username and password for `registry` from a docker config.json (the `.dockerconfigjson` of a pull secret)."""
-    path = Path(pull_secret).expanduser()
-    try:
-        auths = json.loads(path.read_text()).get("auths", {})
-    except FileNotFoundError:
-        raise ClusterError(
-            f"--pull-secret {path} does not exist: pass a docker config.json with an entry for {registry}"
-        ) from None
-    except (OSError, ValueError, AttributeError) as exc:
-        raise ClusterError(f"--pull-secret {path} is not a docker config.json ({exc})") from exc
-    for key, entry in auths.items():
-        host = re.sub(r"^https?://", "", key).split("/")[0]
-        if host != registry or not isinstance(entry, dict):
-            continue
-        if entry.get("username") and entry.get("password"):
-            return entry["username"], entry["password"]
-        if entry.get("auth"):
-            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-            return user, password
-    raise ClusterError(
-        f"--pull-secret {path} has no credentials for {registry} (entries: {', '.join(auths) or 'none'}); "
-        "credential helpers are not read: use `docker login` output with inline auths"
-    )
-
-
-def registries_in(pull_secret: str) -> set[str]:
-    """The registry hosts a docker config.json has entries for (empty when unreadable: `credentials_for` says why)."""
-    try:
-        auths = json.loads(Path(pull_secret).expanduser().read_text()).get("auths", {})
-    except (OSError, ValueError, AttributeError):
-        return set()
-    return {re.sub(r"^https?://", "", key).split("/")[0] for key in auths}
 
 
 def read_contexts(kubeconfig: str) -> tuple[list[str], str | None]:
@@ -135,6 +87,7 @@ class ExistingProvider:
         and gives Pods the matching imagePullSecret. `registry_pull` is the host:port the nodes use when it
         differs from the one this machine pushes to; `registry_ca` a PEM file when the registry's TLS
         certificate is not publicly trusted."""
+        self.options = options
         self.kubeconfig = options.kubeconfig
         self.context = options.context
         self.registry = options.registry
@@ -145,7 +98,7 @@ class ExistingProvider:
 
     def up(self, *, keep: bool = True) -> ClusterHandle:
         registry = self.registry_endpoint()
-        auth_registry = self.auth_registry_endpoint()
+        auth_registry = named_auth_registry(self.options)
         kubeconfig = resolve_kubeconfig(self.kubeconfig)
         context = self._context(kubeconfig)
         server, version = self._probe(kubeconfig, context)
@@ -196,42 +149,7 @@ class ExistingProvider:
     # -- validation -----------------------------------------------------------------------------
 
     def registry_endpoint(self) -> RegistryEndpoint:
-        """The registry the options name (validated; credentials from --pull-secret when it has an entry for
-        it), without touching a cluster."""
-        if not self.registry:
-            raise ClusterError(REGISTRY_REQUIRED)
-        push = validate_registry(self.registry)
-        pull = validate_registry(self.registry_pull, "--registry-pull") if self.registry_pull else push
-        username = password = None
-        if self.pull_secret and push in registries_in(self.pull_secret):
-            username, password = credentials_for(self.pull_secret, push)
-        ca_file = None
-        if self.registry_ca:
-            ca_path = Path(self.registry_ca).expanduser()
-            if not ca_path.is_file():
-                raise ClusterError(f"--registry-ca {ca_path} does not exist: pass the PEM file of the registry's CA")
-            ca_file = str(ca_path)
-        return RegistryEndpoint(push=push, pull=pull, username=username, password=password, ca_file=ca_file)
-
-    def auth_registry_endpoint(self) -> RegistryEndpoint | None:
-        """The registry that refuses anonymous pulls (--auth-registry, credentials from --pull-secret), or None."""
-        if not self.auth_registry:
-            if (
-                self.pull_secret
-                and self.registry
-                and validate_registry(self.registry) not in registries_in(self.pull_secret)
-            ):
-                raise ClusterError(
-                    "--pull-secret holds the credentials of --auth-registry: pass --auth-registry HOST:PORT (a "
-                    "registry that refuses anonymous pulls) for the pull-secret tests"
-                )
-            return None
-        if not self.pull_secret:
-            raise ClusterError(f"--auth-registry {self.auth_registry} needs --pull-secret with its credentials")
-        host = validate_registry(self.auth_registry, "--auth-registry")
-        username, password = credentials_for(self.pull_secret, host)
-        ca_file = str(Path(self.registry_ca).expanduser()) if self.registry_ca else None
-        return RegistryEndpoint(push=host, pull=host, username=username, password=password, ca_file=ca_file)
+        return named_registry(self.options)
 
     def _context(self, kubeconfig: str) -> str:
         names, current = read_contexts(kubeconfig)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.cluster.gates import parse_feature_gates
+from conformance.cluster.runtimes import RUNTIMES
 from conformance.infra.errors import ClusterError
 from conformance.infra.versions import release
 
@@ -44,15 +45,11 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
 
 
-RUNTIME_NAMES = ("cri-o", "containerd")
-
-
 def _runtime_name(text: str) -> str:
     name = text.strip().lower()
-    if name not in RUNTIME_NAMES:
+    if name not in RUNTIMES:
         raise ClusterError(
-            f"--runtime {text!r}: choose one of {', '.join(RUNTIME_NAMES)} "
-            "(or --runtime-endpoint for a runtime of your own)"
+            f"--runtime {text!r}: choose one of {', '.join(RUNTIMES)} (or --runtime-endpoint for a runtime of your own)"
         )
     return name
 

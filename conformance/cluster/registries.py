@@ -8,7 +8,10 @@ kind provider runs the same binary in containers built from the same package.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Sequence
@@ -17,10 +20,17 @@ from pathlib import Path
 
 import yaml
 
+from conformance.cluster.contract import RegistryEndpoint
+from conformance.cluster.options import ClusterOptions
+from conformance.infra.errors import ClusterError
 from conformance.infra.files import write_atomic, write_private
 from conformance.infra.process import run
 
 USER = "ivc"
+REGISTRY_REQUIRED = (
+    "--registry HOST:PORT is required with --cluster=existing: the suite pushes its own test artifacts there "
+    "(the cluster must be able to pull from it)"
+)
 
 
 @dataclass(frozen=True)
@@ -143,3 +153,87 @@ def write_config(path: Path, **kwargs: object) -> Path:
     """The config, owner-readable only when it points at credentials."""
     text = render_config(**kwargs)  # type: ignore[arg-type]
     return write_private(path, text) if kwargs.get("htpasswd") else write_atomic(path, text)
+
+
+# -- registries a user names (existing clusters, --push-artifacts) -----------------------------------
+def validate_registry(registry: str, flag: str = "--registry") -> str:
+    """HOST[:PORT], as it appears in image references: no scheme, no path."""
+    value = registry.strip()
+    if "://" in value or "/" in value or not re.fullmatch(r"[A-Za-z0-9.\-]+(:\d+)?|\[[0-9A-Fa-f:]+\](:\d+)?", value):
+        raise ClusterError(f"{flag} {registry!r} is not HOST:PORT (no scheme or path), e.g. registry.example:5000")
+    return value
+
+
+def credentials_for(pull_secret: str, registry: str) -> tuple[str, str]:
+    """Username and password for `registry` from a docker config.json (the `.dockerconfigjson` of a pull secret)."""
+    path = Path(pull_secret).expanduser()
+    try:
+        auths = json.loads(path.read_text()).get("auths", {})
+    except FileNotFoundError:
+        raise ClusterError(
+            f"--pull-secret {path} does not exist: pass a docker config.json with an entry for {registry}"
+        ) from None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ClusterError(f"--pull-secret {path} is not a docker config.json ({exc})") from exc
+    for key, entry in auths.items():
+        host = re.sub(r"^https?://", "", key).split("/")[0]
+        if host != registry or not isinstance(entry, dict):
+            continue
+        if entry.get("username") and entry.get("password"):
+            return entry["username"], entry["password"]
+        if entry.get("auth"):
+            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            return user, password
+    raise ClusterError(
+        f"--pull-secret {path} has no credentials for {registry} (entries: {', '.join(auths) or 'none'}); "
+        "credential helpers are not read: use `docker login` output with inline auths"
+    )
+
+
+def registries_in(pull_secret: str) -> set[str]:
+    """The registry hosts a docker config.json has entries for (empty when unreadable: `credentials_for` says why)."""
+    try:
+        auths = json.loads(Path(pull_secret).expanduser().read_text()).get("auths", {})
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {re.sub(r"^https?://", "", key).split("/")[0] for key in auths}
+
+
+def named_registry(options: ClusterOptions) -> RegistryEndpoint:
+    """The registry the options name (validated; credentials from --pull-secret when it has an entry for
+    it), without touching a cluster."""
+    if not options.registry:
+        raise ClusterError(REGISTRY_REQUIRED)
+    push = validate_registry(options.registry)
+    pull = validate_registry(options.registry_pull, "--registry-pull") if options.registry_pull else push
+    username = password = None
+    if options.pull_secret and push in registries_in(options.pull_secret):
+        username, password = credentials_for(options.pull_secret, push)
+    ca_file = None
+    if options.registry_ca:
+        ca_path = Path(options.registry_ca).expanduser()
+        if not ca_path.is_file():
+            raise ClusterError(f"--registry-ca {ca_path} does not exist: pass the PEM file of the registry's CA")
+        ca_file = str(ca_path)
+    return RegistryEndpoint(push=push, pull=pull, username=username, password=password, ca_file=ca_file)
+
+
+def named_auth_registry(options: ClusterOptions) -> RegistryEndpoint | None:
+    """The registry that refuses anonymous pulls (--auth-registry, credentials from --pull-secret), or None."""
+    if not options.auth_registry:
+        if (
+            options.pull_secret
+            and options.registry
+            and validate_registry(options.registry) not in registries_in(options.pull_secret)
+        ):
+            raise ClusterError(
+                "--pull-secret holds the credentials of --auth-registry: pass --auth-registry HOST:PORT (a "
+                "registry that refuses anonymous pulls) for the pull-secret tests"
+            )
+        return None
+    if not options.pull_secret:
+        raise ClusterError(f"--auth-registry {options.auth_registry} needs --pull-secret with its credentials")
+    host = validate_registry(options.auth_registry, "--auth-registry")
+    username, password = credentials_for(options.pull_secret, host)
+    ca_file = str(Path(options.registry_ca).expanduser()) if options.registry_ca else None
+    return RegistryEndpoint(push=host, pull=host, username=username, password=password, ca_file=ca_file)

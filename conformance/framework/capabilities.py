@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
+from conformance.framework.expectations import FEATURE, SUBPATH_IN_API
 from conformance.framework.probe import MountProbe
 from conformance.infra.versions import Version
 
@@ -178,8 +179,8 @@ class Capabilities:
 
     @property
     def api_accepts_image_subpath(self) -> bool:
-        """The apiserver admits subPath on image volumes (#130135, 1.33); the kubelet has rows of its own."""
-        return self.apiserver_version >= Version(1, 33)
+        """The apiserver admits subPath on image volumes (SUBPATH_IN_API); kubelets have rows of their own."""
+        return self.apiserver_version in SUBPATH_IN_API
 
     @property
     def artifact_mounts(self) -> bool:
@@ -192,8 +193,8 @@ class Capabilities:
     # -- verdicts before any test -----------------------------------------------------------------
     def cluster_unavailable_reason(self) -> str | None:
         """Why image volumes cannot work anywhere in this cluster (the apiserver's side), or None."""
-        if Version.parse(self.server_version) < Version(1, 31):
-            return f"Kubernetes {self.server_version} predates ImageVolume (alpha in 1.31)"
+        if self.apiserver_version not in FEATURE:
+            return f"Kubernetes {self.server_version} predates ImageVolume (alpha in {FEATURE.minimum})"
         if not self.nodes:
             return "the cluster has no schedulable nodes"
         if not self.apiserver_keeps_image_volumes:

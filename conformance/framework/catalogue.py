@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from conformance.framework.expectations import TABLE, Level
+from conformance.infra import readme
 
 ROOT = Path(__file__).resolve().parents[2]
-BEGIN, END = "<!-- test-table:begin -->", "<!-- test-table:end -->"
+SECTION = "test-table"
 SHORT = {
     Level.KNOWN_DEFECT: "known defect",
     Level.REQUIRED: "required",
@@ -58,17 +59,10 @@ def markdown() -> str:
     return "\n".join(lines)
 
 
-def readme_with_table(readme: str, table: str) -> str:
-    head, _, rest = readme.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
-
-
 def main(argv: list[str]) -> int:
     table = markdown()
     if "--write" in argv:
-        readme = ROOT / "README.md"
-        readme.write_text(readme_with_table(readme.read_text(), table))
+        readme.write_section(SECTION, table + "\n")
     else:
         print(table)
     return 0

@@ -19,9 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from conformance.framework.capabilities import Capabilities
 from conformance.infra.versions import ANY, Version, VersionRange, before, between, since, through
+
+if TYPE_CHECKING:  # capabilities.py reads this table's version facts (FEATURE, SUBPATH_IN_API)
+    from conformance.framework.capabilities import Capabilities
 
 
 class Level(StrEnum):
@@ -202,6 +205,8 @@ FORCED_ALWAYS = (
 )
 # Anything older than 1.31 has no VolumeSource.Image at all; the session-level verdict covers it.
 FEATURE = since("1.31")
+# The apiserver admits subPath on image volumes from 1.33 (#130135); before, it rejects it (a row below).
+SUBPATH_IN_API = since("1.33")
 
 
 def _artifact_rows(

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from conformance.cluster.contract import RegistryEndpoint
 from conformance.framework import artifacts as artifact_catalog
 from conformance.framework.artifacts import PushedArtifact
 from conformance.framework.capabilities import Capabilities, NodeGroup
@@ -34,6 +33,7 @@ from conformance.framework.session import SuiteSession
 from conformance.framework.shared_pods import SharedPods, shape
 from conformance.infra.kube import Kube
 from conformance.oci import ArtifactSpec, ImageSpec, RegistryClient, RegistryError
+from conformance.oci.endpoint import RegistryEndpoint
 
 
 # -- knobs ------------------------------------------------------------------------------------

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
-
 from conformance.cluster.contract import NodeAccess
-from conformance.infra.kube import ExecResult, Json, WaitTimeout
+from conformance.infra.kube import ExecResult, Json
 from conformance.infra.process import run
+from conformance.infra.wait import NotYet, wait_for
 
 
 @dataclass(frozen=True)
@@ -55,12 +54,11 @@ class Crictl:
     def wait_for_no_containers(self, namespace: str, pod: str, timeout: float) -> None:
         """Wait until the kubelet had the runtime remove the Pod's containers (it does so shortly after
         the Pod is gone from the API). CRI has no watch that crictl exposes, so this polls, bounded."""
-        poll = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.5), retry=retry_if_result(bool))
-        try:
-            poll(self.pod_containers, namespace, pod)
-        except RetryError as error:
-            left = error.last_attempt.result()
-            states = ", ".join(f"{c['id'][:13]} {c['metadata']['name']} {c['state']}" for c in left)
-            raise WaitTimeout(
-                f"the runtime still holds containers of Pod {namespace}/{pod} after {timeout:.0f}s: {states}"
-            ) from None
+
+        def none_left() -> None:
+            if left := self.pod_containers(namespace, pod):
+                states = ", ".join(f"{c['id'][:13]} {c['metadata']['name']} {c['state']}" for c in left)
+                raise NotYet(f"the runtime still holds containers of Pod {namespace}/{pod}: {states}")
+
+        wait_for(f"the runtime to remove the containers of Pod {namespace}/{pod}", none_left, timeout=timeout,
+                 interval=0.5)  # fmt: skip

@@ -34,6 +34,7 @@ from conformance.cluster import make_provider
 from conformance.cluster.contract import ClusterHandle
 from conformance.cluster.options import DEFAULT_PROVIDER, OPTIONS, PROVIDER_NAMES, ClusterOptions, given
 from conformance.cluster.options import add_to as add_cluster_options
+from conformance.cluster.registries import named_registry
 from conformance.framework import report
 from conformance.framework.artifacts import print_artifact_list
 from conformance.framework.capabilities import Capabilities
@@ -336,7 +337,7 @@ def _capability_report(config: pytest.Config, suite: SuiteSession) -> None:
 def _push_artifacts(config: pytest.Config) -> None:
     try:
         options = ClusterOptions.parse("existing", given(config.option))
-        registry = make_provider(options).registry_endpoint()  # type: ignore[attr-defined]
+        registry = named_registry(options)
         references = preseed(registry, options.cache_dir)
     except ClusterError as error:
         raise pytest.UsageError(f"ivc: --push-artifacts: {error}") from None

@@ -209,7 +209,7 @@ class _Bundle:
     def write(self, name: str, text: str) -> None:
         if self.target is not None:
             self.target.mkdir(parents=True, exist_ok=True)
-            (self.target / name).write_text(text)
+            write_atomic(self.target / name, text)
 
 
 def diagnostics_dir(report_dir: str, nodeid: str) -> Path:

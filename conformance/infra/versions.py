@@ -46,6 +46,12 @@ class Version:
         return f"{self.major}.{self.minor}.{self.patch}"
 
 
+def release_in(text: str | None) -> str | None:
+    """The first release tag in a text such as an image reference (`ivc/kind-node:v1.35.4-crio1.36.3`)."""
+    match = re.search(r":(v\d+\.\d+\.\d+)", text or "")
+    return match[1] if match else None
+
+
 def release(text: str, what: str = "version") -> str:
     """A release exactly as tags and module versions spell it: `1.36.3` → `v1.36.3`. ValueError otherwise."""
     value = text.strip()

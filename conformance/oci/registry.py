@@ -44,7 +44,7 @@ from conformance.oci.layout import BuiltImage
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from conformance.cluster.contract import RegistryEndpoint
+    from conformance.oci.endpoint import RegistryEndpoint
 
 MANIFEST_ACCEPT = (
     "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "

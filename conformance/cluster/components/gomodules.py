@@ -23,10 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.cluster import pins
 from conformance.infra.errors import ClusterError
 from conformance.infra.files import staged_directory
 from conformance.infra.process import output, run
 from conformance.infra.progress import progress
+from conformance.infra.versions import Version
 
 # A fixed build date keeps rebuilds byte-identical and the reported version stable.
 BUILD_DATE = "2026-01-01T00:00:00Z"
@@ -83,7 +85,7 @@ def binary_name(package: str) -> str:
 
 # `go mod download` of a release newer than the local Go says so: "requires go >= 1.27.0" (in -json
 # output the ">" is escaped as \u003e).
-_REQUIRES_GO = re.compile(r"requires go (?:>|\\u003e)= (\d+\.\d+(?:\.\d+)?)")
+_REQUIRES_GO = re.compile(r"requires go (?:>|\\u003e)= (\S+?)[\s\"(]")
 
 
 # "…: k8s.io/ktesting@v0.38.0-beta.0: reading https://<proxy>/k8s.io/ktesting/@v/v0.38.0-beta.0.zip: 403 Forbidden"
@@ -95,13 +97,7 @@ def refused_modules(go_error: str) -> list[str]:
     return list(dict.fromkeys(m[1] for m in _REFUSED.finditer(go_error)))
 
 
-# The newer toolchain the module proxy serves (toolchains are modules: golang.org/toolchain), taken whenever
-# a release needs more than this machine's Go; one pinned patch release, so every machine builds alike.
-NEWER_TOOLCHAIN = "go1.27.3"
-
-
-def _go_version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.removeprefix("go").split("."))
+NEWER_TOOLCHAIN = pins.NEWER_GO_TOOLCHAIN
 
 
 def required_toolchain(go_error: str) -> str | None:
@@ -109,7 +105,7 @@ def required_toolchain(go_error: str) -> str | None:
     needed = _REQUIRES_GO.search(go_error)
     if needed is None:
         return None
-    if _go_version(needed[1]) > _go_version(NEWER_TOOLCHAIN):
+    if Version.parse(needed[1]) > Version.parse(NEWER_TOOLCHAIN):
         raise ClusterError(f"this release needs Go {needed[1]}, newer than {NEWER_TOOLCHAIN} (the newest pinned here)")
     return NEWER_TOOLCHAIN
 
@@ -172,8 +168,7 @@ def go_directive(gomod: Path, floor: str = "1.24") -> str:
     """The release's own `go` line, raised to 1.24: the wrapper's `tool` directives need it."""
     match = re.search(r"^go (\S+)", gomod.read_text(), re.MULTILINE)
     found = match.group(1) if match else floor
-    as_tuple = [tuple(int(x) for x in v.split(".")) for v in (found, floor)]
-    return found if as_tuple[0] >= as_tuple[1] else floor
+    return found if Version.parse(found) >= Version.parse(floor) else floor
 
 
 def cached(component: GoComponent, version: str, cache: Path) -> BuiltComponent | None:

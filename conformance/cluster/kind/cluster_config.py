@@ -50,11 +50,6 @@ def validate_cluster_name(name: str) -> str:
     return name
 
 
-def version_from_image(image: str | None) -> str | None:
-    match = re.search(r":(v\d+\.\d+\.\d+)", image or "")
-    return match[1] if match else None
-
-
 class _LiteralDumper(yaml.SafeDumper):
     """Multi-line strings (the kubeadm patches) as `|` blocks, the way kind's docs write them."""
 
@@ -185,8 +180,3 @@ def local_registry_hosting() -> str:
         f'hostFromClusterNetwork: "{PLAIN_REGISTRY.in_network}"\n'
         'help: "https://kind.sigs.k8s.io/docs/user/local-registry/"\n'
     )
-
-
-def parse_tool_version(text: str) -> tuple[int, int, int] | None:
-    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text)
-    return (int(match[1]), int(match[2]), int(match[3])) if match else None

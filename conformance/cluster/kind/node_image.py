@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from conformance.cluster import cni
+from conformance.cluster import cni, pins
 from conformance.cluster.components import gomodules
 from conformance.cluster.daemons import systemd_unit
 from conformance.cluster.kind import node_files
@@ -41,7 +41,7 @@ from conformance.cluster.kind.tools import Tools
 from conformance.cluster.mounts import unmount_all
 from conformance.cluster.runtimes import runtime
 from conformance.cluster.runtimes.base import NodeSetup
-from conformance.cluster.runtimes.oci import RUNC, render_runc_wrapper
+from conformance.cluster.runtimes.oci import render_runc_wrapper
 from conformance.infra import debian
 from conformance.infra.errors import ClusterError
 from conformance.infra.files import write_atomic, write_executable
@@ -52,7 +52,6 @@ from conformance.oci.base_images import pause_image
 
 IMAGE_REPO = "ivc/kind-node"
 LABEL_INPUTS = "io.ivc.inputs"
-KIND_VERSION = "v0.33.0"  # the module whose entrypoint and units the image carries; also the kind we build
 # kind's node base image (images/base/Dockerfile) minus what our nodes do not use, plus the CNI plugins;
 # the runtime's own Debian dependencies (runc, conmon…) come from its declaration.
 NODE_PACKAGES = (
@@ -74,16 +73,19 @@ NODE_SETUP = NodeSetup(
     cni_plugin_dirs=(cni.PLUGIN_DIR,),
     oci_runtime=RUNC_WRAPPER,
 )
-# Everything in these files shapes the image; their text is part of the inputs digest.
-RECIPE_SOURCES = (
-    "kind/node_image.py", "kind/node_files.py", "runtimes/crio.py", "runtimes/containerd.py", "runtimes/oci.py",
-    "daemons.py", "cni.py",
-)  # fmt: skip
+# The whole recipe: every source of the packages that build the image (the runtimes' declarations, the
+# node files, the image layout, the Debian and Go steps) is part of the inputs digest.
+PACKAGE = Path(__file__).resolve().parents[2]
+RECIPE_SOURCES = ("cluster", "oci", "infra")
+
+
+def recipe_files() -> list[Path]:
+    return sorted(p for d in RECIPE_SOURCES for p in (PACKAGE / d).rglob("*") if p.suffix in (".py", ".c"))
 
 
 def node_setup(runtime_name: str, pause_image: str = "") -> NodeSetup:
-    """Where a runtime lives in the node image: standard paths, systemd, its config under /etc/<runtime>."""
-    config_dir = Path("/etc") / ("crio" if runtime_name == "cri-o" else runtime_name)
+    """Where a runtime lives in the node image: standard paths, systemd, its config under /etc (its own name)."""
+    config_dir = Path("/etc") / runtime(runtime_name).config_dir_name
     return replace(NODE_SETUP, config_dir=config_dir, pause_image=pause_image)
 
 
@@ -104,9 +106,9 @@ class Recipe:
 
     def inputs_digest(self) -> str:
         digest = hashlib.sha256()
-        package = Path(__file__).resolve().parents[1]
-        for name in RECIPE_SOURCES:
-            digest.update((package / name).read_bytes())
+        for source in recipe_files():
+            digest.update(str(source.relative_to(PACKAGE)).encode())
+            digest.update(source.read_bytes())
         digest.update(
             json.dumps(
                 [
@@ -114,7 +116,7 @@ class Recipe:
                     self.runtime,
                     self.runtime_version,
                     self.crictl_version,
-                    KIND_VERSION,
+                    pins.KIND,
                     NODE_PACKAGES,
                     IMAGE_BASE_PACKAGES,
                     debian.mirror(),
@@ -217,7 +219,7 @@ def _binaries(recipe: Recipe) -> _Binaries:
     images = kubeadm_images(kubernetes.binary("kubeadm"), recipe.k8s_version)
     etcd_version = "v" + images["etcd"].rsplit(":", 1)[1].split("-", 1)[0]  # 3.6.8-0 → v3.6.8
     coredns_version = images["coredns"].rsplit(":", 1)[1]
-    kind_module = Path(gomodules.module_info(gomodules.KIND.module, KIND_VERSION)["Dir"])
+    kind_module = Path(gomodules.module_info(gomodules.KIND.module, pins.KIND)["Dir"])
     return _Binaries(
         kubernetes=kubernetes,
         runtime=runtime(recipe.runtime).binaries(recipe.runtime_version, cache),
@@ -264,7 +266,7 @@ def _install(root: Path, binaries: _Binaries, recipe: Recipe) -> None:
     local_binaries = {name: Path("/usr/local/bin") / name for name in binaries.runtime}
     for path, text in node_runtime.config_files(setup, local_binaries, recipe.runtime_version).items():
         write_atomic(root / path.relative_to("/"), text)
-    runc = str(local_binaries.get("runc", RUNC))  # the runtime's own (containerd) or Debian's
+    runc = node_runtime.oci_runtime(local_binaries)
     wrapper = render_runc_wrapper(runc, hugetlb=True, capabilities=True, oom_score_adj=True)
     write_executable(root / RUNC_WRAPPER.relative_to("/"), wrapper)
     units = root / "etc/systemd/system"

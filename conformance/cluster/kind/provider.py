@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conformance.cluster import admission, gates, registries
+from conformance.cluster import admission, gates, pins, registries
 from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
 from conformance.cluster.daemons import owner_alive, this_process
 from conformance.cluster.kind import cluster_config, node_image, registry
@@ -31,9 +31,8 @@ from conformance.infra.errors import ClusterError
 from conformance.infra.files import write_atomic, write_private
 from conformance.infra.kube import Kube
 from conformance.infra.progress import progress
+from conformance.infra.versions import release_in
 
-DEFAULT_K8S_VERSION = "v1.36.3"
-CRICTL_VERSION = "v1.36.0"
 DEFAULT_NODES = 2  # one control-plane and one worker, as in the seed tutorial
 READY_TIMEOUT = 300.0
 SERVICE_ACCOUNT_TIMEOUT = 120.0
@@ -68,9 +67,7 @@ class KindProvider:
         self.cluster_name = cluster_config.validate_cluster_name(
             options.cluster_name or cluster_config.DEFAULT_CLUSTER_NAME
         )
-        self.k8s_version = (
-            options.k8s_version or cluster_config.version_from_image(options.node_image) or DEFAULT_K8S_VERSION
-        )
+        self.k8s_version = options.k8s_version or release_in(options.node_image) or pins.KUBERNETES
         if options.node_runtimes:
             chosen = [(select(name), version) for name, version in options.node_runtimes]
         else:
@@ -81,7 +78,7 @@ class KindProvider:
                 k8s_version=self.k8s_version,
                 runtime=each.runtime.name,
                 runtime_version=each.version,
-                crictl_version=CRICTL_VERSION,
+                crictl_version=pins.CRICTL,
                 cache_dir=options.cache_dir,
             )
             for each in self.node_runtimes

@@ -10,14 +10,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.cluster import pins
 from conformance.cluster.components import gomodules
-from conformance.cluster.kind.cluster_config import parse_tool_version
 from conformance.infra.errors import ClusterError
 from conformance.infra.process import Completed, last_line, run
+from conformance.infra.versions import Version
 
 # kind 0.33 is the first to write kubeadm v1beta4 for 1.36 (v1beta3 is refused by kubeadm >= 1.37).
-MIN_KIND_VERSION = (0, 33, 0)
-PINNED_KIND = "v0.33.0"
+MIN_KIND_VERSION = Version(0, 33)  # writes kubeadm v1beta4 for 1.36 and knows the node image layout we use
 ALTERNATIVES = "or use --cluster=local/existing"
 DOCKER_HINT = "install Docker (https://docs.docker.com/engine/install/), or start one with `scripts/dockerd start`"
 
@@ -73,14 +73,14 @@ def find_tools(cache: Path) -> Tools:
 def _kind(cache: Path) -> str:
     found = shutil.which("kind")
     if found is None:
-        return str(gomodules.build(gomodules.KIND, PINNED_KIND, cache).binary("kind"))
+        return str(gomodules.build(gomodules.KIND, pins.KIND, cache).binary("kind"))
     text = run([found, "version"], what="kind version", timeout=30).stdout.strip()
-    version = parse_tool_version(text)
+    version = Version.parse_or_none(text)
     if version is None or version < MIN_KIND_VERSION:
-        minimum = ".".join(map(str, MIN_KIND_VERSION))
+        minimum = MIN_KIND_VERSION
         raise ClusterError(
             f"{found} is {text or 'of unknown version'}, too old for the node image (needs kind >= {minimum}): "
-            f"upgrade it, or take it off PATH and the suite builds kind {PINNED_KIND}"
+            f"upgrade it, or take it off PATH and the suite builds kind {pins.KIND}"
         )
     return found
 

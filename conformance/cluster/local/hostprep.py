@@ -37,29 +37,11 @@ SYSCTLS = (
 )
 OUR_CHAIN_PREFIXES = ("CNI-", "KUBE-")
 IPTABLES_TOOLS = ("iptables", "ip6tables")
-# Host paths the runtime or kubelet may create although our state lives elsewhere; removed by
-# `down` only when they did not exist before `up`.
-CREATED_PATHS = (
-    "/run/crio",
-    "/run/crun",
-    "/run/runc",
-    "/var/lib/cni",
-    "/var/log/containers",
-    "/var/lib/kubelet",
-    "/var/lib/containers",
-    "/etc/kubernetes",
-    "/etc/containers/certs.d",
-    "/etc/containers/certs.d/" + render.AUTH_REGISTRY_ADDR,
-)
-# Mount points below these are ours to unmount (our state dir is added at run time).
-KUBELET_MOUNT_PREFIXES = ("/var/lib/kubelet",)
-MOUNT_PREFIXES = (
-    *KUBELET_MOUNT_PREFIXES,
-    "/run/containers/storage",
-    "/var/lib/containers/storage",
-    "/run/netns",
-    "/var/run/netns",
-)
+# Host paths the kubelet and CNI may create although our state lives elsewhere (the runtime declares its
+# own: Runtime.host_paths); removed by `down` only when they did not exist before `up`.
+CREATED_PATHS = ("/var/lib/cni", "/var/log/containers", "/var/lib/kubelet", "/etc/kubernetes")
+# Mount points below these are ours to unmount (our state dir and the runtime's prefixes are added).
+KUBELET_MOUNT_PREFIXES = ("/var/lib/kubelet", "/run/netns", "/var/run/netns")
 
 
 def _quiet(cmd: list[str]) -> Completed:
@@ -168,12 +150,12 @@ def kubepods_cgroups() -> list[str]:
     return sorted(str(mp / "kubepods") for mp in cgroup_mounts() if (mp / "kubepods").is_dir())
 
 
-def baseline() -> dict[str, object]:
+def baseline(runtime_paths: Iterable[str]) -> dict[str, object]:
     return {
         "iptables": iptables_chains(),
         "bridge": Path(f"/sys/class/net/{render.CNI_BRIDGE}").exists(),
         "cgroups": kubepods_cgroups(),
-        "paths": [p for p in CREATED_PATHS if os.path.lexists(p)],
+        "paths": [p for p in (*CREATED_PATHS, *runtime_paths) if os.path.lexists(p)],
         "sysctls": read_sysctls(),
     }
 
@@ -274,9 +256,9 @@ def remove_cgroups(before: Iterable[str]) -> list[str]:
     return leftover
 
 
-def remove_created_paths(before: Iterable[str]) -> None:
+def remove_created_paths(before: Iterable[str], runtime_paths: Iterable[str]) -> None:
     existed = set(before)
-    for path in CREATED_PATHS:
+    for path in (*CREATED_PATHS, *runtime_paths):
         if path not in existed and os.path.lexists(path):
             shutil.rmtree(path, ignore_errors=True)
     # libcni keeps per-attachment results in /var/lib/cni/results/<network>-<id>-<if>, even when

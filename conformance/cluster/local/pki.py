@@ -11,7 +11,7 @@ from pathlib import Path
 from conformance.cluster.local import render
 from conformance.cluster.local.render import Layout
 from conformance.infra.errors import ClusterError
-from conformance.infra.files import write_private
+from conformance.infra.files import write_atomic, write_private
 from conformance.infra.process import run
 
 KUBECONFIGS = ("admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf", "kubelet.conf")
@@ -20,12 +20,11 @@ KUBECONFIGS = ("admin.conf", "super-admin.conf", "controller-manager.conf", "sch
 def kubeadm_phases(kubeadm: Path, layout: Layout, *, k8s_version: str, host_ip: str, runtime_endpoint: str) -> None:
     layout.pki.mkdir(parents=True, exist_ok=True)
     layout.kubeconfigs.mkdir(parents=True, exist_ok=True)
-    kubeadm_yaml = layout.conf("kubeadm.yaml")
-    kubeadm_yaml.parent.mkdir(parents=True, exist_ok=True)
-    kubeadm_yaml.write_text(
+    kubeadm_yaml = write_atomic(
+        layout.conf("kubeadm.yaml"),
         render.render_kubeadm_config(
             layout, k8s_version=k8s_version, host_ip=host_ip, runtime_endpoint=runtime_endpoint
-        )
+        ),
     )
     run(
         [str(kubeadm), "init", "phase", "certs", "all", f"--config={kubeadm_yaml}"], what="kubeadm init phase certs all"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conformance.cluster import cni, gates, registries
+from conformance.cluster import cni, gates, pins, registries
 from conformance.cluster.admission import render_admission_configuration
 from conformance.cluster.components import gomodules
 from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
@@ -42,8 +42,8 @@ from conformance.cluster.local.render import Layout
 from conformance.cluster.options import ClusterOptions
 from conformance.cluster.probes import expect_status
 from conformance.cluster.runtimes import Runtime, select
-from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
-from conformance.cluster.runtimes.oci import RUNC, lacks_capability, render_runc_wrapper
+from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute, cri_refusal
+from conformance.cluster.runtimes.oci import lacks_capability, render_runc_wrapper
 from conformance.cluster.state import provider_dir
 from conformance.infra import debian
 from conformance.infra.errors import ClusterError
@@ -55,8 +55,6 @@ from conformance.infra.versions import Version
 from conformance.oci.base_images import PAUSE_REPOSITORY, PAUSE_TAG, push_base_images
 from conformance.oci.registry import RegistryClient
 
-DEFAULT_K8S_VERSION = "v1.36.3"
-CRICTL_VERSION = "v1.36.0"
 STATE_FORMAT = 2
 DAEMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 REGISTRY_BINARY = "/usr/bin/docker-registry"
@@ -128,7 +126,7 @@ class LocalProvider:
 
     def __init__(self, options: ClusterOptions) -> None:
         self.options = options
-        self.k8s_version = options.k8s_version or DEFAULT_K8S_VERSION
+        self.k8s_version = options.k8s_version or pins.KUBERNETES
         self.runtime: Runtime = select(options.runtime, options.runtime_endpoint)
         self.external_runtime = bool(options.runtime_endpoint)
         self.runtime_version = options.runtime_version or self.runtime.default_version
@@ -406,6 +404,14 @@ class LocalProvider:
             ),
         )
 
+    def _host_paths(self) -> tuple[str, ...]:
+        """What the runtime may create outside our state directory: its declared paths, and the directories of
+        the registry files it reads from fixed places (CRI-O: /etc/containers/certs.d/<registry>)."""
+        setup = self._node_setup()
+        cas = (self.runtime.ca_dir(setup, route.location) for route in setup.registries if route.ca_file)
+        outside = (str(path) for path in cas if not path.is_relative_to(self.layout.state))
+        return tuple(dict.fromkeys((*self.runtime.host_paths, *outside)))
+
     def _endpoint(self) -> str:
         return f"unix://{self.runtime.socket(self._node_setup())}"
 
@@ -528,7 +534,7 @@ class LocalProvider:
         return _Binaries(
             kubernetes=kubernetes,
             runtime=self.runtime.binaries(self.runtime_version, self.cache_dir),
-            crictl=gomodules.build(gomodules.CRICTL, CRICTL_VERSION, self.cache_dir).binary("crictl"),
+            crictl=gomodules.build(gomodules.CRICTL, pins.CRICTL, self.cache_dir).binary("crictl"),
             etcd=etcd,
         )
 
@@ -548,7 +554,7 @@ class LocalProvider:
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "keep": keep,
             "owner": this_process("up").to_dict(),
-            "baseline": hostprep.baseline(),
+            "baseline": hostprep.baseline(self._host_paths()),
             "processes": [],
         }
         for directory in (layout.state, layout.logs, layout.pids, layout.config, layout.bin):
@@ -589,10 +595,9 @@ class LocalProvider:
 
     def _check_external_runtime(self, crictl: Path) -> None:
         endpoint = self._endpoint()
-        info = run([str(crictl), "--runtime-endpoint", endpoint, "info"], what="crictl info", check=False, timeout=30)
-        if info.returncode != 0:
+        if (refused := cri_refusal(crictl, self.runtime.socket(self._node_setup()))) is not None:
             raise ClusterError(
-                f"the runtime at {endpoint} does not answer CRI ({(info.stderr or info.stdout).strip()[-200:]}): "
+                f"the runtime at {endpoint} does not answer CRI ({refused}): "
                 "start it first; the suite never starts a runtime given with --runtime-endpoint"
             )
 
@@ -600,8 +605,7 @@ class LocalProvider:
         layout = self.layout
         setup = self._node_setup()
         endpoint = self._endpoint()
-        # The runtime's own runc if it brings one (containerd), else Debian's.
-        runc = str(binaries.runtime.get("runc", RUNC))
+        runc = self.runtime.oci_runtime(binaries.runtime)
         # Without CAP_SYS_RESOURCE runc cannot lower a sandbox's oom_score_adj (containerd asks for -998).
         no_resource = lacks_capability("SYS_RESOURCE")
         wrapper = render_runc_wrapper(
@@ -674,12 +678,12 @@ class LocalProvider:
             progress("cleaning up mounts, network, iptables and cgroups")
             hostprep.kill_cgroup_members(baseline.get("cgroups", []))
             # A user's runtime keeps its own storage mounts: only the kubelet's and ours are unmounted.
-            prefixes = hostprep.KUBELET_MOUNT_PREFIXES if self.external_runtime else hostprep.MOUNT_PREFIXES
+            prefixes = (*hostprep.KUBELET_MOUNT_PREFIXES, *self.runtime.mount_prefixes)
             leftover = hostprep.unmount_all([str(layout.state), *prefixes])
             hostprep.delete_bridge(bool(baseline.get("bridge", False)))
             hostprep.delete_iptables_chains(baseline.get("iptables", {}))
             hostprep.remove_cgroups(baseline.get("cgroups", []))
-            hostprep.remove_created_paths(baseline.get("paths", []))
+            hostprep.remove_created_paths(baseline.get("paths", []), self._host_paths())
             hostprep.restore_sysctls(baseline.get("sysctls", {}))
         if leftover:
             # Deleting through a live mount would write into the mounted filesystem: keep the state.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from conformance.cluster.daemons import Daemon
+from conformance.infra.process import run
+from conformance.infra.wait import NotYet
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,30 @@ class Runtime(Protocol):
         ...
 
     @property
+    def config_dir_name(self) -> str:
+        """Its configuration's directory under /etc on a kind node ("crio" for CRI-O)."""
+        ...
+
+    @property
+    def host_paths(self) -> tuple[str, ...]:
+        """Host paths it may create outside its state directory (the local cluster's `down` removes those
+        that did not exist before `up`)."""
+        ...
+
+    @property
+    def mount_prefixes(self) -> tuple[str, ...]:
+        """Where it may leave mounts outside its state directory (the local cluster's `down` unmounts them)."""
+        ...
+
+    def ca_dir(self, setup: NodeSetup, location: str) -> Path:
+        """Where it reads the CA of the registry at `location` (CRI-O: /etc/containers/certs.d/<location>)."""
+        ...
+
+    def oci_runtime(self, binaries: Mapping[str, Path]) -> str:
+        """The runc the host's wrapper (runtimes.oci) runs: one it builds, or the system's."""
+        ...
+
+    @property
     def packages(self) -> tuple[str, ...]:
         """Debian packages it needs beside its own binaries."""
         ...
@@ -92,3 +118,23 @@ class Runtime(Protocol):
         """Store the images `references` of the OCI layout `layout` in the runtime's image store under the node
         root `root` (a kind node image: nothing may be pulled when the cluster starts); `work` is scratch."""
         ...
+
+
+def cri_refusal(crictl: Path, socket: Path) -> str | None:
+    """None when the runtime at `socket` answers CRI (`crictl info`), else what crictl said: the one check of
+    a runtime's readiness, for the runtimes' daemons and a user's own runtime alike."""
+    info = run([str(crictl), "--runtime-endpoint", f"unix://{socket}", "info"], what="crictl info", check=False,
+               timeout=30)  # fmt: skip
+    return None if info.returncode == 0 else (info.stderr or info.stdout).strip()[-200:]
+
+
+def cri_ready(socket: Path, crictl: Path | None) -> Callable[[], None]:
+    """A readiness probe: the socket exists and, given crictl, answers CRI; NotYet (retried) until then."""
+
+    def ready() -> None:
+        if not socket.is_socket():
+            raise NotYet(f"{socket} does not exist yet")
+        if crictl is not None and (refused := cri_refusal(crictl, socket)) is not None:
+            raise NotYet(f"crictl info: {refused}")
+
+    return ready

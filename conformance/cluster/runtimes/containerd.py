@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.cluster import pins
 from conformance.cluster.components import gomodules
 from conformance.cluster.daemons import Daemon, kill_all, processes_with_arg, start, stop, wait_ready
 from conformance.cluster.mounts import unmount_all
-from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
+from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute, cri_ready
 from conformance.cluster.runtimes.crio import toml, toml_table
 from conformance.infra.errors import ClusterError
 from conformance.infra.process import run
@@ -97,15 +98,20 @@ def render_hosts_toml(route: RegistryRoute, ca: Path | None) -> str:
 
 class ContainerdRuntime:
     name = "containerd"
-    default_version = "v2.3.7"  # the newest 2.3.x, the LTS line
+    default_version = pins.CONTAINERD
     packages: tuple[str, ...] = ("jq",)
     log_units: tuple[str, ...] = ("containerd",)  # its daemons, as systemd units in a kind node
-    runc_version = "v1.4.4"
+    config_dir_name = "containerd"
+    host_paths: tuple[str, ...] = ("/run/runc",)  # its state is in its own directories; runc's is not
+    mount_prefixes: tuple[str, ...] = ()
+
+    def oci_runtime(self, binaries: Mapping[str, Path]) -> str:
+        return str(binaries["runc"])  # its own: bookworm's runc 1.1.5 cannot start containerd 2.x sandboxes
 
     def binaries(self, version: str, cache: Path) -> dict[str, Path]:
         built = gomodules.build(gomodules.CONTAINERD, version, cache)
         binaries = {name: built.binary(name) for name in gomodules.CONTAINERD.binaries}
-        binaries["runc"] = gomodules.build(gomodules.RUNC, self.runc_version, cache).binary("runc")
+        binaries["runc"] = gomodules.build(gomodules.RUNC, pins.RUNC, cache).binary("runc")
         return binaries
 
     def socket(self, setup: NodeSetup) -> Path:
@@ -114,11 +120,13 @@ class ContainerdRuntime:
     def config_files(self, setup: NodeSetup, binaries: Mapping[str, Path], version: str) -> dict[Path, str]:
         return {ContainerdPaths(setup).config: render_config(setup, version), **self.registry_files(setup)}
 
+    def ca_dir(self, setup: NodeSetup, location: str) -> Path:
+        return ContainerdPaths(setup).certs_d / location  # beside the registry's hosts.toml
+
     def registry_files(self, setup: NodeSetup) -> dict[Path, str]:
-        paths = ContainerdPaths(setup)
         files = {}
         for route in setup.registries:
-            directory = paths.certs_d / route.prefix
+            directory = self.ca_dir(setup, route.prefix)
             ca = None
             if route.ca_file is not None:
                 ca = directory / "ca.crt"
@@ -133,19 +141,6 @@ class ContainerdRuntime:
     def daemons(self, setup: NodeSetup, binaries: Mapping[str, Path], crictl: Path | None = None) -> list[Daemon]:
         paths = ContainerdPaths(setup)
 
-        def ready() -> None:
-            if not paths.socket.is_socket():
-                raise NotYet(f"{paths.socket} does not exist yet")
-            if crictl is not None:
-                info = run(
-                    [str(crictl), "--runtime-endpoint", f"unix://{paths.socket}", "info"],
-                    what="crictl info",
-                    check=False,
-                    timeout=30,
-                )
-                if info.returncode != 0:
-                    raise NotYet(f"crictl info: {(info.stderr or info.stdout).strip()[-200:]}")
-
         def kill_shims() -> None:
             # The runc shims outlive containerd by design; ours name our socket in their argv.
             kill_all(processes_with_arg(SHIM, str(paths.socket)))
@@ -157,7 +152,7 @@ class ContainerdRuntime:
                 argv=(str(binaries["containerd"]), "--config", str(paths.config)),
                 # containerd finds its shim on PATH.
                 env={"PATH": f"{shim_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-                ready=ready,
+                ready=cri_ready(paths.socket, crictl),
                 timeout=READY_TIMEOUT,
                 after_stop=kill_shims,
             )

@@ -12,13 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.cluster import cni
+from conformance.cluster import cni, pins
 from conformance.cluster.components import gomodules
 from conformance.cluster.daemons import Daemon, kill_all, processes_with_arg
 from conformance.cluster.mounts import unmount_all
-from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute
+from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute, cri_ready
+from conformance.cluster.runtimes.oci import RUNC
 from conformance.infra.process import run
-from conformance.infra.wait import NotYet
 
 CONMON = "/usr/bin/conmon"
 
@@ -167,9 +167,25 @@ def crio_args(binary: Path, setup: NodeSetup) -> tuple[str, ...]:
 
 class CrioRuntime:
     name = "cri-o"
-    default_version = "v1.36.3"
+    default_version = pins.CRIO
     packages: tuple[str, ...] = ("conmon", "runc", "jq", "golang-github-containers-common", "libseccomp2")
     log_units: tuple[str, ...] = ("crio",)  # its daemons, as systemd units in a kind node
+    config_dir_name = "crio"
+    # containers/storage and its OCI runtimes' state, and the per-registry CA directory containers/image reads
+    host_paths: tuple[str, ...] = (
+        "/run/crio",
+        "/run/crun",
+        "/run/runc",
+        "/var/lib/containers",
+        "/etc/containers/certs.d",
+    )
+    mount_prefixes: tuple[str, ...] = ("/run/containers/storage", "/var/lib/containers/storage")
+
+    def ca_dir(self, setup: NodeSetup, location: str) -> Path:
+        return Path("/etc/containers/certs.d") / location  # containers/image reads CAs only from certs.d
+
+    def oci_runtime(self, binaries: Mapping[str, Path]) -> str:
+        return RUNC  # Debian's runc (bookworm 1.1.5) runs CRI-O's containers
 
     def binaries(self, version: str, cache: Path) -> dict[str, Path]:
         built = gomodules.build(gomodules.CRIO, version, cache)
@@ -194,8 +210,7 @@ class CrioRuntime:
         files = {CrioPaths(setup).conf("registries.conf"): render_registries_conf(setup.registries)}
         for route in setup.registries:
             if route.ca_file is not None:
-                # containers/image reads per-registry CAs only from certs.d directories.
-                files[Path("/etc/containers/certs.d") / route.location / "ca.crt"] = route.ca_file.read_text()
+                files[self.ca_dir(setup, route.location) / "ca.crt"] = route.ca_file.read_text()
         return files
 
     @property
@@ -205,19 +220,6 @@ class CrioRuntime:
 
     def daemons(self, setup: NodeSetup, binaries: Mapping[str, Path], crictl: Path | None = None) -> list[Daemon]:
         socket = CrioPaths(setup).socket
-
-        def ready() -> None:
-            if not socket.is_socket():
-                raise NotYet(f"{socket} does not exist yet")
-            if crictl is not None:
-                info = run(
-                    [str(crictl), "--runtime-endpoint", f"unix://{socket}", "info"],
-                    what="crictl info",
-                    check=False,
-                    timeout=30,
-                )
-                if info.returncode != 0:
-                    raise NotYet(f"crictl info: {(info.stderr or info.stdout).strip()[-200:]}")
 
         def kill_conmons() -> None:
             # conmon double-forks away from CRI-O; ours are recognisable by our state dir in argv.
@@ -229,7 +231,7 @@ class CrioRuntime:
                 argv=crio_args(binaries["crio"], setup),
                 # conmon/runc/iptables/jq are found on PATH; storage.conf of our own keeps /etc out of it.
                 env={"CONTAINERS_STORAGE_CONF": str(CrioPaths(setup).conf("storage.conf"))},
-                ready=ready,
+                ready=cri_ready(socket, crictl),
                 timeout=READY_TIMEOUT,
                 after_stop=kill_conmons,
             )

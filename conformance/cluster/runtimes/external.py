@@ -12,6 +12,7 @@ from pathlib import Path
 
 from conformance.cluster.daemons import Daemon
 from conformance.cluster.runtimes.base import NodeSetup
+from conformance.cluster.runtimes.oci import RUNC
 from conformance.infra.errors import ClusterError
 
 
@@ -22,6 +23,15 @@ class ExternalRuntime:
     default_version: str = ""
     packages: tuple[str, ...] = ()
     log_units: tuple[str, ...] = ()
+    config_dir_name: str = "external"
+    host_paths: tuple[str, ...] = ()  # the user's runtime keeps its own paths and mounts
+    mount_prefixes: tuple[str, ...] = ()
+
+    def ca_dir(self, setup: NodeSetup, location: str) -> Path:
+        return setup.config_dir / "certs.d" / location  # unused: the user's runtime is configured by the user
+
+    def oci_runtime(self, binaries: Mapping[str, Path]) -> str:
+        return RUNC  # unused: the user's runtime brings its own
 
     def __post_init__(self) -> None:
         if not self.endpoint.startswith("unix:///"):
