@@ -37,7 +37,7 @@ from conformance.oci.layout import (
     layer_tar,
 )
 
-# The tree of upstream's quay.io/crio/artifact:v2 (feature-facts §14), used as the typical image.
+# The tree of upstream's quay.io/crio/artifact:v2, used as the typical image.
 SEED = ImageSpec(layers=((File("dir/file", b"1\n"), File("file", b"2\n")),))
 EMPTY_JSON_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 

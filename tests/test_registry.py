@@ -199,7 +199,7 @@ def test_push_to_closed_port_raises_unavailable_without_credentials() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# TLS + htpasswd registry, as the suite's pull-secret registry (ecosystem-notes §3.3)
+# TLS + htpasswd registry, as the suite's pull-secret registry
 
 
 def bcrypt_hash(password: str) -> str:

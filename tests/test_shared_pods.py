@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from conformance.framework.diagnosis import EnvironmentProblem
-from conformance.framework.exclusive import MountLock
 from conformance.framework.manifests import MANIFESTS_DIR
+from conformance.framework.mount_lock import MountLock
 from conformance.framework.shared_pods import PRESTARTED, SharedPodFailed, SharedPods, shape
 
 RUNNING = {"spec": {"nodeName": "node-a"}, "status": {"phase": "Running"}}

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from conformance.cluster import make_provider, state
 from conformance.cluster.contract import ClusterHandle, export_lines
-from conformance.cluster.options import DEFAULT_PROVIDER, PROVIDER_NAMES, ClusterOptions, add_to, given
+from conformance.cluster.options import DEFAULT_PROVIDER, PROVIDER_NAMES, ClusterOptions, add_to, option_strings
 from conformance.infra.errors import ClusterError
 
 COMMANDS = {
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         known, _ = pre.parse_known_args(argv)
         provider = known.provider if known.provider in PROVIDER_NAMES else DEFAULT_PROVIDER
         args = build_parser(provider).parse_args(argv)
-        return run(args.command, ClusterOptions.parse(args.provider, given(args)))
+        return run(args.command, ClusterOptions.parse(args.provider, option_strings(args)))
     except ClusterError as error:
         print(f"ivc: {error}", file=sys.stderr)
         return 2

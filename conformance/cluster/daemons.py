@@ -33,7 +33,7 @@ class Daemon:
     ready: Callable[[], object]  # raises NotYet (or OSError) until the daemon serves
     timeout: float  # seconds `ready` may take
     env: Mapping[str, str] = field(default_factory=dict)
-    then: Callable[[], object] | None = None  # once ready (e.g. RBAC after the apiserver)
+    after_ready: Callable[[], object] | None = None  # once ready (e.g. RBAC after the apiserver)
     before_stop: Callable[[], object] | None = None  # e.g. remove pod sandboxes through the runtime
     after_stop: Callable[[], object] | None = None  # e.g. kill the runtime's double-forked monitors
 
@@ -114,8 +114,8 @@ def start(daemon: Daemon, *, log: Path, pid_dir: Path, base_env: Mapping[str, st
 
 def wait_ready(daemon: Daemon, record: ProcessRecord) -> None:
     wait_for(f"{daemon.name} to be ready", daemon.ready, timeout=daemon.timeout, gone=exited(record), log=record.log)
-    if daemon.then is not None:
-        daemon.then()
+    if daemon.after_ready is not None:
+        daemon.after_ready()
 
 
 def stop(record: ProcessRecord, *, timeout: float = 30.0) -> None:
@@ -174,7 +174,7 @@ def processes_with_arg(executable_name: str, needle: str) -> list[int]:
 def systemd_unit(daemon: Daemon, *, description: str, service_type: str = "simple", before: str = "") -> str:
     """The same declaration as a systemd service, for nodes that have an init (the kind node image).
 
-    No Limit*= or OOMScoreAdjust=: a kind node on these VMs may not raise its limits.
+    No Limit*= or OOMScoreAdjust=: a kind node on a host without CAP_SYS_RESOURCE may not raise its limits.
     """
     environment = "".join(f'Environment="{key}={value}"\n' for key, value in sorted(daemon.env.items()))
     return (

@@ -1,10 +1,11 @@
 """Feature gates: the `--feature-gates` syntax and the per-version ImageVolume rule, for every provider.
 
-The rule (feature-facts §1, offline-cluster §13): the gate must be switched on below 1.36 (alpha
-off in 1.31-1.32, beta off in 1.33-1.34; harmless on 1.35, where it is on by default); from 1.36 it
-is GA and locked, so `ImageVolume=false` makes every component exit at start ("cannot set feature
-gate ImageVolume to false, feature is locked to true") and `=true` is never passed (the gate is
-removed in 1.39, and an unknown gate is fatal). Providers call `gates_for` before building anything.
+The rule (kubernetes pkg/features/kube_features.go, ImageVolume, v1.31-v1.38): the gate must be
+switched on below 1.36 (alpha off in 1.31-1.32, beta off in 1.33-1.34; harmless on 1.35, where it
+is on by default); from 1.36 it is GA and locked, so `ImageVolume=false` makes every component
+exit at start ("cannot set feature gate ImageVolume to false, feature is locked to true") and
+`=true` is never passed (the gate is removed in 1.39, and an unknown gate is fatal). Providers
+call `gates_for` before building anything.
 """
 
 from __future__ import annotations

@@ -316,6 +316,6 @@ def add_to(add: Callable[..., Any], providers: Iterable[str] = PROVIDER_NAMES) -
             add(option.flag, dest=option.dest, default=None, metavar=option.metavar, help=f"[{takes}] {option.help}")
 
 
-def given(namespace: object) -> dict[str, str | None]:
+def option_strings(namespace: object) -> dict[str, str | None]:
     """The option strings of an argparse Namespace or pytest's config.option."""
     return {option.dest: getattr(namespace, option.dest, None) for option in OPTIONS}

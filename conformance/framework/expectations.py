@@ -154,7 +154,8 @@ def decided_by(behaviour: str) -> str:
     return "apiserver" if behaviour in APISERVER_BEHAVIOURS else "kubelet"
 
 
-def _x(**values: str) -> Mapping[str, str]:
+def expects(**values: str) -> Mapping[str, str]:
+    """What a row expects the test to see (field, message, reason…): read by the test through `expectation`."""
     return MappingProxyType(values)
 
 
@@ -245,7 +246,7 @@ TABLE: tuple[Rule, ...] = (
         Level.REQUIRED,
         "kubelet makeMounts mustMountRO; image plugin GetAttributes ReadOnly",
         FEATURE,
-        expected=_x(error="Read-only file system"),
+        expected=expects(error="Read-only file system"),
     ),
     Rule(
         "noexec",
@@ -260,7 +261,7 @@ TABLE: tuple[Rule, ...] = (
         Level.REQUIRED,
         "validation.go before #130135",
         between("1.31", "1.33"),
-        expected=_x(message="not allowed in image volume sources"),
+        expected=expects(message="not allowed in image volume sources"),
     ),
     Rule(
         "subpath-rejected-by-api",
@@ -321,7 +322,7 @@ TABLE: tuple[Rule, ...] = (
         since("1.33"),
     ),
     _subpath_ignored_by_old_kubelet(
-        "subpath-missing", _x(reason="CreateContainerError", message="ImageVolumeMountFailed")
+        "subpath-missing", expects(reason="CreateContainerError", message="ImageVolumeMountFailed")
     ),
     Rule(
         "subpath-missing",
@@ -345,7 +346,7 @@ TABLE: tuple[Rule, ...] = (
         Level.REQUIRED,
         "e2e_node image_volume.go 'subPath in volume is not existing'; cri-api ErrImageVolumeMountFailed",
         since("1.33"),
-        expected=_x(reason="CreateContainerError", message="ImageVolumeMountFailed"),
+        expected=expects(reason="CreateContainerError", message="ImageVolumeMountFailed"),
     ),
     _subpath_ignored_by_old_kubelet("subpath-expr"),
     Rule(
@@ -404,7 +405,7 @@ TABLE: tuple[Rule, ...] = (
         Level.REQUIRED,
         "kubelet image manager shared with containers",
         FEATURE,
-        expected=_x(reason="ErrImageNeverPull"),
+        expected=expects(reason="ErrImageNeverPull"),
     ),
     # The kubelet's own events say what it did with a present image (pkg/kubelet/images/image_manager.go).
     # The message gained " and can be accessed by the pod" with KubeletEnsureSecretPulledImages (beta, on
@@ -424,14 +425,14 @@ TABLE: tuple[Rule, ...] = (
         "no test in kubernetes v1.36.3 test/e2e_node/image_volume.go or "
         "test/e2e/common/node/image_volume.go covers it",
         FEATURE,
-        expected=_x(reason="Pulled", message="already present on machine", pulling="Pulling"),
+        expected=expects(reason="Pulled", message="already present on machine", pulling="Pulling"),
     ),
     Rule(
         "always-pulls-again",
         Level.REQUIRED,
         "image_manager.go imagePullPrecheck: PullAlways skips the presence check, then 'Pulling image %q'",
         FEATURE,
-        expected=_x(reason="Pulling", message="Pulling image"),
+        expected=expects(reason="Pulling", message="Pulling image"),
     ),
     Rule(
         "container-restart-resolution",
@@ -447,7 +448,7 @@ TABLE: tuple[Rule, ...] = (
         Level.REQUIRED,
         "e2e_node image_volume.go 'image volume is not existing'",
         FEATURE,
-        expected=_x(reasons="ErrImagePull,ImagePullBackOff"),
+        expected=expects(reasons="ErrImagePull,ImagePullBackOff"),
     ),
     Rule("missing-image-unused", Level.REQUIRED, "e2e_node image_volume.go 'not existing but unused'", FEATURE),
     # -- layers: the volume is the merged image tree (KEP-4639 'Filesystem representation') -----------
@@ -544,7 +545,7 @@ TABLE: tuple[Rule, ...] = (
         "kubernetes v1.36.3 pkg/volume/image/image.go SetUp does nothing; k8s.io/api v0.36.3 core/v1 "
         "types.go: 'fsGroupChangePolicy has no effect on this volume type'",
         FEATURE,
-        expected=_x(owned="1234:5678", other="0:0"),
+        expected=expects(owned="1234:5678", other="0:0"),
     ),
     # -- OCI artifacts (empty config + artifactType): a capability, probed at session start ----------
     # CRI-O >= 1.33 mounts them; no containerd version does (containerd#11907, #11381). The probe
@@ -559,7 +560,7 @@ TABLE: tuple[Rule, ...] = (
         "artifact-read-only",
         Level.REQUIRED,
         "CRI-O >= 1.33 per-blob bind,ro mounts; cri-o test/oci_artifacts.bats 'mount'",
-        expected=_x(error="Read-only file system"),
+        expected=expects(error="Read-only file system"),
     ),
     *_artifact_rows(
         "artifact-mount-directory",
@@ -621,7 +622,7 @@ TABLE: tuple[Rule, ...] = (
         "kubelet image manager shared with containers (kubernetes v1.36.3 pkg/kubelet/kuberuntime/"
         "kuberuntime_manager.go getImageVolumes → EnsureImageExists)",
         FEATURE,
-        expected=_x(reasons="ErrImagePull,ImagePullBackOff"),
+        expected=expects(reasons="ErrImagePull,ImagePullBackOff"),
     ),
     # KEP-2535 is the kubelet's, not KEP-4639's: optional where its gate is on (an admin may still set
     # imagePullCredentialsVerificationPolicy: NeverVerify), observed elsewhere. Measured: the Pod without
@@ -633,7 +634,7 @@ TABLE: tuple[Rule, ...] = (
         "image volumes pull through imagePuller.EnsureImageExists (pkg/kubelet/kuberuntime/kuberuntime_manager.go)",
         since("1.33"),
         when="kubelet_reverifies_pull_credentials",
-        expected=_x(reasons="ErrImagePull,ImagePullBackOff"),
+        expected=expects(reasons="ErrImagePull,ImagePullBackOff"),
     ),
     Rule(
         "pull-credentials-reverified",
@@ -655,7 +656,7 @@ TABLE: tuple[Rule, ...] = (
         Level.REQUIRED,
         "validation.go: reference required when opts.ResourceIsPod",
         FEATURE,
-        expected=_x(field="spec.volumes[0].image.reference", message="Required value"),
+        expected=expects(field="spec.volumes[0].image.reference", message="Required value"),
     ),
     # Observed on 1.36.3: AlwaysPullImages' Admit rewrites even "Sometimes" to Always before validation runs.
     Rule(
@@ -672,7 +673,7 @@ TABLE: tuple[Rule, ...] = (
         Level.REQUIRED,
         "validation.go validateImageVolumeSource pullPolicy",
         FEATURE,
-        expected=_x(
+        expected=expects(
             field="spec.volumes[0].image.pullPolicy", supported='supported values: "Always", "IfNotPresent", "Never"'
         ),
     ),
@@ -681,7 +682,7 @@ TABLE: tuple[Rule, ...] = (
         Level.REQUIRED,
         "validation.go validateVolumeSource",
         FEATURE,
-        expected=_x(field="spec.volumes[0].image", message="Forbidden: may not specify more than 1 volume type"),
+        expected=expects(field="spec.volumes[0].image", message="Forbidden: may not specify more than 1 volume type"),
     ),
     # A Deployment's template: the reference may be left for a controller to fill in, until 1.37.
     Rule(
@@ -691,7 +692,7 @@ TABLE: tuple[Rule, ...] = (
         "management to default or override container images in workload controllers'; validation.go "
         "validateImageVolumeSource checks opts.ResourceIsPod (v1.36.3)",
         between("1.31", "1.37"),
-        expected=_x(outcome="accepted"),
+        expected=expects(outcome="accepted"),
     ),
     Rule(
         "api-template-empty-reference",
@@ -699,7 +700,7 @@ TABLE: tuple[Rule, ...] = (
         "kubernetes#135989 (fixes #135988, in v1.37.0): validateImageVolumeSource requires the reference in "
         "templates too, unless the old object had an empty one (AllowEmptyImageVolumeReference)",
         since("1.37"),
-        expected=_x(
+        expected=expects(
             outcome="rejected", field="spec.template.spec.volumes[0].image.reference", message="Required value"
         ),
     ),
@@ -714,7 +715,7 @@ TABLE: tuple[Rule, ...] = (
         between("1.31", "1.33"),
         reason="Pod Security `restricted` predates image volumes here (they were allowed in 1.33, "
         "kubernetes#130394): the suite's namespaces enforce `baseline` instead",
-        expected=_x(outcome="rejected", message="restricted volume types"),
+        expected=expects(outcome="rejected", message="restricted volume types"),
     ),
     Rule(
         "pod-security-restricted",
@@ -722,7 +723,7 @@ TABLE: tuple[Rule, ...] = (
         "kubernetes#130394 (v1.33.0): pod-security-admission check_restrictedVolumes.go allows volume.Image "
         "('users who can create a pod with a certain image should also be able to use ImageVolume')",
         since("1.33"),
-        expected=_x(outcome="admitted"),
+        expected=expects(outcome="admitted"),
     ),
     # -- admission (kubernetes v1.36.3 plugin/pkg/admission/alwayspullimages/admission.go) ----------------
     Rule(
@@ -732,7 +733,7 @@ TABLE: tuple[Rule, ...] = (
         "docs: 'The AlwaysPullImages Admission Controller does also work for this volume source'",
         FEATURE,
         when=ALWAYS_PULL,
-        expected=_x(stored="Always"),
+        expected=expects(stored="Always"),
     ),
     Rule(
         "always-pull-images-admission",
@@ -758,7 +759,7 @@ TABLE: tuple[Rule, ...] = (
         Level.OPTIONAL,
         "#130135; OpenShift image_volume.go 'metrics'",
         between("1.33", "1.35"),
-        expected=_x(
+        expected=expects(
             requested="kubelet_image_volume_requested_total",
             succeeded="kubelet_image_volume_mounted_succeed_total",
             stability="ALPHA",
@@ -769,7 +770,7 @@ TABLE: tuple[Rule, ...] = (
         Level.OPTIONAL,
         "#135195 moved the metrics to BETA (CHANGELOG-1.35)",
         since("1.35"),
-        expected=_x(
+        expected=expects(
             requested="kubelet_image_volume_requested_total",
             succeeded="kubelet_image_volume_mounted_succeed_total",
             stability="BETA",
@@ -796,7 +797,8 @@ TABLE: tuple[Rule, ...] = (
         "metrics-mount-errors",
         Level.KNOWN_DEFECT,
         "kubernetes v1.36.3 pkg/kubelet/kuberuntime/kuberuntime_manager.go incrementImageVolumeMetrics; containerd "
-        "v2.3.7 internal/cri/server/container_create.go (no upstream issue found, 2026-12-01)",
+        "v2.3.7 internal/cri/server/container_create.go (no upstream issue for this; the same counter's other false "
+        "successes: kubernetes#138460)",
         since("1.33"),
         runtime=CONTAINERD,
         runtime_version=CONTAINERD_2_2_SEEN,
@@ -810,14 +812,14 @@ TABLE: tuple[Rule, ...] = (
         Level.OPTIONAL,
         "#130135; a missing subPath fails CreateContainer",
         between("1.33", "1.35"),
-        expected=_x(errors="kubelet_image_volume_mounted_errors_total", stability="ALPHA"),
+        expected=expects(errors="kubelet_image_volume_mounted_errors_total", stability="ALPHA"),
     ),
     Rule(
         "metrics-mount-errors",
         Level.OPTIONAL,
         "#135195 moved the metrics to BETA (CHANGELOG-1.35)",
         since("1.35"),
-        expected=_x(errors="kubelet_image_volume_mounted_errors_total", stability="BETA"),
+        expected=expects(errors="kubelet_image_volume_mounted_errors_total", stability="BETA"),
     ),
     # -- node lifecycle (KEP-4639 'Lifecycling and Garbage Collection') ---------------------------------
     Rule(
@@ -828,7 +830,7 @@ TABLE: tuple[Rule, ...] = (
         FEATURE,
         runtime=CRIO,
         runtime_version=since("1.31"),
-        expected=_x(message="image is in use"),
+        expected=expects(message="image is in use"),
     ),
     Rule(
         "rmi-refused-while-in-use",

@@ -21,10 +21,10 @@ from conformance.framework.artifacts import PushedArtifact
 from conformance.framework.capabilities import Capabilities, NodeGroup
 from conformance.framework.counters import NodeCounters, quiet_node
 from conformance.framework.diagnosis import admitted
-from conformance.framework.exclusive import MountLock
 from conformance.framework.expectations import Expectation, restricted_namespaces_admit_image_volumes
 from conformance.framework.keys import EXPECTATION_KEY, NAMESPACES_KEY, SESSION_KEY
 from conformance.framework.manifests import MANIFESTS_DIR, PodSecurity, pinned, render, secured
+from conformance.framework.mount_lock import MountLock
 from conformance.framework.namespaces import RUN_LABEL, pod_security_labels, test_namespace
 from conformance.framework.node import Crictl
 from conformance.framework.pods import PodUnderTest
@@ -167,7 +167,7 @@ LaunchPod = Callable[..., PodUnderTest]
 
 @pytest.fixture(scope="session")
 def mount_lock(ivc_session: SuiteSession) -> MountLock:
-    """Shared by tests that start Pods, exclusive for tests that read node-wide counters (see exclusive.py)."""
+    """Shared by tests that start Pods, exclusive for tests that read node-wide counters (see mount_lock.py)."""
     return MountLock(ivc_session.run_id)
 
 

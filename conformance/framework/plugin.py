@@ -32,14 +32,13 @@ from pytest_html import extras as html_extras
 import conformance
 from conformance.cluster import make_provider
 from conformance.cluster.contract import ClusterHandle
-from conformance.cluster.options import DEFAULT_PROVIDER, OPTIONS, PROVIDER_NAMES, ClusterOptions, given
+from conformance.cluster.options import DEFAULT_PROVIDER, OPTIONS, PROVIDER_NAMES, ClusterOptions, option_strings
 from conformance.cluster.options import add_to as add_cluster_options
 from conformance.cluster.registries import named_registry
 from conformance.framework import report
 from conformance.framework.artifacts import print_artifact_list
 from conformance.framework.capabilities import Capabilities
 from conformance.framework.diagnosis import EnvironmentProblem
-from conformance.framework.exclusive import remove_run_directory, run_directory
 from conformance.framework.expectations import (
     Level,
     NoRow,
@@ -63,6 +62,7 @@ from conformance.framework.keys import (
 )
 from conformance.framework.known_issues import hints_for
 from conformance.framework.report import skip_reason
+from conformance.framework.run_directory import remove_run_directory, run_directory
 from conformance.framework.session import SuiteSession, end_session, new_run_id, preseed, start_session
 from conformance.framework.verdict import Check, Result, RunVerdict, run_verdict
 from conformance.infra.errors import ClusterError
@@ -271,7 +271,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     stages = config.stash[STAGES_KEY] = {"start": time.monotonic()}
     try:
-        options = ClusterOptions.parse(config.getoption("cluster"), given(config.option))
+        options = ClusterOptions.parse(config.getoption("cluster"), option_strings(config.option))
         handle = config.stash[HANDLE_KEY] = _obtain_cluster(config, options)
         stages["cluster"] = time.monotonic()
         suite = start_session(handle, new_run_id(), cache_dir=options.cache_dir)
@@ -336,7 +336,7 @@ def _capability_report(config: pytest.Config, suite: SuiteSession) -> None:
 
 def _push_artifacts(config: pytest.Config) -> None:
     try:
-        options = ClusterOptions.parse("existing", given(config.option))
+        options = ClusterOptions.parse("existing", option_strings(config.option))
         registry = named_registry(options)
         references = preseed(registry, options.cache_dir)
     except ClusterError as error:

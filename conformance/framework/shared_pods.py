@@ -31,10 +31,11 @@ from kubernetes.client.exceptions import ApiException
 
 from conformance.framework.artifacts import PushedArtifact
 from conformance.framework.diagnosis import EnvironmentProblem, admitted, final_failure, refusal
-from conformance.framework.exclusive import MountLock, flocked, run_directory
 from conformance.framework.manifests import PodSecurity, pinned, render, secured
+from conformance.framework.mount_lock import MountLock
 from conformance.framework.namespaces import RUN_LABEL, pod_security_labels, shared_namespace
 from conformance.framework.pods import PodUnderTest
+from conformance.framework.run_directory import flocked, run_directory
 from conformance.infra.files import write_atomic
 from conformance.infra.kube import Kube, WaitTimeout, is_running
 

@@ -172,7 +172,7 @@ def runs_here(binary: Path) -> None:
         raise ClusterError(f"{binary} does not run on this host: {last_line(proc.stderr or proc.stdout)}")
 
 
-SOURCE_DATE_EPOCH = "1767225600"  # 2026-01-01: a root built twice from the same packages is the same tar
+SOURCE_DATE_EPOCH = "1767225600"  # fixed: a root built twice from the same packages is the same tar
 
 
 def root_tar(name: str, packages: Sequence[str], cache: Path, *, variant: str = "minbase") -> Path:

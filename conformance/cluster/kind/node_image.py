@@ -11,7 +11,8 @@ Steps (each named in its error, with the tool's output tail):
    the exact names kubeadm expects, so nothing is pulled;
 4. node files — kind's entrypoint and units from the kind module (the cgroup v1 readiness line
    reworded), CRI-O's configuration from its runtime declaration with systemd paths, the runc
-   wrapper these VMs need, the pod-network service, `/kind/version`, `/kind/manifests/default-cni.yaml`;
+   wrapper hosts without CAP_SYS_RESOURCE need, the pod-network service, `/kind/version`,
+   `/kind/manifests/default-cni.yaml`;
 5. `docker import` of the tree, then a metadata-only build (docker 20.10 refuses `import --change
    STOPSIGNAL`) that sets ENTRYPOINT, STOPSIGNAL, ENV and the inputs label.
 

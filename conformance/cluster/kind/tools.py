@@ -101,8 +101,8 @@ def check_privileged(tools: Tools, image: str) -> None:
     if proc.returncode != 0:
         raise ClusterError(
             f"docker cannot start privileged containers here ({last_line(proc.stderr)}); kind nodes need them. "
-            "When the host withholds a capability (these VMs lack CAP_SYS_RESOURCE), give dockerd a runtime "
-            "that drops it, as `scripts/dockerd start` does, "
+            "When the host withholds a capability (a VM whose bounding set lacks CAP_SYS_RESOURCE), give dockerd "
+            "a runtime that drops it, as `scripts/dockerd start` does, "
             f"{ALTERNATIVES}"
         )
 

@@ -102,7 +102,7 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-class _Unbuilt(dict[str, Path]):
+class PlaceholderBinaries(dict[str, Path]):
     """Binary paths for a plan that is only stopped or inspected, never started."""
 
     def __missing__(self, key: str) -> Path:
@@ -250,7 +250,7 @@ class LocalProvider:
     @property
     def runtime_daemons(self) -> list[str]:
         """The runtime's daemons, whose logs diagnostics show (none for a user's runtime)."""
-        return [daemon.name for daemon in self.runtime.daemons(self._node_setup(), _Unbuilt(), None)]
+        return [daemon.name for daemon in self.runtime.daemons(self._node_setup(), PlaceholderBinaries(), None)]
 
     def env(self) -> dict[str, str]:
         handle = self.running_handle()
@@ -439,7 +439,7 @@ class LocalProvider:
                 render.registry_args(REGISTRY_BINARY, layout.conf("registry.yml")),
                 ready=lambda: expect_status(f"http://{render.REGISTRY_ADDR}/v2/"),
                 timeout=30,
-                then=self._push_pause_image,
+                after_ready=self._push_pause_image,
             ),
             Daemon(
                 "auth-registry",
@@ -469,7 +469,7 @@ class LocalProvider:
                     f"https://127.0.0.1:{render.APISERVER_PORT}/readyz", cafile=pki_dir / "ca.crt"
                 ),
                 timeout=180,
-                then=lambda: bootstrap.create_rbac(layout.kubeconfig),
+                after_ready=lambda: bootstrap.create_rbac(layout.kubeconfig),
             ),
             Daemon(
                 "kube-controller-manager",
@@ -659,7 +659,10 @@ class LocalProvider:
     def _teardown(self, state: Mapping[str, Any] | None) -> None:
         layout = self.layout
         records = self._records(state)
-        plan = {daemon.name: daemon for daemon in self._plan(_Binaries(_Unbuilt(), _Unbuilt(), Path(), Path()), "")}
+        plan = {
+            daemon.name: daemon
+            for daemon in self._plan(_Binaries(PlaceholderBinaries(), PlaceholderBinaries(), Path(), Path()), "")
+        }
         # Without the baseline taken before `up` we cannot tell our chains, bridge and directories
         # from someone else's, so host-wide cleanup is skipped and only our state dir is handled.
         baseline: Mapping[str, Any] | None = (state or {}).get("baseline")

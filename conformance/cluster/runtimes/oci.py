@@ -1,4 +1,5 @@
-"""runc as these hosts need it: a wrapper that edits the OCI bundle before handing it to runc.
+"""runc for hosts that withhold a capability or a cgroup controller: a wrapper that edits the OCI bundle
+before handing it to runc.
 
 One wrapper serves every place an OCI runtime is called here — CRI-O and containerd on the local
 cluster, CRI-O inside a kind node, and (in CI) dockerd itself — each with the edits its host needs:
@@ -6,8 +7,8 @@ cluster, CRI-O inside a kind node, and (in CI) dockerd itself — each with the 
 - `hugetlb`: no hugetlb hierarchy is mounted (cgroup v1 here, never remounted), yet CRI-O decides
   hugetlb exists from /proc/cgroups and passes the kubelet's zero limits per page size, and runc then
   fails "cannot set hugetlb limit". Limits of an unmounted controller cannot be enforced anyway.
-- `capabilities`: keep only capabilities in the wrapper's own bounding set. These VMs lack
-  CAP_SYS_RESOURCE, so `docker run --privileged` fails "unable to apply caps"; inside a kind node
+- `capabilities`: keep only capabilities in the wrapper's own bounding set. Where the host's bounding set
+  lacks CAP_SYS_RESOURCE, `docker run --privileged` fails "unable to apply caps"; inside a kind node
   (docker 20.10 grants no CAP_PERFMON/BPF/CHECKPOINT_RESTORE) privileged Pods fail the same way.
 - `oom_score_adj`: a kind node cannot raise its OOM score protection without CAP_SYS_RESOURCE
   ("failed to update /proc/self/oom_score_adj: Permission denied" for static Pods).
@@ -125,7 +126,7 @@ def render_runc_wrapper(
 
 
 def lacks_capability(name: str) -> bool:
-    """Whether this process's capability bounding set lacks CAP_<name> (these VMs lack SYS_RESOURCE)."""
+    """Whether this process's capability bounding set lacks CAP_<name> (some VMs' bounding sets lack SYS_RESOURCE)."""
     try:
         status = Path("/proc/self/status").read_text()
     except OSError:
@@ -139,7 +140,7 @@ def _sh_quote(text: str) -> str:
 
 
 def main() -> None:
-    """`python -m conformance.cluster.runtimes.oci docker`: the wrapper dockerd needs on these VMs."""
+    """`python -m conformance.cluster.runtimes.oci docker`: the wrapper dockerd needs (no CAP_SYS_RESOURCE)."""
     kind = sys.argv[1] if len(sys.argv) > 1 else ""
     if kind != "docker":
         sys.exit("usage: python -m conformance.cluster.runtimes.oci docker  (prints dockerd's runc wrapper)")

@@ -1,7 +1,7 @@
 import contextlib
 import io
 
-from conformance.framework.catalogue import SECTION, markdown
+from conformance.framework.readme_table import SECTION, markdown
 from conformance.infra.readme import README, with_section
 
 
@@ -10,5 +10,5 @@ def test_readme_test_table_is_current():
         table = markdown()
     readme = README.read_text()
     assert with_section(readme, SECTION, table + "\n") == readme, (
-        "README.md's test table is stale: run `python -m conformance.framework.catalogue --write`"
+        "README.md's test table is stale: run `python -m conformance.framework.readme_table --write`"
     )

@@ -1,13 +1,11 @@
 """Node-wide counters need the nodes to themselves: a reader/writer lock across the run's xdist workers.
 
 The kubelet's image volume counters have no labels, so a test that asserts "this mount made the
-counter grow" must be the only one mounting while it reads them. Every test that starts Pods holds the
-lock *shared* (from its first Pod until its Pods are deleted); a test that reads node-wide counters
-holds it *exclusive*. Writers are preferred (a turnstile lock that new readers pass through), so an
-exclusive holder waits only for the tests running at that moment, never for the rest of the run.
-
-The locks are `flock(2)` files in the run's directory (`run_directory`): all workers of a run share them
-(xdist runs its workers on this host); runs never do.
+counter grow" must be the only one of the run mounting while it reads them. Every test that starts
+Pods holds the lock *shared* (from its first Pod until its Pods are deleted); a test that reads
+node-wide counters holds it *exclusive*. Writers are preferred (a turnstile lock that new readers pass
+through), so an exclusive holder waits only for the tests running at that moment, never for the rest
+of the run. The lock files live in the run directory (run_directory.py).
 """
 
 from __future__ import annotations
@@ -15,36 +13,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-
-def _run_path(run_id: str) -> Path:
-    return Path(tempfile.gettempdir()) / f"ivc-{run_id}"
-
-
-def run_directory(run_id: str) -> Path:
-    """Where the run's processes meet (lock and record files); the controller removes it at the end."""
-    path = _run_path(run_id)
-    path.mkdir(mode=0o700, exist_ok=True)
-    return path
-
-
-def remove_run_directory(run_id: str) -> None:
-    shutil.rmtree(_run_path(run_id), ignore_errors=True)
-
-
-@contextlib.contextmanager
-def flocked(path: Path, mode: int = fcntl.LOCK_EX) -> Iterator[None]:
-    """`flock(2)` on `path` (created if absent) for the block; closing the file releases it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, mode)
-        yield
-    finally:
-        os.close(fd)
+from conformance.framework.run_directory import flocked, run_directory
 
 
 class MountLock:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 
-from conformance.framework.exclusive import MountLock
+from conformance.framework.mount_lock import MountLock
 
 
 def _hold_shared(run_id: str, directory, seconds: float, started) -> None:

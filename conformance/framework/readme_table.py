@@ -1,9 +1,9 @@
 """The README's test table, generated from the tests' behaviour markers and the expectation table.
 
-    python -m conformance.framework.catalogue            # print the markdown table
-    python -m conformance.framework.catalogue --write    # refresh it in README.md
+    python -m conformance.framework.readme_table            # print the markdown table
+    python -m conformance.framework.readme_table --write    # refresh it in README.md
 
-tests/test_catalogue.py fails when README.md is out of date.
+tests/test_readme_table.py fails when README.md is out of date.
 """
 
 from __future__ import annotations
