@@ -3,11 +3,14 @@
     python -m conformance.matrix --runtime cri-o --runtime containerd:v2.1.9 --runtime containerd:v2.3.7 \\
         --out matrix/runtimes
     python -m conformance.matrix --k8s-version v1.32.9 --k8s-version v1.36.3 --out matrix/versions
+    scripts/dockerd exec python -m conformance.matrix --provider kind --node-runtimes cri-o,cri-o,containerd \\
+        --node-runtimes cri-o,containerd:v2.1.9 --out matrix/kind
 
-Each configuration (the product of `--k8s-version` and `--runtime`, each defaulting to the provider's
-pin) gets a fresh local cluster and a full run of the suite (`--report-dir <out>/<label>`); the
-results land in `<out>/matrix.json` and `<out>/matrix.md`: test × configuration, each cell passed /
-failed / known defect / not applicable (with the reason as a footnote). `--write-readme` puts the
+Each configuration (the product of `--k8s-version` and `--runtime`, or with kind of `--k8s-version` and
+`--node-runtimes`, each defaulting to the provider's pin) gets a fresh cluster of `--provider` (local
+by default) and a full run of the suite (`--report-dir <out>/<label>`); the results land in
+`<out>/matrix.json` and `<out>/matrix.md`: test × configuration, each cell passed / failed / known
+defect / not applicable (with the reason as a footnote). `--write-readme` puts the
 markdown into README.md between the markers of that matrix, where a unit test keeps it current.
 """
 
@@ -35,51 +38,67 @@ CELL = {"passed": "pass", "failed": "**FAIL**", "error": "**ERROR**", "known-def
         "skipped": "skip"}  # fmt: skip
 
 
+PROVIDERS = ("local", "kind")  # the providers that build the cluster a configuration names
+
+
 @dataclass(frozen=True)
 class Configuration:
     k8s_version: str | None
     runtime: str | None
     runtime_version: str | None
+    provider: str = "local"
+    node_runtimes: str | None = None  # kind: one runtime per node, e.g. cri-o,containerd:v2.1.9
 
     @property
     def label(self) -> str:
-        parts = [self.k8s_version or "default-k8s", self.runtime or "cri-o"]
+        parts = [self.k8s_version or "default-k8s", self.node_runtimes or self.runtime or "cri-o"]
         if self.runtime_version:
             parts.append(self.runtime_version)
-        return "-".join(parts).replace("/", "_")
+        if self.provider != "local":
+            parts.insert(0, self.provider)
+        return "-".join(parts).replace("/", "_").replace(",", "+").replace(":", "-")
 
     def flags(self) -> list[str]:
-        flags = []
-        for flag, value in (("--k8s-version", self.k8s_version), ("--runtime", self.runtime),
-                            ("--runtime-version", self.runtime_version)):  # fmt: skip
-            if value:
-                flags += [flag, value]
-        return flags
+        named = {
+            "--k8s-version": self.k8s_version,
+            "--runtime": self.runtime,
+            "--runtime-version": self.runtime_version,
+            "--node-runtimes": self.node_runtimes,
+        }
+        return [part for flag, value in named.items() if value for part in (flag, value)]
 
 
-def configurations(k8s_versions: Sequence[str], runtimes: Sequence[str]) -> list[Configuration]:
-    """The product of the two axes; `runtime` is NAME or NAME:VERSION."""
+def configurations(
+    k8s_versions: Sequence[str], runtimes: Sequence[str], provider: str = "local", node_runtimes: Sequence[str] = ()
+) -> list[Configuration]:
+    """The product of the axes; `runtime` is NAME or NAME:VERSION, `node_runtimes` one such per node (kind)."""
+    if provider not in PROVIDERS:
+        raise ClusterError(f"--provider {provider!r}: the matrix builds its clusters; choose one of {PROVIDERS}")
+    if node_runtimes and (runtimes or provider != "kind"):
+        raise ClusterError("--node-runtimes is kind's, and names every node's runtime: drop --runtime")
     found = []
     for k8s in k8s_versions or [""]:
-        for runtime in runtimes or [""]:
+        for nodes in node_runtimes:
+            found.append(Configuration(k8s or None, None, None, provider, nodes))
+        for runtime in runtimes or ([] if node_runtimes else [""]):
             name, _, version = runtime.partition(":")
-            found.append(Configuration(k8s or None, name or None, version or None))
+            found.append(Configuration(k8s or None, name or None, version or None, provider))
     return found
 
 
 def run_configuration(config: Configuration, out: Path) -> dict[str, Any]:
-    """Fresh local cluster, full suite, the run's summary (or why there is none)."""
+    """A fresh cluster of the configuration's provider, the full suite, the run's summary (or why there is none)."""
     cli = [sys.executable, "-m", "conformance.cluster"]
     report = out / config.label
     started = time.monotonic()
-    run([*cli, "down", "--provider", "local"], what="local cluster down", timeout=600)
+    down(config.provider)
     try:
-        run([*cli, "up", "--provider", "local", *config.flags()], what=f"local cluster up ({config.label})",
+        run([*cli, "up", "--provider", config.provider, *config.flags()], what=f"cluster up ({config.label})",
             timeout=RUN_TIMEOUT, heartbeat=60)  # fmt: skip
     except ClusterError as error:
         return {"label": config.label, "flags": config.flags(), "error": str(error).splitlines()[0]}
     up = time.monotonic() - started
-    pytest = [sys.executable, "-m", "pytest", "-n", "auto", "--cluster=local", "--reuse-cluster",
+    pytest = [sys.executable, "-m", "pytest", "-n", "auto", f"--cluster={config.provider}", "--reuse-cluster",
               f"--report-dir={report}", "-p", "no:cacheprovider", "-q", "--accept-known-defects"]  # fmt: skip
     result = run(pytest, what=f"suite on {config.label}", timeout=RUN_TIMEOUT, check=False, cwd=ROOT)
     report.mkdir(parents=True, exist_ok=True)
@@ -121,11 +140,20 @@ def short_verdict(run: dict[str, Any]) -> str:
     return "NOT CONFORMANT: image volumes unavailable" if "unavailable" in line else line
 
 
+def down(provider: str, check: bool = True) -> None:
+    run([sys.executable, "-m", "conformance.cluster", "down", "--provider", provider],
+        what=f"{provider} cluster down", timeout=600, check=check)  # fmt: skip
+
+
 def column(run: dict[str, Any]) -> str:
     cluster = run.get("cluster")
     if not cluster:
         return run["label"]
-    return f"{cluster['kubernetes']}<br>{cluster['runtime'].replace('://', ' ')}"
+    # A node group's label is "cri-o 1.36.3 (kubelet v1.36.3; nodes…)": the runtime and its version.
+    groups = [group["label"].split(" (", 1)[0] for group in cluster.get("node_groups") or []]
+    runtimes = " + ".join(groups) or cluster["runtime"].replace("://", " ")
+    prefix = "" if cluster.get("provider", "local") == "local" else f"{cluster['provider']}: "
+    return f"{prefix}{cluster['kubernetes']}<br>{runtimes}"
 
 
 def render_markdown(matrix: dict[str, Any]) -> str:
@@ -153,6 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--k8s-version", action="append", default=[], help="a Kubernetes release (repeatable)")
     parser.add_argument("--runtime", action="append", default=[], help="NAME or NAME:VERSION (repeatable)")
+    parser.add_argument(
+        "--provider", default="local", choices=PROVIDERS, help="who builds each cluster (default local)"
+    )
+    parser.add_argument(
+        "--node-runtimes",
+        action="append",
+        default=[],
+        help="kind: one runtime per node, NAME[:VERSION],… (repeatable: one configuration each)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="directory for the reports and the matrix")
     parser.add_argument("--write-readme", metavar="NAME", help="put the table into README.md's NAME matrix section")
     parser.add_argument("--render-only", action="store_true", help="only re-render <out>/matrix.json")
@@ -163,15 +200,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         runs = []
         try:
-            for config in configurations(args.k8s_version, args.runtime):
+            for config in configurations(args.k8s_version, args.runtime, args.provider, args.node_runtimes):
                 progress(f"matrix: {config.label}")
                 runs.append(run_configuration(config, args.out))
         except ClusterError as error:
             print(f"ivc: {error}", file=sys.stderr)
             return 2
         finally:
-            run([sys.executable, "-m", "conformance.cluster", "down", "--provider", "local"],
-                what="local cluster down", timeout=600, check=False)  # fmt: skip
+            down(args.provider, check=False)
         matrix = {"runs": runs}
         write_atomic(args.out / "matrix.json", json.dumps(matrix, indent=1, sort_keys=True) + "\n")
     table = render_markdown(matrix)

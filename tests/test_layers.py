@@ -82,3 +82,27 @@ def test_one_module_per_concern(what: str, pattern: str, owners: set[str]) -> No
         if re.search(pattern, path.read_text(), re.MULTILINE)
     }
     assert found <= owners, f"only {sorted(owners)} {what}; also: {sorted(found - owners)}"
+
+
+def test_scripts_and_docs_name_modules_that_exist() -> None:
+    """Shell scripts, CI and the README call modules by name; a rename must not leave one behind."""
+    root = PACKAGE.parent
+    texts = [root / "README.md", root / ".ci" / "run", *sorted((root / "scripts").iterdir())]
+    named = {m for path in texts for m in re.findall(r"\bconformance(?:\.[a-z_]+)+", path.read_text())}
+    packaged_data = {"conformance.manifests", "conformance.kind_files"}  # pyproject's package-dir mapping
+    missing = sorted(
+        name
+        for name in named - packaged_data
+        if not ((root / name.replace(".", "/")).with_suffix(".py").exists() or (root / name.replace(".", "/")).is_dir())
+    )
+    assert missing == []
+
+
+def test_the_readme_names_files_that_exist() -> None:
+    root = PACKAGE.parent
+    text = (root / "README.md").read_text()
+    paths = {p.rstrip(".,") for p in re.findall(r"\b(?:conformance|bench|tests|scripts)/[\w./-]+", text)}
+    names = set(re.findall(r"`(\w+\.py)`", text))
+    every = {path.name for path in root.rglob("*.py") if ".venv" not in path.parts}
+    missing = sorted(p for p in paths if "test_" not in p and not (root / p).exists() and not p.endswith("/bench"))
+    assert missing == [] and sorted(names - every) == []

@@ -244,8 +244,9 @@ def test_provider_takes_typed_options(tmp_path: Path) -> None:
         "local", {"feature_gates": "ImageVolumeWithDigest=true", "k8s_version": "1.35.4", "state_dir": str(tmp_path)}
     )
     provider = LocalProvider(options)
-    assert provider.gates == {"ImageVolume": True, "ImageVolumeWithDigest": True}
-    assert provider.k8s_version == "v1.35.4" and provider.runtime_version == "v1.36.3"
+    plan = provider.plan
+    assert plan.gates == {"ImageVolume": True, "ImageVolumeWithDigest": True}
+    assert plan.k8s_version == "v1.35.4" and plan.runtime_version == "v1.36.3"
     assert provider.layout.state == tmp_path
     with pytest.raises(ClusterError, match="no healthy local cluster"):
         provider.env()

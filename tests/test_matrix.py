@@ -20,6 +20,25 @@ def test_configurations_are_the_product_of_the_axes():
     assert matrix.configurations([], [])[0].flags() == []
 
 
+def test_kind_configurations_name_every_node_runtime():
+    found = matrix.configurations(["v1.36.3"], [], "kind", ["cri-o,cri-o,containerd", "cri-o,containerd:v2.1.9"])
+    assert [c.label for c in found] == ["kind-v1.36.3-cri-o+cri-o+containerd", "kind-v1.36.3-cri-o+containerd-v2.1.9"]
+    assert found[0].flags() == ["--k8s-version", "v1.36.3", "--node-runtimes", "cri-o,cri-o,containerd"]
+    assert [c.label for c in matrix.configurations([], ["containerd"], "kind")] == ["kind-default-k8s-containerd"]
+    with pytest.raises(matrix.ClusterError, match="--node-runtimes is kind's"):
+        matrix.configurations([], [], "local", ["cri-o,containerd"])
+    with pytest.raises(matrix.ClusterError, match="choose one of"):
+        matrix.configurations([], [], "existing")
+
+
+def test_a_column_names_every_node_group():
+    cluster = {"provider": "kind", "kubernetes": "v1.36.3", "runtime": "cri-o://1.36.3", "node_groups": [
+        {"label": "cri-o 1.36.3 (kubelet v1.36.3; ivc-control-plane, ivc-worker)"},
+        {"label": "containerd 2.3.7 (kubelet v1.36.3; ivc-worker2)"},
+    ]}  # fmt: skip
+    assert matrix.column({"label": "x", "cluster": cluster}) == "kind: v1.36.3<br>cri-o 1.36.3 + containerd 2.3.7"
+
+
 def test_cells_name_outcomes_and_number_the_reasons():
     footnotes: dict[str, int] = {}
     na = {"outcome": "skipped", "level": "not-applicable", "message": "artifact-content: no artifacts [k8s any]"}

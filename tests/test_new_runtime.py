@@ -13,7 +13,7 @@ from conformance.cluster import ClusterOptions, runtimes
 from conformance.cluster.daemons import Daemon
 from conformance.cluster.kind import KindProvider
 from conformance.cluster.kind.node_image import node_setup
-from conformance.cluster.local import LocalProvider
+from conformance.cluster.local.plan import LocalPlan
 from conformance.cluster.runtimes.base import NodeSetup, cri_ready
 
 
@@ -68,13 +68,14 @@ def test_the_options_offer_it() -> None:
 
 
 def test_the_local_provider_renders_it(tmp_path: Path) -> None:
-    provider = LocalProvider(ClusterOptions.parse("local", {"runtime": "youki", "state_dir": str(tmp_path)}))
-    setup = provider._node_setup()
+    plan = LocalPlan(ClusterOptions.parse("local", {"runtime": "youki", "state_dir": str(tmp_path)}))
+    setup = plan.node_setup()
     assert setup.config_dir == tmp_path / "config" / "youki"
-    files = provider.runtime.config_files(setup, provider.runtime.binaries("v0.5.0", tmp_path), "v0.5.0")
+    files = plan.runtime.config_files(setup, plan.runtime.binaries("v0.5.0", tmp_path), "v0.5.0")
     assert files[tmp_path / "config/youki/youki.toml"] == f'socket = "{tmp_path}/run/youki/youki.sock"\n'
-    assert provider.runtime_daemons == ["youki-cri"]
-    assert "/run/youki" in provider._host_paths()
+    assert plan.runtime_daemons == ["youki-cri"]
+    assert [daemon.name for daemon in plan.daemons()][-2:] == ["youki-cri", "kubelet"]
+    assert "/run/youki" in plan.host_paths()
 
 
 def test_the_kind_provider_renders_it_beside_cri_o() -> None:

@@ -2,8 +2,8 @@
 
 Providers: `kind` (the default: a kind cluster on CRI-O, node image built here), `existing` (a
 cluster you run, with a registry you name) and `local` (offline, host processes). A provider is
-declared here by name and module; its module is imported only when chosen, so `--help` and unit
-tests never load the Kubernetes client or probe Docker. This package never imports a provider.
+declared by name and module in `options.PROVIDERS`, beside the flags it takes; its module is
+imported only when chosen. This package never imports a provider.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 
 from conformance.cluster.contract import ClusterHandle, ClusterProvider
-from conformance.cluster.options import DEFAULT_PROVIDER, PROVIDER_NAMES, ClusterOptions
+from conformance.cluster.options import DEFAULT_PROVIDER, PROVIDERS, ClusterOptions
 from conformance.infra.errors import ClusterError
 
 __all__ = [
@@ -23,14 +23,6 @@ __all__ = [
     "ClusterProvider",
     "make_provider",
 ]
-
-# name → (module, class)
-PROVIDERS: dict[str, tuple[str, str]] = {
-    "kind": ("conformance.cluster.kind", "KindProvider"),
-    "existing": ("conformance.cluster.existing", "ExistingProvider"),
-    "local": ("conformance.cluster.local", "LocalProvider"),
-}
-assert tuple(PROVIDERS) == PROVIDER_NAMES
 
 
 def make_provider(options: ClusterOptions) -> ClusterProvider:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from conformance.cluster import make_provider, state
 from conformance.cluster.contract import ClusterHandle, export_lines
-from conformance.cluster.options import DEFAULT_PROVIDER, PROVIDER_NAMES, ClusterOptions, add_to, option_strings
+from conformance.cluster.options import DEFAULT_PROVIDER, PROVIDERS, ClusterOptions, add_to, option_strings
 from conformance.infra.errors import ClusterError
 
 COMMANDS = {
@@ -42,7 +42,7 @@ def build_parser(provider: str) -> argparse.ArgumentParser:
         "--provider",
         "--cluster",
         dest="provider",
-        choices=list(PROVIDER_NAMES),
+        choices=list(PROVIDERS),
         default=DEFAULT_PROVIDER,
         help=f"how the cluster is obtained (default: {DEFAULT_PROVIDER}; same values as pytest --cluster)",
     )
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pre.add_argument("--provider", "--cluster", dest="provider", default=DEFAULT_PROVIDER)
     try:
         known, _ = pre.parse_known_args(argv)
-        provider = known.provider if known.provider in PROVIDER_NAMES else DEFAULT_PROVIDER
+        provider = known.provider if known.provider in PROVIDERS else DEFAULT_PROVIDER
         args = build_parser(provider).parse_args(argv)
         return run(args.command, ClusterOptions.parse(args.provider, option_strings(args)))
     except ClusterError as error:

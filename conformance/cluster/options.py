@@ -19,10 +19,17 @@ from conformance.cluster.runtimes import RUNTIMES
 from conformance.infra.errors import ClusterError
 from conformance.infra.versions import release
 
-PROVIDER_NAMES = ("kind", "existing", "local")
-DEFAULT_PROVIDER = "kind"
 KIND, EXISTING, LOCAL = "kind", "existing", "local"
+# Every provider, declared once: name → (module, class). The module is imported only when chosen
+# (`make_provider`), so `--help` and unit tests never load the Kubernetes client or probe Docker.
+PROVIDERS: dict[str, tuple[str, str]] = {
+    KIND: ("conformance.cluster.kind", "KindProvider"),
+    EXISTING: ("conformance.cluster.existing", "ExistingProvider"),
+    LOCAL: ("conformance.cluster.local", "LocalProvider"),
+}
+DEFAULT_PROVIDER = KIND
 BUILT = frozenset({KIND, LOCAL})  # providers that build and start a cluster of their own
+EVERY_PROVIDER = frozenset({"*"})  # an option every provider takes, one declared later included
 DEFAULT_CACHE_DIR = Path("/var/cache/ivc")
 
 
@@ -101,6 +108,9 @@ class Option:
     def dest(self) -> str:
         return self.flag.removeprefix("--").replace("-", "_")
 
+    def taken_by(self, provider: str) -> bool:
+        return self.providers == EVERY_PROVIDER or provider in self.providers
+
 
 OPTIONS: tuple[Option, ...] = (
     Option(
@@ -145,7 +155,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--cache-dir",
         "cache of built binaries and images, by component and version (default: $IVC_CACHE_DIR, else /var/cache/ivc)",
-        frozenset(PROVIDER_NAMES),
+        EVERY_PROVIDER,
         _path,
         "DIR",
     ),
@@ -248,15 +258,15 @@ class ClusterOptions:
     @classmethod
     def parse(cls, provider: str, given: Mapping[str, str | None]) -> ClusterOptions:
         """Validate and convert the flag strings the user gave (`dest` → text; None = not given)."""
-        if provider not in PROVIDER_NAMES:
-            raise ClusterError(f"unknown cluster provider {provider!r}: choose one of {', '.join(PROVIDER_NAMES)}")
+        if provider not in PROVIDERS:
+            raise ClusterError(f"unknown cluster provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
         values: dict[str, Any] = {"provider": provider}
         refused = []
         for option in OPTIONS:
             text = given.get(option.dest)
             if text is None:
                 continue
-            if provider not in option.providers:
+            if not option.taken_by(provider):
                 refused.append(option.flag)
                 continue
             values[option.dest] = option.parse(text)
@@ -307,12 +317,13 @@ class ClusterOptions:
         return cls(**{key: value for key, value in values.items() if key in known})
 
 
-def add_to(add: Callable[..., Any], providers: Iterable[str] = PROVIDER_NAMES) -> None:
-    """Declare the flags of `providers` through `add` (argparse's add_argument or pytest's addoption)."""
-    wanted = set(providers)
+def add_to(add: Callable[..., Any], providers: Iterable[str] | None = None) -> None:
+    """Declare the flags of `providers` (default: every one) through `add` (argparse's add_argument or
+    pytest's addoption)."""
+    wanted = list(PROVIDERS if providers is None else providers)
     for option in OPTIONS:
-        if option.providers & wanted:
-            takes = "/".join(sorted(option.providers))
+        if any(option.taken_by(provider) for provider in wanted):
+            takes = "every provider" if option.providers == EVERY_PROVIDER else "/".join(sorted(option.providers))
             add(option.flag, dest=option.dest, default=None, metavar=option.metavar, help=f"[{takes}] {option.help}")
 
 

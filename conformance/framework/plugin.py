@@ -32,10 +32,10 @@ from pytest_html import extras as html_extras
 import conformance
 from conformance.cluster import make_provider
 from conformance.cluster.contract import ClusterHandle
-from conformance.cluster.options import DEFAULT_PROVIDER, OPTIONS, PROVIDER_NAMES, ClusterOptions, option_strings
+from conformance.cluster.options import DEFAULT_PROVIDER, OPTIONS, PROVIDERS, ClusterOptions, option_strings
 from conformance.cluster.options import add_to as add_cluster_options
 from conformance.cluster.registries import named_registry
-from conformance.framework import report
+from conformance.framework import diagnostics, report
 from conformance.framework.artifacts import print_artifact_list
 from conformance.framework.capabilities import Capabilities
 from conformance.framework.diagnosis import EnvironmentProblem
@@ -92,7 +92,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ivc", "ImageVolume conformance")
     group.addoption(
         "--cluster",
-        choices=PROVIDER_NAMES,
+        choices=list(PROVIDERS),
         default=DEFAULT_PROVIDER,
         help="how to obtain the cluster: kind (CRI-O node image, default), existing (kubeconfig), "
         "local (offline host processes, as CI)",
@@ -574,11 +574,11 @@ def _explain_failure(
     namespaces = item.stash.get(NAMESPACES_KEY, [])
     report_dir = item.config.getoption("report_dir")
     if namespaces:
-        text = report.collect_diagnostics(suite, item.nodeid, namespaces, report_dir)
+        text = diagnostics.collect_diagnostics(suite, item.nodeid, namespaces, report_dir)
         if text:
             test_report.sections.append(("ivc diagnostics", text))
         if report_dir and (html_path := item.config.getoption("htmlpath", None)):
-            link = os.path.relpath(report.diagnostics_dir(report_dir, item.nodeid), Path(html_path).parent)
+            link = os.path.relpath(diagnostics.diagnostics_dir(report_dir, item.nodeid), Path(html_path).parent)
             extras = [*getattr(test_report, "extras", []), html_extras.url(link, name="diagnostics")]
             test_report.extras = extras  # type: ignore[attr-defined]  # read by pytest-html
 
@@ -670,7 +670,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = found[0].exit_status(config.getoption("accept_known_defects"))
     report_dir = config.getoption("report_dir")
     if report_dir and session.testsfailed:
-        logs = report.collect_node_logs(suite, Path(report_dir))
+        logs = diagnostics.collect_node_logs(suite, Path(report_dir))
         if logs is not None:
             progress(f"node logs of the failed run: {logs}")
     # Here rather than at unconfigure: a problem becomes a warning in the run's summary.

@@ -36,6 +36,14 @@ def write_executable(path: Path, text: str) -> Path:
     return write_atomic(path, text, mode=0o755)
 
 
+def copy_executable(source: Path, target: Path) -> Path:
+    """Put a copy of a (large) binary in place, executable, without reading it into memory."""
+    with staged_file(target) as scratch:
+        shutil.copyfile(source, scratch)
+        scratch.chmod(0o755)
+    return target
+
+
 @contextlib.contextmanager
 def staged_directory(target: Path) -> Iterator[Path]:
     """Fill a scratch directory beside `target`; it replaces `target` when the block ends without error (a

@@ -28,14 +28,14 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from conformance.cluster import cni, pins
 from conformance.cluster.components import gomodules
-from conformance.cluster.daemons import systemd_unit
+from conformance.cluster.daemons import Daemon, systemd_unit
 from conformance.cluster.kind import node_files
 from conformance.cluster.kind.marks import LABEL_MANAGED_BY, MANAGED_BY
 from conformance.cluster.kind.tools import Tools
@@ -45,7 +45,7 @@ from conformance.cluster.runtimes.base import NodeSetup
 from conformance.cluster.runtimes.oci import render_runc_wrapper
 from conformance.infra import debian
 from conformance.infra.errors import ClusterError
-from conformance.infra.files import write_atomic, write_executable
+from conformance.infra.files import copy_executable, write_atomic, write_executable
 from conformance.infra.process import output, run
 from conformance.infra.progress import progress
 from conformance.oci import File, ImageSpec, build, write_oci_layout
@@ -63,6 +63,7 @@ NODE_PACKAGES = (
 IMAGE_BASE_PACKAGES = ("iptables", "conntrack", "ca-certificates")  # kube-proxy needs iptables
 HOST_PACKAGES = ("mmdebstrap", "skopeo", "golang-github-containers-common")
 RUNC_WRAPPER = Path("/usr/local/bin/ivc-runc")
+UNITS = "etc/systemd/system"
 NODE_SETUP = NodeSetup(
     state_dir=Path("/var/lib"),
     run_dir=Path("/run"),
@@ -256,12 +257,21 @@ def _preload_images(root: Path, work: Path, binaries: _Binaries, recipe: Recipe)
 
 
 def _install(root: Path, binaries: _Binaries, recipe: Recipe) -> None:
+    """Everything the node root gets on top of the Debian base: binaries, the runtime, kind's files, services."""
+    daemons = _install_runtime(root, binaries, recipe)
+    _install_kind_files(root, binaries.kind_files, recipe, kubelet_after=daemons[-1].name)
+    _enable_services(root, ("kubelet", *(daemon.name for daemon in daemons), "undo-mount-hacks", "ivc-pod-network"))
+
+
+def _install_runtime(root: Path, binaries: _Binaries, recipe: Recipe) -> list[Daemon]:
+    """The Kubernetes and runtime binaries, the runtime's configuration and its daemons as systemd services
+    (the same declarations the local provider starts; both runtimes notify). Returns those daemons."""
     kube = binaries.kubernetes
     for command in ("kubeadm", "kubelet", "kubectl"):
-        _copy(kube.binary(command), root / "usr/bin" / command)
+        copy_executable(kube.binary(command), root / "usr/bin" / command)
     for name, path in binaries.runtime.items():
-        _copy(path, root / "usr/local/bin" / name)
-    _copy(binaries.crictl, root / "usr/local/bin/crictl")
+        copy_executable(path, root / "usr/local/bin" / name)
+    copy_executable(binaries.crictl, root / "usr/local/bin/crictl")
     node_runtime = runtime(recipe.runtime)
     setup = node_setup(recipe.runtime, binaries.images["pause"])
     local_binaries = {name: Path("/usr/local/bin") / name for name in binaries.runtime}
@@ -270,16 +280,19 @@ def _install(root: Path, binaries: _Binaries, recipe: Recipe) -> None:
     runc = node_runtime.oci_runtime(local_binaries)
     wrapper = render_runc_wrapper(runc, hugetlb=True, capabilities=True, oom_score_adj=True)
     write_executable(root / RUNC_WRAPPER.relative_to("/"), wrapper)
-    units = root / "etc/systemd/system"
-    # The same daemon declarations the local provider starts, as systemd services (both runtimes notify).
     daemons = node_runtime.daemons(setup, local_binaries)
     for daemon in daemons:
         unit = systemd_unit(daemon, description=f"{daemon.name} (ivc)", service_type="notify", before="kubelet.service")
-        write_atomic(units / f"{daemon.name}.service", unit)
+        write_atomic(root / UNITS / f"{daemon.name}.service", unit)
     socket = node_runtime.socket(setup)
     write_atomic(root / "etc/crictl.yaml", f"runtime-endpoint: unix://{socket}\nimage-endpoint: unix://{socket}\n")
-    # kind's own files, from the module of the kind that drives this image.
-    files = binaries.kind_files
+    return daemons
+
+
+def _install_kind_files(root: Path, files: Path, recipe: Recipe, *, kubelet_after: str) -> None:
+    """kind's own files (from the module of the kind that drives this image), patched where the node differs,
+    and the suite's pod network."""
+    units = root / UNITS
     entrypoint = (files / "usr/local/bin/entrypoint").read_text()
     write_executable(root / "usr/local/bin/entrypoint", node_files.patch_entrypoint(entrypoint))
     for script in (files / "kind/bin").iterdir():
@@ -290,15 +303,18 @@ def _install(root: Path, binaries: _Binaries, recipe: Recipe) -> None:
         write_atomic(units / "kubelet.service.d" / dropin.name, dropin.read_text())
     for sysctl in (files / "etc/sysctl.d").iterdir():
         write_atomic(root / "etc/sysctl.d" / sysctl.name, sysctl.read_text())
-    write_atomic(root / "etc/default/kubelet", node_files.kubelet_defaults(f"{daemons[-1].name}.service"))
+    write_atomic(root / "etc/default/kubelet", node_files.kubelet_defaults(f"{kubelet_after}.service"))
     write_executable(root / node_files.CNI_SCRIPT.lstrip("/"), node_files.pod_network_script())
     write_atomic(units / "ivc-pod-network.service", node_files.pod_network_unit())
     write_atomic(root / "kind/version", recipe.k8s_version + "\n")
     write_atomic(root / "kind/manifests/default-cni.yaml", node_files.default_cni_manifest())
     (root / "etc/kubernetes/manifests").mkdir(parents=True, exist_ok=True)
     (root / "opt/cni/bin").mkdir(parents=True, exist_ok=True)
-    # As kind's base image: only the services the node needs start, kmsg stays out of the journal.
-    wants = units / "multi-user.target.wants"
+
+
+def _enable_services(root: Path, services: Sequence[str]) -> None:
+    """As kind's base image: only the services the node needs start, and kmsg stays out of the journal."""
+    units = root / UNITS
     for pattern in (
         "lib/systemd/system/multi-user.target.wants/*",
         "etc/systemd/system/*.wants/*",
@@ -310,19 +326,13 @@ def _install(root: Path, binaries: _Binaries, recipe: Recipe) -> None:
     ):
         for path in root.glob(pattern):
             path.unlink()
+    wants = units / "multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
-    services = ("kubelet", *(daemon.name for daemon in daemons), "undo-mount-hacks", "ivc-pod-network")
     for unit in (f"{name}.service" for name in services):
         (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
     (units / "systemd-binfmt.service").symlink_to("/dev/null")
     with open(root / "etc/systemd/journald.conf", "a") as journald:
         journald.write("ReadKMsg=no\n")
-
-
-def _copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    target.chmod(0o755)
 
 
 def _import(tools: Tools, root: Path, work: Path, tag: str, inputs: str) -> None:

@@ -1,9 +1,9 @@
 """`LocalProvider`: a real single-node cluster as plain host processes on this machine.
 
-The bring-up is data: `_plan` declares every daemon once (registries, etcd, control plane, the
-runtime's own daemons, kubelet), and that list drives start and readiness (in order), health and
-status, and `down` (reverse order). `<state>/cluster.json` is rewritten after every daemon starts,
-so `down` — also the automatic one after a failed or interrupted `up` — knows exactly what to stop.
+What the cluster is — versions, files, and the daemons in start order — is its `LocalPlan` (plan.py);
+this module keeps the contract and the state. `<state>/cluster.json` is rewritten after every
+daemon starts, so `down` (teardown.py) — also the automatic one after a failed or interrupted `up` —
+knows exactly what to stop.
 """
 
 from __future__ import annotations
@@ -12,73 +12,39 @@ import contextlib
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conformance.cluster import cni, gates, pins, registries
-from conformance.cluster.admission import render_admission_configuration
-from conformance.cluster.components import gomodules
+from conformance.cluster import registries
 from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
 from conformance.cluster.daemons import (
-    Daemon,
     ProcessRecord,
     alive,
     exited,
     owner_alive,
     start,
     start_ticks,
-    stop,
     this_process,
     wait_ready,
 )
 from conformance.cluster.local import bootstrap, hostprep, pki, render
-from conformance.cluster.local.render import Layout
+from conformance.cluster.local.plan import PROVIDER_NAME, LocalPlan
+from conformance.cluster.local.teardown import keep_logs, teardown
 from conformance.cluster.options import ClusterOptions
 from conformance.cluster.probes import expect_status
-from conformance.cluster.runtimes import Runtime, select
-from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute, cri_refusal
-from conformance.cluster.runtimes.oci import lacks_capability, render_runc_wrapper
-from conformance.cluster.state import provider_dir
 from conformance.infra import debian
 from conformance.infra.errors import ClusterError
-from conformance.infra.files import write_atomic, write_executable
+from conformance.infra.files import write_atomic
 from conformance.infra.kube import Kube
-from conformance.infra.process import run
 from conformance.infra.progress import progress
-from conformance.infra.versions import Version
-from conformance.oci.base_images import PAUSE_REPOSITORY, PAUSE_TAG, push_base_images
-from conformance.oci.registry import RegistryClient
 
 STATE_FORMAT = 2
 DAEMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-REGISTRY_BINARY = "/usr/bin/docker-registry"
-# What the cluster needs on the host besides the runtime's own packages.
-PACKAGES = (
-    "containernetworking-plugins",
-    "docker-registry",
-    "iptables",
-    "apache2-utils",  # htpasswd -B for the auth registry
-    "openssl",  # the auth registry's CA and serving certificate
-    "iproute2",  # ss and ip, for the port check and network teardown
-    "util-linux",  # mount/umount
-    # cgo and libseccomp headers for CRI-O, a static libc for pinns and the pause binary.
-    "gcc",
-    "libc6-dev",
-    "libseccomp-dev",
-    "pkg-config",
-)
-ETCD_PACKAGE, ETCD_SUITE = "etcd-server", "sid"  # bookworm's 3.4 is EOL; sid's 3.5 runs on bookworm
 SMOKE_POD_TIMEOUT = 180.0
-CNI_CONFLIST = "10-ivc-bridge.conflist"
-USER_RUNTIME_CNI_DIR = Path("/var/lib/ivc/cni/net.d")  # what a user's runtime is configured to read
-# Namespaces this cluster's Pods live in (the suite's, the smoke Pod's): all a user's runtime gets cleaned of.
-OWN_NAMESPACE_PREFIXES = ("ivc-", "default", "kube-system")
 SERVICE_ACCOUNT_TIMEOUT = 90.0
 
 
@@ -102,48 +68,17 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-class PlaceholderBinaries(dict[str, Path]):
-    """Binary paths for a plan that is only stopped or inspected, never started."""
-
-    def __missing__(self, key: str) -> Path:
-        return Path(f"/nonexistent/{key}")
-
-
-@dataclass(frozen=True)
-class _Binaries:
-    kubernetes: Mapping[str, Path]
-    runtime: Mapping[str, Path]
-    crictl: Path
-    etcd: Path
-
-
 def _cgroup_version() -> str:
     return "cgroup v2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "cgroup v1"
 
 
 class LocalProvider:
-    name: ClassVar[str] = "local"
+    name: ClassVar[str] = PROVIDER_NAME
 
     def __init__(self, options: ClusterOptions) -> None:
         self.options = options
-        self.k8s_version = options.k8s_version or pins.KUBERNETES
-        self.runtime: Runtime = select(options.runtime, options.runtime_endpoint)
-        self.external_runtime = bool(options.runtime_endpoint)
-        self.runtime_version = options.runtime_version or self.runtime.default_version
-        # Validated before anything slow happens: a locked gate fails here, not after a build.
-        self.gates = gates.gates_for(self.k8s_version, options.feature_gates)
-        # A kubelet may be older than the control plane (skew policy: up to three minors), never newer.
-        self.kubelet_version = options.kubelet_version or self.k8s_version
-        kubelet, control_plane = Version.parse(self.kubelet_version), Version.parse(self.k8s_version)
-        if kubelet > control_plane or control_plane.minor - kubelet.minor > 3:
-            raise ClusterError(
-                f"--kubelet-version {self.kubelet_version} with a {self.k8s_version} control plane is outside the "
-                "version skew policy (the kubelet may be up to three minors older, never newer)"
-            )
-        self.kubelet_gates = gates.gates_for(self.kubelet_version, options.feature_gates)
-        self.admission_plugins = list(options.admission_plugins)
-        self.cache_dir = options.cache_dir
-        self.layout = Layout(options.state_dir or provider_dir(self.name))
+        self.plan = LocalPlan(options)
+        self.layout = self.plan.layout
 
     # --- the contract -------------------------------------------------------------------
 
@@ -173,7 +108,7 @@ class LocalProvider:
                 if leftover is None and not self.layout.cluster_json.exists():
                     raise  # failed before anything was started
                 progress(f"local cluster bring-up {reason}; tearing down what was started")
-                kept = self._keep_logs()
+                kept = keep_logs(self.layout)
                 if kept is not None:
                     progress(f"the daemons' logs of the failed bring-up are kept in {kept}")
                 try:
@@ -195,7 +130,7 @@ class LocalProvider:
         state = self._load_state()
         if state is None or os.geteuid() != 0 or self._health_problem(state) is not None:
             return None
-        asked = self._asked()
+        asked = self.plan.asked()
         found = {key: state.get(key) for key in asked}
         left_by_killed_run = not state.get("keep", True) and not owner_alive(state.get("owner"))
         if found != asked:
@@ -244,13 +179,9 @@ class LocalProvider:
         return "\n".join(lines)
 
     def prepare(self) -> str:
-        self._build()
-        return f"cached: Kubernetes {self.k8s_version}, {self.runtime.name} {self.runtime_version}, crictl, etcd"
-
-    @property
-    def runtime_daemons(self) -> list[str]:
-        """The runtime's daemons, whose logs diagnostics show (none for a user's runtime)."""
-        return [daemon.name for daemon in self.runtime.daemons(self._node_setup(), PlaceholderBinaries(), None)]
+        plan = self.plan
+        plan.build()
+        return f"cached: Kubernetes {plan.k8s_version}, {plan.runtime.name} {plan.runtime_version}, crictl, etcd"
 
     def env(self) -> dict[str, str]:
         handle = self.running_handle()
@@ -304,41 +235,13 @@ class LocalProvider:
         return None
 
     def _check_same_settings(self, state: Mapping[str, Any]) -> None:
-        wanted = self._settings()
+        wanted = self.plan.settings()
         running = {key: state.get(key) for key in wanted}
         if running != wanted:
             diff = ", ".join(
                 f"{k}: running {running[k]!r}, wanted {wanted[k]!r}" for k in wanted if running[k] != wanted[k]
             )
             raise ClusterError(f"a local cluster with other settings is running ({diff}): run `down` first")
-
-    def _settings(self) -> dict[str, Any]:
-        return {
-            "k8s_version": self.k8s_version,
-            "kubelet_version": self.kubelet_version,
-            "runtime": self.runtime.name,
-            "runtime_version": self.runtime_version,
-            "runtime_endpoint": self.options.runtime_endpoint,
-            "feature_gates": dict(sorted(self.options.feature_gates.items())),
-            "admission_plugins": self.admission_plugins,
-            "pod_security": self.options.pod_security,
-        }
-
-    def _asked(self) -> dict[str, Any]:
-        """The settings the user named (flags given): a running cluster must match them to be used."""
-        given = self.options
-        named = {
-            "k8s_version": given.k8s_version,
-            "kubelet_version": given.kubelet_version,
-            "runtime": given.runtime or given.runtime_version,
-            "runtime_version": given.runtime_version,
-            "runtime_endpoint": given.runtime_endpoint,
-            "feature_gates": given.feature_gates,
-            "admission_plugins": given.admission_plugins,
-            "pod_security": given.pod_security,
-        }
-        settings = self._settings()
-        return {key: settings[key] for key, value in named.items() if value}
 
     def _handle(self, state: Mapping[str, Any], *, created: bool) -> ClusterHandle:
         return ClusterHandle(
@@ -355,7 +258,7 @@ class LocalProvider:
             ),
             node_access=NodeAccess(
                 crictl=str(self.layout.crictl_wrapper),
-                logs={name: ("cat", str(self.layout.log(name))) for name in (*self.runtime_daemons, "kubelet")},
+                logs={name: ("cat", str(self.layout.log(name))) for name in (*self.plan.runtime_daemons, "kubelet")},
             ),
             created_by_run=created,
             description=(
@@ -371,190 +274,26 @@ class LocalProvider:
             ),
         )
 
-    # --- the plan -----------------------------------------------------------------------
-
-    @property
-    def _cni_conf_dir(self) -> Path:
-        """Ours under the state dir; for a user's runtime one that outlives `down`, because a runtime
-        watching its CNI directory stops when that directory is removed (containerd: "cni conf dir is
-        removed, stop watching")."""
-        return USER_RUNTIME_CNI_DIR if self.external_runtime else self.layout.cni_conf_dir
-
-    def _node_setup(self) -> NodeSetup:
-        layout = self.layout
-        return NodeSetup(
-            state_dir=layout.state,
-            run_dir=layout.run,
-            config_dir=layout.config / self.runtime.name,
-            log_dir=layout.pod_logs,
-            cgroup_manager="cgroupfs",  # no systemd on the host; the systemd manager would try D-Bus
-            pause_image=f"{render.REGISTRY_ADDR}/{_pause_repository()}",
-            cni_conf_dir=self._cni_conf_dir,
-            cni_plugin_dirs=(cni.PLUGIN_DIR,),
-            oci_runtime=layout.bin / "runc",
-            registries=(
-                RegistryRoute(render.REGISTRY_ADDR, render.REGISTRY_ADDR, insecure=True),
-                RegistryRoute(render.FAULT_INJECTION_ADDR, render.FAULT_INJECTION_ADDR, insecure=True),
-                RegistryRoute(
-                    render.AUTH_REGISTRY_ADDR,
-                    render.AUTH_REGISTRY_ADDR,
-                    insecure=False,
-                    ca_file=layout.registry_files.ca,
-                ),
-            ),
-        )
-
-    def _host_paths(self) -> tuple[str, ...]:
-        """What the runtime may create outside our state directory: its declared paths, and the directories of
-        the registry files it reads from fixed places (CRI-O: /etc/containers/certs.d/<registry>)."""
-        setup = self._node_setup()
-        cas = (self.runtime.ca_dir(setup, route.location) for route in setup.registries if route.ca_file)
-        outside = (str(path) for path in cas if not path.is_relative_to(self.layout.state))
-        return tuple(dict.fromkeys((*self.runtime.host_paths, *outside)))
-
-    def _endpoint(self) -> str:
-        return f"unix://{self.runtime.socket(self._node_setup())}"
-
-    def _plan(self, binaries: _Binaries, host_ip: str) -> list[Daemon]:
-        """Every daemon of the cluster, in start order; `down` stops them in reverse."""
-        layout = self.layout
-        pki_dir = layout.pki
-        setup = self._node_setup()
-
-        def healthz(port: int) -> Any:
-            return lambda: expect_status(f"https://127.0.0.1:{port}/healthz", verify=False)
-
-        def remove_sandboxes() -> None:
-            # Through the runtime, so CNI releases addresses and tears down veths and iptables rules.
-            if layout.crictl_wrapper.exists() and self.runtime.socket(setup).is_socket():
-                try:
-                    self._remove_sandboxes()
-                except ClusterError as exc:
-                    progress(f"{exc}; continuing")
-
-        k8s = binaries.kubernetes
-        return [
-            Daemon(
-                "registry",
-                render.registry_args(REGISTRY_BINARY, layout.conf("registry.yml")),
-                ready=lambda: expect_status(f"http://{render.REGISTRY_ADDR}/v2/"),
-                timeout=30,
-                after_ready=self._push_pause_image,
-            ),
-            Daemon(
-                "auth-registry",
-                render.registry_args(REGISTRY_BINARY, layout.conf("auth-registry.yml")),
-                ready=lambda: expect_status(
-                    f"https://{render.AUTH_REGISTRY_ADDR}/v2/", (401,), cafile=layout.registry_files.ca
-                ),
-                timeout=30,
-            ),
-            Daemon(
-                "etcd",
-                render.etcd_args(binaries.etcd, layout),
-                ready=lambda: expect_status(f"http://127.0.0.1:{render.ETCD_CLIENT_PORT}/health"),
-                timeout=60,
-            ),
-            Daemon(
-                "kube-apiserver",
-                render.apiserver_args(
-                    k8s["kube-apiserver"],
-                    layout,
-                    host_ip=host_ip,
-                    feature_gates=self.gates,
-                    admission_plugins=self.admission_plugins,
-                    admission_config=layout.conf("admission.yaml") if self.options.pod_security else None,
-                ),
-                ready=lambda: expect_status(
-                    f"https://127.0.0.1:{render.APISERVER_PORT}/readyz", cafile=pki_dir / "ca.crt"
-                ),
-                timeout=180,
-                after_ready=lambda: bootstrap.create_rbac(layout.kubeconfig),
-            ),
-            Daemon(
-                "kube-controller-manager",
-                render.controller_manager_args(k8s["kube-controller-manager"], layout, feature_gates=self.gates),
-                ready=healthz(render.CONTROLLER_MANAGER_PORT),
-                timeout=90,
-            ),
-            Daemon(
-                "kube-scheduler",
-                render.scheduler_args(k8s["kube-scheduler"], layout, feature_gates=self.gates),
-                ready=healthz(render.SCHEDULER_PORT),
-                timeout=90,
-            ),
-            *self.runtime.daemons(setup, binaries.runtime, binaries.crictl),
-            Daemon(
-                "kubelet",
-                render.kubelet_args(k8s["kubelet"], layout, host_ip=host_ip),
-                ready=lambda: bootstrap.node_ready(layout.kubeconfig),
-                timeout=180,
-                after_stop=remove_sandboxes,
-            ),
-        ]
-
-    def _keep_logs(self) -> Path | None:
-        """`down` removes the state directory, logs included: keep them where the next `up` does not look."""
-        if not self.layout.logs.is_dir():
-            return None
-        kept = self.layout.state.with_name(self.layout.state.name + "-failed-logs")
-        shutil.rmtree(kept, ignore_errors=True)
-        shutil.copytree(self.layout.logs, kept)
-        return kept
-
-    def _remove_sandboxes(self) -> None:
-        crictl = str(self.layout.crictl_wrapper)
-        if not self.external_runtime:
-            progress("removing all pod sandboxes (crictl rmp -fa)")
-            run([crictl, "rmp", "-fa"], what="crictl rmp -fa", timeout=180)
-            return
-        # A runtime of the user's may hold Pods of others: remove only the namespaces this cluster used.
-        listed = json.loads(run([crictl, "pods", "-o", "json"], what="crictl pods", timeout=60).stdout)
-        ours = [
-            pod["id"]
-            for pod in listed.get("items", [])
-            if pod.get("metadata", {}).get("namespace", "").startswith(OWN_NAMESPACE_PREFIXES)
-        ]
-        progress(f"removing the {len(ours)} pod sandboxes of this cluster from the user's runtime")
-        if ours:
-            run([crictl, "rmp", "-f", *ours], what="crictl rmp -f", timeout=180)
-
     # --- bring-up -----------------------------------------------------------------------
-
-    def _build(self) -> _Binaries:
-        debian.ensure_packages((*PACKAGES, *self.runtime.packages))
-        _stop_packaged_registry()
-        built = gomodules.build(gomodules.KUBERNETES, self.k8s_version, self.cache_dir)
-        kubernetes = {name: built.binary(name) for name in gomodules.KUBERNETES.binaries}
-        if self.kubelet_version != self.k8s_version:
-            older = gomodules.build(gomodules.KUBERNETES, self.kubelet_version, self.cache_dir)
-            kubernetes["kubelet"] = older.binary("kubelet")
-        etcd = debian.unpacked(ETCD_PACKAGE, ETCD_SUITE, self.cache_dir) / "usr" / "bin" / "etcd"
-        debian.runs_here(etcd)
-        return _Binaries(
-            kubernetes=kubernetes,
-            runtime=self.runtime.binaries(self.runtime_version, self.cache_dir),
-            crictl=gomodules.build(gomodules.CRICTL, pins.CRICTL, self.cache_dir).binary("crictl"),
-            etcd=etcd,
-        )
 
     def _bring_up(self, keep: bool) -> dict[str, Any]:
         layout = self.layout
-        binaries = self._build()
-        if self.external_runtime:
-            self._check_external_runtime(binaries.crictl)
+        plan = self.plan
+        binaries = plan.build()
+        if plan.external_runtime:
+            plan.check_external_runtime(binaries.crictl)
         hostprep.check_ports_free(render.PORTS)
         ip = hostprep.host_ip()
         state: dict[str, Any] = {
             "format": STATE_FORMAT,
-            **self._settings(),
+            **plan.settings(),
             "etcd_version": debian.unpacked_version(binaries.etcd.parents[2]),
             "host_ip": ip,
             "phase": "starting",
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "keep": keep,
             "owner": this_process("up").to_dict(),
-            "baseline": hostprep.baseline(self._host_paths()),
+            "baseline": hostprep.baseline(plan.host_paths()),
             "processes": [],
         }
         for directory in (layout.state, layout.logs, layout.pids, layout.config, layout.bin):
@@ -566,13 +305,13 @@ class LocalProvider:
         pki.kubeadm_phases(
             binaries.kubernetes["kubeadm"],
             layout,
-            k8s_version=self.k8s_version,
+            k8s_version=plan.k8s_version,
             host_ip=ip,
-            runtime_endpoint=self._endpoint(),
+            runtime_endpoint=plan.endpoint,
         )
-        self._write_configs(binaries)
+        plan.write_configs(binaries)
         env = {"PATH": DAEMON_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
-        for daemon in self._plan(binaries, ip):
+        for daemon in plan.daemons(binaries, ip):
             progress(f"starting {daemon.name}")
             record = start(daemon, log=layout.log(daemon.name), pid_dir=layout.pids, base_env=env)
             state["processes"].append(record.to_dict())
@@ -585,7 +324,7 @@ class LocalProvider:
         progress("starting a smoke pod from the pause image")
         bootstrap.smoke_pod(
             layout.kubeconfig,
-            pause_image=self._node_setup().pause_image,
+            pause_image=plan.node_setup().pause_image,
             timeout=SMOKE_POD_TIMEOUT,
             gone=exited(records["kubelet"]),
         )
@@ -593,121 +332,7 @@ class LocalProvider:
         self._save_state(state)
         return state
 
-    def _check_external_runtime(self, crictl: Path) -> None:
-        endpoint = self._endpoint()
-        if (refused := cri_refusal(crictl, self.runtime.socket(self._node_setup()))) is not None:
-            raise ClusterError(
-                f"the runtime at {endpoint} does not answer CRI ({refused}): "
-                "start it first; the suite never starts a runtime given with --runtime-endpoint"
-            )
-
-    def _write_configs(self, binaries: _Binaries) -> None:
-        layout = self.layout
-        setup = self._node_setup()
-        endpoint = self._endpoint()
-        runc = self.runtime.oci_runtime(binaries.runtime)
-        # Without CAP_SYS_RESOURCE runc cannot lower a sandbox's oom_score_adj (containerd asks for -998).
-        no_resource = lacks_capability("SYS_RESOURCE")
-        wrapper = render_runc_wrapper(
-            runc,
-            hugetlb=not hostprep.cgroup_controller_mounted("hugetlb"),
-            capabilities=no_resource,
-            oom_score_adj=no_resource,
-        )
-        write_executable(setup.oci_runtime, wrapper)
-        write_atomic(
-            self._cni_conf_dir / CNI_CONFLIST,
-            cni.render_bridge_conflist(
-                subnet=render.POD_SUBNET, bridge=render.CNI_BRIDGE, ipam_dir=layout.cni_ipam_dir
-            ),
-        )
-        write_atomic(layout.conf("crictl.yaml"), render.render_crictl_yaml(endpoint))
-        if self.options.pod_security:
-            write_atomic(layout.conf("admission.yaml"), render_admission_configuration(self.options.pod_security))
-        write_executable(
-            layout.crictl_wrapper, render.render_crictl_wrapper(binaries.crictl, layout.conf("crictl.yaml"))
-        )
-        write_atomic(
-            layout.conf("kubelet.yaml"),
-            render.render_kubelet_config(layout, runtime_endpoint=endpoint, feature_gates=self.kubelet_gates),
-        )
-        # Registries: the auth one with its own CA, serving certificate and a fresh htpasswd.
-        files = layout.registry_files
-        registries.create_tls(files, ["127.0.0.1", "localhost"])
-        registries.create_htpasswd(files)
-        registries.write_config(
-            layout.conf("registry.yml"), addr=render.REGISTRY_ADDR, root=layout.registry_storage / "plain"
-        )
-        registries.write_config(
-            layout.conf("auth-registry.yml"),
-            addr=render.AUTH_REGISTRY_ADDR,
-            root=layout.registry_storage / "auth",
-            tls=(files.certificate, files.key),
-            htpasswd=files.htpasswd,
-        )
-        for path, text in self.runtime.config_files(setup, binaries.runtime, self.runtime_version).items():
-            write_atomic(path, text)
-
-    def _push_pause_image(self) -> None:
-        progress(f"pushing the pause image to {render.REGISTRY_ADDR}")
-        client = RegistryClient(RegistryEndpoint(push=render.REGISTRY_ADDR, pull=render.REGISTRY_ADDR))
-        client.ping()
-        push_base_images(client, which=("pause",), cache_dir=self.cache_dir)
-
     # --- teardown -----------------------------------------------------------------------
 
     def _teardown(self, state: Mapping[str, Any] | None) -> None:
-        layout = self.layout
-        records = self._records(state)
-        plan = {
-            daemon.name: daemon
-            for daemon in self._plan(_Binaries(PlaceholderBinaries(), PlaceholderBinaries(), Path(), Path()), "")
-        }
-        # Without the baseline taken before `up` we cannot tell our chains, bridge and directories
-        # from someone else's, so host-wide cleanup is skipped and only our state dir is handled.
-        baseline: Mapping[str, Any] | None = (state or {}).get("baseline")
-        for name in reversed(list(records)):
-            daemon = plan.get(name)
-            if daemon is not None and daemon.before_stop is not None:
-                daemon.before_stop()
-            progress(f"stopping {name}")
-            stop(records[name])
-            if daemon is not None and daemon.after_stop is not None:
-                daemon.after_stop()
-        if baseline is None:
-            progress("no record of the host before `up`: cleaning up only below " + str(layout.state))
-            leftover = hostprep.unmount_all([str(layout.state)])
-        else:
-            progress("cleaning up mounts, network, iptables and cgroups")
-            hostprep.kill_cgroup_members(baseline.get("cgroups", []))
-            # A user's runtime keeps its own storage mounts: only the kubelet's and ours are unmounted.
-            prefixes = (*hostprep.KUBELET_MOUNT_PREFIXES, *self.runtime.mount_prefixes)
-            leftover = hostprep.unmount_all([str(layout.state), *prefixes])
-            hostprep.delete_bridge(bool(baseline.get("bridge", False)))
-            hostprep.delete_iptables_chains(baseline.get("iptables", {}))
-            hostprep.remove_cgroups(baseline.get("cgroups", []))
-            hostprep.remove_created_paths(baseline.get("paths", []), self._host_paths())
-            hostprep.restore_sysctls(baseline.get("sysctls", {}))
-        if leftover:
-            # Deleting through a live mount would write into the mounted filesystem: keep the state.
-            raise ClusterError(
-                f"could not unmount {leftover[0]} (and {len(leftover) - 1} more); state kept in {layout.state}"
-            )
-        if self.external_runtime:
-            (USER_RUNTIME_CNI_DIR / CNI_CONFLIST).unlink(missing_ok=True)  # the directory stays for that runtime
-        shutil.rmtree(layout.state, ignore_errors=True)
-        if layout.state.exists():
-            raise ClusterError(f"could not remove {layout.state}: remove it by hand")
-
-
-def _pause_repository() -> str:
-    return f"{PAUSE_REPOSITORY}:{PAUSE_TAG}"
-
-
-def _stop_packaged_registry() -> None:
-    """Debian's docker-registry package may start a registry on :5000 (all interfaces); ours must own that port."""
-    if not Path("/etc/init.d/docker-registry").exists():
-        return
-    if Path("/var/run/docker-registry.pid").exists():
-        run(["/etc/init.d/docker-registry", "stop"], what="stop Debian's docker-registry service", check=False)
-    run(["update-rc.d", "docker-registry", "disable"], what="disable Debian's docker-registry service", check=False)
+        teardown(self.plan, self._records(state), (state or {}).get("baseline"))
