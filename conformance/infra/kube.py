@@ -399,6 +399,31 @@ class Kube:
             seen["last"] = pod
             return pod if condition(pod) else None
 
+        return self._watch_pod(namespace, name, satisfied, what=what, timeout=timeout, gone=gone)
+
+    def wait_for_pod_gone(
+        self, namespace: str, name: str, *, timeout: float, gone: Callable[[], str | None] | None = None
+    ) -> None:
+        """Watch until the Pod object no longer exists; on timeout describe what was seen."""
+        self._watch_pod(
+            namespace,
+            name,
+            lambda pods: True if name not in pods else None,
+            what=f"Pod {name} to be gone",
+            timeout=timeout,
+            gone=gone,
+        )
+
+    def _watch_pod(
+        self,
+        namespace: str,
+        name: str,
+        satisfied: Callable[[Mapping[str, Json]], T | None],
+        *,
+        what: str,
+        timeout: float,
+        gone: Callable[[], str | None] | None,
+    ) -> T:
         return watch_until(
             self.core.list_namespaced_pod,
             namespace,
@@ -408,21 +433,6 @@ class Kube:
             timeout=timeout,
             gone=gone,
             describe=lambda pods: self.describe_pod(pods[name]) if name in pods else "no such Pod",
-        )
-
-    def wait_for_pod_gone(
-        self, namespace: str, name: str, *, timeout: float, gone: Callable[[], str | None] | None = None
-    ) -> None:
-        """Watch until the Pod object no longer exists; on timeout describe what was seen."""
-        watch_until(
-            self.core.list_namespaced_pod,
-            namespace,
-            field_selector=f"metadata.name={name}",
-            satisfied=lambda pods: True if name not in pods else None,
-            what=f"Pod {name} to be gone",
-            timeout=timeout,
-            gone=gone,
-            describe=lambda pods: self.describe_pod(pods[name]) if name in pods else "",
         )
 
     def wait_for_event(

@@ -273,15 +273,22 @@ def apiserver_args(
     )
 
 
+def _serving_on_localhost(kubeconfig: Path, port: int) -> tuple[str, ...]:
+    """A control-plane component that talks to the apiserver with `kubeconfig` and serves /healthz on `port`."""
+    return (
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+    )
+
+
 def controller_manager_args(binary: Path, layout: Layout, *, feature_gates: Mapping[str, bool]) -> tuple[str, ...]:
-    pki, conf = layout.pki, layout.kubeconfigs / "controller-manager.conf"
+    pki = layout.pki
     return (
         str(binary),
-        f"--kubeconfig={conf}",
-        f"--authentication-kubeconfig={conf}",
-        f"--authorization-kubeconfig={conf}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={CONTROLLER_MANAGER_PORT}",
+        *_serving_on_localhost(layout.kubeconfigs / "controller-manager.conf", CONTROLLER_MANAGER_PORT),
         f"--client-ca-file={pki / 'ca.crt'}",
         f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
         # Without these two there is no token controller and no kube-root-ca.crt publisher, so
@@ -300,14 +307,9 @@ def controller_manager_args(binary: Path, layout: Layout, *, feature_gates: Mapp
 
 
 def scheduler_args(binary: Path, layout: Layout, *, feature_gates: Mapping[str, bool]) -> tuple[str, ...]:
-    conf = layout.kubeconfigs / "scheduler.conf"
     return (
         str(binary),
-        f"--kubeconfig={conf}",
-        f"--authentication-kubeconfig={conf}",
-        f"--authorization-kubeconfig={conf}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={SCHEDULER_PORT}",
+        *_serving_on_localhost(layout.kubeconfigs / "scheduler.conf", SCHEDULER_PORT),
         "--leader-elect=false",
         "--profiling=false",
         *gates.flag(feature_gates),
