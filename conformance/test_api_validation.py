@@ -84,3 +84,17 @@ def test_empty_reference_in_a_deployment_template(kube, namespace, render_pod, e
     assert "image" in volumes.get("volume", {}), f"the template's image volume was not kept: {volumes}"
     # Left for a controller or config management to fill in: stored empty (omitted), not rejected.
     assert volumes["volume"]["image"].get("reference", "") == "", volumes["volume"]
+
+
+@pytest.mark.behaviour("api-bind-mount-options")
+def test_bind_mount_options_never_reach_an_image_volume(kube, namespace, render_pod, artifacts, expectation):
+    """KEP-5855 bindMountOptions (1.37+, alpha): refused on an image volume's mount where the gate is on,
+    dropped with the gate where it is off; never kept for the kubelet."""
+    body = render_pod("basic", reference=artifacts["seed"].reference, bind_mount_options=["noexec"])
+    if expectation["outcome"] == "rejected":
+        status, refused = _rejection(kube, namespace, body)
+        _assert_invalid(status, refused, expectation["field"], expectation["message"])
+        return
+    stored = kube.create_pod(namespace, body, dry_run=True)
+    mount = stored["spec"]["containers"][0]["volumeMounts"][0]
+    assert "bindMountOptions" not in mount, f"the apiserver kept bindMountOptions on an image volume: {mount}"

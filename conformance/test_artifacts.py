@@ -9,8 +9,7 @@ creates the directories around them in the container's own writable layer.
 
 import pytest
 
-from conformance.framework.diagnosis import pull_refusal, refusal
-from conformance.infra.kube import is_running
+from conformance.oci import ArtifactSpec
 
 ARTIFACT = {"artifact.txt": "hello artifact", "subpath/2": "2", "subpath/3": "3"}
 
@@ -71,16 +70,29 @@ def test_an_artifact_is_mounted_or_the_pod_says_why(launch, artifacts, pod_start
     pod = launch("basic", reference=artifacts["artifact"].reference, wait=False)
     # A runtime that cannot use an artifact says so: its pull fails with the runtime's reason (a registry
     # fault is retried, then blocks the check), or it refuses the mount at container creation or start.
-    pod.wait_until(
-        lambda p: is_running(p) or refusal(p) is not None or pull_refusal(p) is not None,
-        what="the Pod to run or to say why it cannot", timeout=pod_start_timeout,
-    )  # fmt: skip
-    if is_running(pod.raw):
+    said = pod.wait_running_or_refused(pod_start_timeout, pulls=True)
+    if said is None:
         entries = pod.listdir("/volume")
         observe("artifact", f"Running, /volume shows {sorted(entries)}")
         assert entries == {"artifact.txt", "subpath"}, f"a Running Pod mounts the artifact as {sorted(entries)}"
         return
-    said = refusal(pod.raw) or pull_refusal(pod.raw) or ""
     observe("artifact", f"refused: {said[:200]}")
     message = said.rpartition(": ")[2]
     assert message.strip(), f"refused without a message: the user cannot tell why ({said!r})"
+
+
+@pytest.mark.behaviour("artifact-under-two-names")
+def test_an_artifact_pushed_under_two_names_mounts_under_both(
+    request, launch, private_push, ivc_session, pod_start_timeout
+):
+    """Registries and mirrors serve one artifact under several names. The second name must mount like the
+    first, on the node that already holds the artifact under the first."""
+    owner = f"{ivc_session.run_id} {request.node.nodeid}"  # content of its own: no other test holds this digest
+    own = ArtifactSpec(files=(("owner.txt", owner.encode()),))
+    first, second = private_push(own, tag="first"), private_push(own, tag="second")
+    before = launch("basic", reference=first.reference, name="first")
+    before.assert_tree("/volume", {"owner.txt": owner})
+    after = launch("basic", reference=second.reference, name="second", node_name=before.node, wait=False)
+    refused = after.wait_running_or_refused(pod_start_timeout, pulls=True)
+    assert refused is None, f"the artifact's second name {second.tag} does not mount beside its first: {refused}"
+    after.assert_tree("/volume", {"owner.txt": owner})

@@ -32,21 +32,11 @@ def test_never_with_an_absent_image_is_err_image_never_pull(
 
 @pytest.mark.slow
 @pytest.mark.behaviour("container-restart-resolution")
-def test_what_a_restarted_container_sees_after_the_tag_moved(launch, private_push, kube, observe, pod_start_timeout):
+def test_what_a_restarted_container_sees_after_the_tag_moved(launch, private_push, observe, pod_start_timeout):
     first = private_push("seed", tag="moving")
     pod = launch("restartable", reference=first.reference, pull_policy="Always")
     assert pod.read("/volume/dir/file") == "1"
     private_push("seed-moved", tag="moving")
-    pod.sh("touch /tmp/exit")
-    pod.raw = kube.wait_for_pod(
-        pod.namespace,
-        pod.name,
-        lambda p: any(
-            cs.get("restartCount", 0) >= 1 and "running" in cs.get("state", {})
-            for cs in p.get("status", {}).get("containerStatuses", [])
-        ),
-        what="the container to be restarted and running",
-        timeout=pod_start_timeout,
-    )
+    pod.restart_container(pod_start_timeout)
     seen = pod.read("/volume/dir/file")
     observe("content_after_restart", {"1": "old (pulled once per Pod)", "moved-1": "new (re-resolved)"}.get(seen, seen))

@@ -8,7 +8,6 @@ Pod is pinned there.
 
 import pytest
 
-from conformance.framework.diagnosis import refusal
 from conformance.framework.metrics import counter, stability
 from conformance.infra.kube import is_running
 
@@ -43,11 +42,7 @@ def test_failed_mount_counts_an_error(node_counters, launch, artifacts, expectat
         pod = launch(
             "basic", reference=artifacts["seed"].reference, sub_path="does-not-exist", node_name=node, wait=False
         )
-        pod.wait_until(
-            lambda p: is_running(p) or refusal(p, also=("does-not-exist",)) is not None,
-            what="the missing subPath to be refused",
-            timeout=pod_start_timeout,
-        )
+        pod.wait_running_or_refused(pod_start_timeout, mount_words=("does-not-exist",))
         after = node_counters.scrape()
     assert not is_running(pod.raw), "subPath ignored: the Pod runs although its subPath does-not-exist is missing"
     name = expectation["errors"]

@@ -1,9 +1,11 @@
-"""Behind the API on the node (optional): the runtime keeps an image volume's image while it is
-mounted (KEP-4639; cri-o test/oci_volumes.bats 'OCI image volume mount lifecycle'), and KEP-5365
-reports the mounted digest in the Pod status."""
+"""The node's side of an image volume's life: the runtime keeps its image while it is mounted (KEP-4639;
+cri-o test/oci_volumes.bats 'OCI image volume mount lifecycle'), KEP-5365 reports the mounted digest,
+deleted Pods leave no mount behind, and restarts of the runtime or the kubelet (`disruptive`: clusters
+the suite built only) leave running mounts alone."""
 
 import pytest
 
+from conformance.framework.artifacts import EXPECTED_TREES
 from conformance.infra.kube import container_status
 from conformance.oci import File, ImageSpec
 
@@ -46,3 +48,77 @@ def test_volume_status_reports_the_pulled_digest(launch, private_push, observe):
     observe("volume_status_image_ref", image_ref or "not reported (the runtime fills no CRI ImageSpec.image_ref)")
     if image_ref:
         assert pushed.digest in image_ref, f"volumeStatus imageRef {image_ref!r} does not name {pushed.digest}"
+
+
+GRACE_SECONDS = 30  # a Pod's deletion must be over within its grace period (containers exit on SIGTERM)
+
+
+def ids_of(pod):
+    """What names this Pod's mounts on its node: the Pod's UID, its containers' and sandbox's IDs."""
+    statuses = pod.raw["status"].get("containerStatuses", [])
+    containers = [s["containerID"].split("://", 1)[-1] for s in statuses if s.get("containerID")]
+    return [pod.raw["metadata"]["uid"], *containers]
+
+
+@pytest.mark.slow
+@pytest.mark.behaviour("deletion-leaves-no-mounts")
+def test_deleted_pods_leave_no_image_volume_mount_on_their_node(
+    launch, artifacts, capabilities, node_shell, crictl, namespace, pod_start_timeout
+):
+    """KEP-4639: the runtime manages the mount's lifecycle, 'for example to remove the bind mount on container
+    removal'; containerd#14032 left them behind. Plain and (where the API takes it) subPath mounts."""
+    reference = artifacts["seed"].reference
+    pods = [launch("basic", reference=reference, name="whole", grace_seconds=GRACE_SECONDS, wait=False)]
+    if capabilities.api_accepts_image_subpath:
+        pods.append(
+            launch(
+                "basic", reference=reference, sub_path="dir", name="subpath", grace_seconds=GRACE_SECONDS, wait=False
+            )
+        )
+    for pod in pods:
+        pod.wait_running(pod_start_timeout)
+    sandboxes = {pod.name: crictl(pod.node).sandbox_id(namespace, pod.name) for pod in pods}
+    held = {pod.name: node_shell(pod.node).mounts_naming(*ids_of(pod), sandboxes[pod.name]) for pod in pods}
+    for pod in pods:
+        assert held[pod.name], f"no mount on {pod.node} names Pod {pod.name}: the check could not see its mounts"
+    for pod in pods:
+        pod.delete(grace_seconds=GRACE_SECONDS)
+    for pod in pods:
+        pod.wait_gone(timeout=GRACE_SECONDS)
+    for pod in pods:
+        left = node_shell(pod.node).wait_no_mounts_naming(*ids_of(pod), sandboxes[pod.name], timeout=30)
+        assert not left, f"Pod {pod.name} is gone, but {len(left)} of its mounts stay on {pod.node}: {left[:3]}"
+
+
+@pytest.mark.disruptive
+@pytest.mark.behaviour("runtime-restart")
+def test_a_runtime_restart_keeps_running_mounts_and_mounts_the_image_again(launch, private_push, restart_on_node):
+    """containerd TestImageVolumeSetupIfContainerdRestarts, through the kubelet: the running container still
+    reads its volume, and a new Pod on that node mounts the same image."""
+    pushed = private_push("seed")
+    pod = launch("basic", reference=pushed.reference, name="before")
+    restart_on_node(pod.node, "runtime")
+    pod.assert_tree("/volume", EXPECTED_TREES["seed"])
+    after = launch("basic", reference=pushed.reference, name="after", node_name=pod.node)
+    after.assert_tree("/volume", EXPECTED_TREES["seed"])
+
+
+@pytest.mark.disruptive
+@pytest.mark.behaviour("kubelet-restart")
+def test_a_kubelet_restart_leaves_the_pod_alone_and_a_restarted_container_sees_the_same(
+    launch, private_push, restart_on_node, pod_start_timeout
+):
+    """KEP-4639 keeps what the kubelet knows of image volumes across restarts: the running container is not
+    touched, and when it restarts afterwards it mounts the same content again."""
+    pushed = private_push("seed")
+    pod = launch("restartable", reference=pushed.reference)
+    before = container_status(pod.raw, "main")
+    restart_on_node(pod.node, "kubelet")
+    now = container_status(pod.refresh(), "main")
+    assert (now["containerID"], now["restartCount"]) == (before["containerID"], before["restartCount"]), (
+        f"the kubelet restart replaced or restarted the container: {before['containerID']} "
+        f"(restarts {before['restartCount']}) became {now['containerID']} (restarts {now['restartCount']})"
+    )
+    pod.assert_tree("/volume", EXPECTED_TREES["seed"])
+    pod.restart_container(pod_start_timeout)
+    pod.assert_tree("/volume", EXPECTED_TREES["seed"])

@@ -3,6 +3,8 @@ pkg/kubelet/kubelet_pods.go makeMounts, pkg/volume/image/image.go GetAttributes)
 
 import pytest
 
+from conformance.framework.artifacts import EXPECTED_TREES
+
 pytestmark = pytest.mark.behaviour("read-only")
 
 WRITE_ATTEMPTS = {
@@ -29,9 +31,11 @@ def test_write_attempts_fail_with_erofs(seed_pod, expectation, operation):
 
 @pytest.mark.pod_security("baseline")  # root: the write must meet the read-only mount, not a permission check
 def test_readonly_false_on_the_mount_is_still_read_only(launch, artifacts, expectation):
+    """`readOnly: false` asks for nothing the volume can give: the same contents, read-only."""
     pod = launch("basic", reference=artifacts["seed"].reference, read_only=False)
     mounts, result = pod.sh_each(["grep ' /volume ' /proc/mounts", "echo x > /volume/new-file"])
     mount = mounts.stdout.split()
     assert mount, "no /proc/mounts entry for /volume"
     assert "ro" in mount[3].split(","), f"mount options of /volume are {mount[3]}"
     assert result.returncode != 0 and expectation["error"] in result.output, result.output
+    pod.assert_tree("/volume", EXPECTED_TREES["seed"])  # the image's tree, nothing written beside it

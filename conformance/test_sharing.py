@@ -43,3 +43,19 @@ def test_same_image_in_two_pods_on_one_node(launch, artifacts, pod_start_timeout
     # Tearing down the second Pod's mount must not take the first Pod's view with it.
     second.delete_and_wait_gone(pod_delete_timeout)
     first.assert_tree("/volume", EXPECTED_TREES["seed"])
+
+
+@pytest.mark.pod_security("baseline")  # root: the write must meet the read-only mount, not a permission check
+@pytest.mark.behaviour("ephemeral-container")
+def test_an_ephemeral_container_sees_the_volume_read_only(
+    launch, render_pod, artifacts, expectation, pod_start_timeout
+):
+    """As `kubectl debug` adds one: an ephemeral container mounting the Pod's image volume."""
+    pod = launch("basic", reference=artifacts["seed"].reference)
+    # The main container's shape (image, command, mount, securityContext), under another name.
+    debugger = {**render_pod("basic", reference=artifacts["seed"].reference)["spec"]["containers"][0], "name": "debug"}
+    pod.add_ephemeral_container(debugger, pod_start_timeout)
+    pod.assert_tree("/volume", EXPECTED_TREES["seed"], container="debug")
+    write = pod.sh("echo x > /volume/new-file", container="debug")
+    assert write.returncode != 0, f"an ephemeral container wrote into the image volume: {write.output!r}"
+    assert expectation["error"] in write.output, f"the write failed, but not with EROFS: {write.output!r}"

@@ -9,8 +9,7 @@ something else silently. When the image root shows up instead of the subtree, th
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from conformance.framework.artifacts import EXPECTED_TREES
-from conformance.framework.diagnosis import refusal
+from conformance.framework.artifacts import EXPECTED_TREES, INSIDE_IMAGE, SYMLINK_ESCAPES
 from conformance.infra.kube import is_running
 
 # What subPath "dir" of the seed tree must show: dir/'s content, and nothing of the image root.
@@ -36,13 +35,9 @@ def test_file_subpath_is_mounted_exactly_or_refused(launch, artifacts, observe, 
     """Runtimes may refuse a file subPath; mounting anything but that file would be a silent lie."""
     mount = "/mounted-file"
     pod = launch("basic", reference=artifacts["seed"].reference, sub_path="dir/file", mount_path=mount, wait=False)
-    pod.wait_until(
-        lambda p: is_running(p) or refusal(p, also=("dir/file", mount)) is not None,
-        what="the container to run, or its file subPath to be refused naming the mount",
-        timeout=pod_start_timeout,
-    )
-    if not is_running(pod.raw):
-        observe("file_subpath", f"refused: {refusal(pod.raw, also=('dir/file', mount))[:200]}")
+    refused = pod.wait_running_or_refused(pod_start_timeout, mount_words=("dir/file", mount))
+    if refused is not None:
+        observe("file_subpath", f"refused: {refused[:200]}")
         return
     observe("file_subpath", "mounted")
     kind = pod.sh(f"test -d {mount} && echo directory || echo file").stdout.strip()
@@ -59,11 +54,7 @@ def test_subpath_expr_is_expanded_from_the_environment(launch, artifacts):
 @pytest.mark.behaviour("subpath-missing")
 def test_missing_subpath_fails_container_creation(launch, artifacts, expectation, pod_start_timeout):
     pod = launch("basic", reference=artifacts["seed"].reference, sub_path="does-not-exist", wait=False)
-    pod.wait_until(
-        lambda p: is_running(p) or refusal(p, also=("does-not-exist",)) is not None,
-        what="the missing subPath to be refused",
-        timeout=pod_start_timeout,
-    )
+    pod.wait_running_or_refused(pod_start_timeout, mount_words=("does-not-exist",))
     assert not is_running(pod.raw), "subPath ignored: the Pod runs although its subPath does-not-exist is missing"
     waiting = pod.container_state()["waiting"]
     assert waiting["reason"] == expectation["reason"], f"refused with {waiting['reason']}: {waiting.get('message')}"
@@ -81,3 +72,38 @@ def test_subpath_is_rejected_by_the_api(kube, namespace, render_pod, artifacts, 
         kube.create_pod(namespace, body)
     assert raised.value.status == 422
     assert expectation["message"] in raised.value.body
+
+
+@pytest.mark.behaviour("subpath-symlink-escape")
+@pytest.mark.parametrize("form", sorted(SYMLINK_ESCAPES))
+def test_a_symlink_subpath_never_leaves_the_image(launch, artifacts, observe, pod_start_timeout, form):
+    """subPath `escape-<form>` is a symlink to /etc (absolute, or by `../`): refused, or resolved inside the
+    image (its own etc/), never the node's /etc."""
+    link = f"escape-{form}"
+    pod = launch("basic", reference=artifacts["symlink-escape"].reference, sub_path=link, wait=False)
+    refused = pod.wait_running_or_refused(pod_start_timeout, mount_words=(link, "escapes"))
+    if refused is not None:
+        observe(f"symlink_{form}", f"refused: {refused[:200]}")
+        return
+    entries = pod.listdir("/volume")
+    observe(f"symlink_{form}", f"mounted, /volume shows {sorted(entries)[:8]}")
+    assert not {"escape-absolute", "escape-relative"} <= entries, (
+        f"subPath ignored: /volume shows the image root {sorted(entries)} instead of where {link} points"
+    )
+    assert entries == set(INSIDE_IMAGE), (
+        f"subPath {link} left the image: /volume shows {sorted(entries)[:12]}, not the image's own etc/ "
+        f"({sorted(INSIDE_IMAGE)})"
+    )
+    pod.assert_tree("/volume", INSIDE_IMAGE)
+
+
+@pytest.mark.behaviour("subpath-failure-leaves-image-mountable")
+def test_after_a_refused_subpath_the_same_image_still_mounts_on_that_node(launch, private_push, pod_start_timeout):
+    """containerd#14143: the failure path of a missing subPath leaked the image's mount, and the next Pod on
+    that node could not mount the image. The image is the test's own, so nothing else mounts it meanwhile."""
+    pushed = private_push("seed")
+    failed = launch("basic", reference=pushed.reference, sub_path="does-not-exist", name="refused", wait=False)
+    failed.wait_running_or_refused(pod_start_timeout, mount_words=("does-not-exist",))
+    assert not is_running(failed.raw), "subPath ignored: the Pod runs although its subPath does-not-exist is missing"
+    after = launch("basic", reference=pushed.reference, name="after", node_name=failed.node)
+    after.assert_tree("/volume", EXPECTED_TREES["seed"])

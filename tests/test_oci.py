@@ -385,7 +385,7 @@ def test_wrong_types_are_rejected() -> None:
         build(ImageSpec(layers=((File("a", "text"),),)))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="unknown layer entry"):
         build(ImageSpec(layers=(("a",),)))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="ImageSpec or ArtifactSpec"):
+    with pytest.raises(TypeError, match="ImageSpec, IndexSpec or ArtifactSpec"):
         build("image")  # type: ignore[arg-type]
 
 

@@ -1,4 +1,4 @@
-"""`python -m conformance.cluster up|down|status|env [--provider kind|existing|local] [options]`
+"""`python -m conformance.cluster up|down|status|env|image|restart [--provider kind|existing|local] [options]`
 
 Brings a cluster up outside pytest, so that test runs can reuse it (the plugin finds it, or pass
 --reuse-cluster to insist). The provider defaults to `kind`, as in the pytest plugin's --cluster.
@@ -26,7 +26,9 @@ COMMANDS = {
     "status": "show whether the cluster and its registry are running",
     "env": "print `export KUBECONFIG=… IVC_REGISTRY=…` for the running cluster",
     "image": "build what `up` needs (binaries; kind: the node image) without starting a cluster",
+    "restart": "restart the kubelet or the runtime (--component) on every node or --node; running containers stay",
 }
+COMPONENTS = ("kubelet", "runtime")
 
 
 def build_parser(provider: str) -> argparse.ArgumentParser:
@@ -46,6 +48,8 @@ def build_parser(provider: str) -> argparse.ArgumentParser:
         default=DEFAULT_PROVIDER,
         help=f"how the cluster is obtained (default: {DEFAULT_PROVIDER}; same values as pytest --cluster)",
     )
+    parser.add_argument("--component", choices=COMPONENTS, help="restart: what to restart")
+    parser.add_argument("--node", help="restart: only on this node (default: every node)")
     add_to(parser.add_argument_group(f"{provider} provider").add_argument, [provider])
     return parser
 
@@ -67,7 +71,7 @@ def summary(handle: ClusterHandle) -> list[str]:
     return lines
 
 
-def run(command: str, options: ClusterOptions) -> int:
+def run(command: str, options: ClusterOptions, component: str | None = None, node: str | None = None) -> int:
     if command != "up" and (saved := state.load_options(options.provider)) is not None:
         options = options.merged_over(saved)
     provider = make_provider(options)
@@ -81,6 +85,11 @@ def run(command: str, options: ClusterOptions) -> int:
         print(f"# {options.provider} cluster: removed what the suite created")
     elif command == "image":
         print(f"# {options.provider}: {provider.prepare()}")
+    elif command == "restart":
+        if component is None:
+            raise ClusterError(f"restart needs --component {'|'.join(COMPONENTS)}")
+        provider.restart(component, node)
+        print(f"# {options.provider} cluster: {component} restarted on {node or 'every node'}")
     elif command == "status":
         print(provider.status())
         saved_handle = state.handle_path(options.provider)
@@ -99,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         known, _ = pre.parse_known_args(argv)
         provider = known.provider if known.provider in PROVIDERS else DEFAULT_PROVIDER
         args = build_parser(provider).parse_args(argv)
-        return run(args.command, ClusterOptions.parse(args.provider, option_strings(args)))
+        return run(args.command, ClusterOptions.parse(args.provider, option_strings(args)), args.component, args.node)
     except ClusterError as error:
         print(f"ivc: {error}", file=sys.stderr)
         return 2

@@ -29,6 +29,9 @@ class NodeAccess:
     crictl: str | None = None  # crictl on the node, pointed at its runtime
     logs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # component → command printing its log
     collect: tuple[str, ...] = ()  # a command on this host writing every node's logs into "{dir}"
+    # "kubelet" / "runtime" → a command (run with `on`) that restarts it on the node and returns once it
+    # serves again, leaving running containers alone; empty where the suite may not disrupt the nodes.
+    restart: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def available(self) -> bool:
@@ -46,6 +49,7 @@ class NodeAccess:
             crictl=raw.get("crictl"),
             logs={name: tuple(argv) for name, argv in (raw.get("logs") or {}).items()},
             collect=tuple(raw.get("collect") or ()),
+            restart={name: tuple(argv) for name, argv in (raw.get("restart") or {}).items()},
         )
 
 
@@ -117,4 +121,9 @@ class ClusterProvider(Protocol):
 
     def prepare(self) -> str:
         """Build everything `up` will need (binaries, node image) without starting anything; says what."""
+        ...
+
+    def restart(self, component: str, node: str | None = None) -> None:
+        """Restart the kubelet or the runtime (`component`) on `node` (every node: None), leaving running
+        containers alone; return once it serves again. ClusterError where the suite may not."""
         ...

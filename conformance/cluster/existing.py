@@ -127,6 +127,9 @@ class ExistingProvider:
     def prepare(self) -> str:
         return "nothing to build: an existing cluster brings its own nodes"
 
+    def restart(self, component: str, node: str | None = None) -> None:
+        raise ClusterError(f"the suite never restarts the {component} of a cluster it did not build")
+
     def down(self) -> None:
         """Nothing to undo: this provider never creates cluster-wide objects (tests clean their namespaces)."""
 

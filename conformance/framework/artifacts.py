@@ -23,12 +23,14 @@ from conformance.oci import (
     File,
     Hardlink,
     ImageSpec,
+    IndexSpec,
     OpaqueDir,
     RegistryClient,
     Symlink,
     Whiteout,
     build,
     content_tag,
+    host_architecture,
 )
 
 SHARED_REPOSITORY_PREFIX = "ivc/artifacts"
@@ -94,7 +96,67 @@ def _large() -> ImageSpec:
     return ImageSpec(layers=((File("large.bin", large_file_content()),),))
 
 
-Spec = ImageSpec | ArtifactSpec
+SEED_LAYERS = ((Dir("dir"), File("dir/file", b"1")), (File("file", b"2"),))
+# Every format variant adds a file naming it, so its layers are its own (a runtime that already holds the
+# seed's layers must still fetch and unpack these) and the test sees which image it got.
+FORMATS = {
+    "seed-gzip": {"compression": "gzip"},
+    "seed-zstd": {"compression": "zstd"},
+    "seed-docker": {"compression": "gzip", "media_types": "docker"},
+    "no-process-config": {},
+    "entrypoint-not-in-image": {"entrypoint": ("/no/such/program",), "cmd": ("--serve",)},
+}
+
+
+def _format(name: str) -> ImageSpec:
+    options = FORMATS[name]
+    return ImageSpec(layers=(*SEED_LAYERS, (File("format", name.encode()),)), **options)  # type: ignore[arg-type]
+
+
+MANY_LAYERS = 120  # overlay mount options grow with every lower layer; 4 KiB of them ends a naive mount
+
+
+def _many_layers() -> ImageSpec:
+    """One file per layer, and `top` rewritten by every one: the highest layer's must win."""
+    return ImageSpec(layers=tuple((File(f"layers/{i:03d}", f"{i}".encode()), File("top", f"layer {i}".encode()))
+                                  for i in range(MANY_LAYERS)))  # fmt: skip
+
+
+# The other architectures an index names (GOARCH); the node's own comes last, so a runtime that takes the
+# first entry instead of matching its platform mounts another architecture's content.
+OTHER_ARCHITECTURES = ("arm64", "s390x", "ppc64le", "amd64")
+
+
+def _multi_platform() -> IndexSpec:
+    own = host_architecture()
+    others = [arch for arch in OTHER_ARCHITECTURES if arch != own][:2]
+    return IndexSpec(
+        images=tuple(
+            (arch, ImageSpec(layers=((File("platform", arch.encode()), File(f"only-{arch}", arch.encode())),)))
+            for arch in (*others, own)
+        )
+    )
+
+
+def platform_tree() -> dict[str, str]:
+    """What the node must see of `multi-platform`: its own architecture's image."""
+    own = host_architecture()
+    return {"platform": own, f"only-{own}": own}
+
+
+# A subPath that is a symlink pointing out of the image must never show the node's files: refused, or
+# resolved inside the image (to its own etc/).
+INSIDE_IMAGE = {"inside-image": "this etc/ is the image's own"}
+SYMLINK_ESCAPES = {"absolute": "/etc", "relative": "../../../../../../../../etc"}
+
+
+def _symlink_escape() -> ImageSpec:
+    links = tuple(Symlink(f"escape-{form}", target) for form, target in SYMLINK_ESCAPES.items())
+    inside = tuple(File(f"etc/{name}", content.encode()) for name, content in INSIDE_IMAGE.items())
+    return ImageSpec(layers=((*inside, *links),))
+
+
+Spec = ImageSpec | IndexSpec | ArtifactSpec
 CatalogEntry = Spec | Callable[[], Spec]
 
 CATALOG: dict[str, CatalogEntry] = {
@@ -112,18 +174,26 @@ CATALOG: dict[str, CatalogEntry] = {
     # and :subpath (cri-o v1.36.3 test/testdata/artifacts/push-oci-artifacts); each title becomes a path
     # below the mount on CRI-O.
     "artifact": ArtifactSpec(files=(("artifact.txt", b"hello artifact"), ("subpath/2", b"2"), ("subpath/3", b"3"))),
+    # Formats real registries serve: the seed tree with other layer compressions and media types, and
+    # configs that describe no runnable process.
+    **{name: functools.partial(_format, name) for name in FORMATS},
+    "many-layers": _many_layers,
+    "multi-platform": _multi_platform,
+    "symlink-escape": _symlink_escape(),
 }
 
 
 def spec_of(name_or_entry: str | CatalogEntry) -> Spec:
     """The spec of a catalog entry (by name or as stored), building lazy entries on demand."""
     entry = CATALOG[name_or_entry] if isinstance(name_or_entry, str) else name_or_entry
-    return entry if isinstance(entry, ImageSpec | ArtifactSpec) else entry()
+    return entry if isinstance(entry, ImageSpec | IndexSpec | ArtifactSpec) else entry()
 
 
 # What a container must see at the mount of each simple catalog entry: path → content.
 EXPECTED_TREES: dict[str, dict[str, str]] = {
     "seed": {"dir/file": "1", "file": "2"},
+    **{name: {"dir/file": "1", "file": "2", "format": name} for name in FORMATS},
+    "many-layers": {"top": f"layer {MANY_LAYERS - 1}", **{f"layers/{i:03d}": f"{i}" for i in range(MANY_LAYERS)}},
     "seed-moved": {"dir/file": "moved-1", "file": "moved-2"},
     "exec": {"bin/hello.sh": EXEC_SCRIPT.decode(), "data.txt": "data"},
 }
@@ -156,7 +226,7 @@ class PushedArtifact:
 
 
 def push_named(
-    client: RegistryClient, name: str, spec: ImageSpec | ArtifactSpec, repository: str, tag: str | None = None
+    client: RegistryClient, name: str, spec: Spec, repository: str, tag: str | None = None
 ) -> PushedArtifact:
     built = build(spec)
     tag = tag or content_tag(built.manifest_digest)

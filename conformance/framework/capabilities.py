@@ -94,6 +94,13 @@ class Capabilities:
     notes: tuple[str, ...] = field(default_factory=tuple)
     # The runtime probe at session start, per node group id; empty when not run (image volumes dropped).
     probes: Mapping[str, MountProbe] = field(default_factory=dict)
+    # VolumeBindMountOptions (alpha, 1.37+) on: the dry-run Pod kept bindMountOptions on an emptyDir mount.
+    apiserver_keeps_bind_mount_options: bool = False
+    # What the provider lets the suite do behind the API (ClusterHandle.node_access): read a node's mount
+    # table; restart a node's kubelet, its runtime (only on clusters the suite built).
+    node_mounts_readable: bool = False
+    kubelet_restartable: bool = False
+    runtime_restartable: bool = False
 
     # -- node groups --------------------------------------------------------------------------------
     @property

@@ -46,6 +46,10 @@ CAPABILITY_FLAGS = (
     "artifact_mounts",
     "kubelet_reverifies_pull_credentials",
     "api_accepts_image_subpath",
+    "apiserver_keeps_bind_mount_options",
+    "node_mounts_readable",
+    "kubelet_restartable",
+    "runtime_restartable",
 )
 
 
@@ -145,6 +149,7 @@ APISERVER_BEHAVIOURS = frozenset(
         "always-pull-images-admission",
         "subpath-rejected-by-api",
         "pod-security-restricted",
+        "api-bind-mount-options",
     }
 )
 
@@ -171,6 +176,8 @@ CONTAINERD_2_1 = through("2.1", "2.1.9")
 CONTAINERD_SEEN = through("2.1", "2.4.2")
 CONTAINERD_2_2_SEEN = through("2.2", "2.4.2")
 SKEW_SUBPATH = "api_accepts_image_subpath"
+# CRI-O's artifact store on go.podman.io/common libartifact, as 1.36.3 ships it; the newest CRI-O seen is 1.36.3.
+CRIO_1_36_SEEN = through("1.36", "1.36.3")
 
 
 def _subpath_ignored_by_old_kubelet(
@@ -367,6 +374,61 @@ TABLE: tuple[Rule, ...] = (
         symptom=SUBPATH_IGNORED_SYMPTOM,
     ),
     Rule("subpath-expr", Level.REQUIRED, "#130135 (kubelet expands subPathExpr from env)", since("1.33")),
+    # A subPath that is a symlink out of the image: containerd refuses it ('path escapes from parent'), CRI-O
+    # resolves it inside the image (securejoin). Either keeps the node's files out of the container.
+    _subpath_ignored_by_old_kubelet("subpath-symlink-escape"),
+    Rule(
+        "subpath-symlink-escape",
+        Level.NOT_APPLICABLE,
+        "#130135",
+        before("1.33"),
+        reason="subPath on image volumes needs Kubernetes >= 1.33",
+    ),
+    Rule(
+        "subpath-symlink-escape",
+        Level.KNOWN_DEFECT,
+        "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
+        since("1.33"),
+        runtime=CONTAINERD,
+        runtime_version=CONTAINERD_2_1,
+        reason=SUBPATH_IGNORED,
+        symptom=SUBPATH_IGNORED_SYMPTOM,
+    ),
+    Rule(
+        "subpath-symlink-escape",
+        Level.REQUIRED,
+        "containerd v2.4.2 integration/image_volume_linux_test.go TestImageVolumeBasic: absolute, '../' and "
+        "symlink subPaths give 'path escapes from parent'; cri-o v1.36.3 server/container_create_linux.go "
+        "mountImage resolves subPath with securejoin inside the image",
+        since("1.33"),
+    ),
+    # containerd#14143: the failure path of a missing subPath leaked the image's active mount, and a later Pod
+    # could not mount that image (fixed in containerd 2.2.9, 2.3.7, 2.4.2; earlier 2.2.x patches not run here).
+    _subpath_ignored_by_old_kubelet("subpath-failure-leaves-image-mountable"),
+    Rule(
+        "subpath-failure-leaves-image-mountable",
+        Level.NOT_APPLICABLE,
+        "#130135",
+        before("1.33"),
+        reason="subPath on image volumes needs Kubernetes >= 1.33",
+    ),
+    Rule(
+        "subpath-failure-leaves-image-mountable",
+        Level.KNOWN_DEFECT,
+        "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
+        since("1.33"),
+        runtime=CONTAINERD,
+        runtime_version=CONTAINERD_2_1,
+        reason=SUBPATH_IGNORED,
+        symptom=SUBPATH_IGNORED_SYMPTOM,
+    ),
+    Rule(
+        "subpath-failure-leaves-image-mountable",
+        Level.REQUIRED,
+        "containerd#14143 (integration TestImageVolumeReusableAfterFailure); KEP-4639: the runtime manages "
+        "the mount's lifecycle",
+        since("1.33"),
+    ),
     # -- pullPolicy -----------------------------------------------------------------------------
     Rule(
         "pull-policy-default",
@@ -501,6 +563,49 @@ TABLE: tuple[Rule, ...] = (
         f"{KEP} PRR: pull cost grows with image size; model weights are a main use ({KEP} user story 3)",
         FEATURE,
     ),
+    # -- image formats registries serve (built here byte for byte: test_formats.py) -------------------
+    Rule(
+        "layer-gzip",
+        Level.REQUIRED,
+        "OCI image-spec v1.1 manifest.md: implementations MUST support application/vnd.oci.image.layer.v1.tar+gzip; "
+        f"{KEP}: 'The regular OCI images (that are used to create container rootfs today) can be setup similarly'",
+        FEATURE,
+    ),
+    Rule(
+        "layer-zstd",
+        Level.OPTIONAL,
+        "OCI image-spec v1.1 manifest.md lists +zstd outside the layer types implementations MUST support; "
+        f"{KEP}: 'which media types they want to support is deferred to them'",
+        FEATURE,
+    ),
+    Rule(
+        "docker-schema-2",
+        Level.REQUIRED,
+        f"{KEP}: regular container images 'can be setup similarly'; Docker Image Manifest V2 Schema 2 "
+        "(distribution/distribution docs/content/spec/manifest-v2-2.md) is how many registries serve them",
+        FEATURE,
+    ),
+    Rule(
+        "multi-platform-index",
+        Level.REQUIRED,
+        f"OCI image-spec v1.1 image-index.md (a platform's manifest is chosen by platform); {KEP}: regular "
+        "container images 'can be setup similarly'",
+        FEATURE,
+    ),
+    Rule(
+        "many-layers",
+        Level.REQUIRED,
+        f"{KEP} 'Filesystem representation': a single directory with the layers merged, duplicates from the higher "
+        "indexed layer; a runtime that cannot must say so ('failures … reported on the pod reason and message')",
+        FEATURE,
+    ),
+    Rule(
+        "non-runnable-config",
+        Level.REQUIRED,
+        f"{KEP} 'Filesystem representation': the runtime returns the unpacked, merged layers as a directory; "
+        "nothing of the image's config is run",
+        FEATURE,
+    ),
     # -- sharing: volumes, containers and Pods ---------------------------------------------------
     Rule("multiple-volumes", Level.REQUIRED, "e2e_node image_volume.go 'pod and multiple volumes'", FEATURE),
     Rule(
@@ -527,6 +632,26 @@ TABLE: tuple[Rule, ...] = (
         "e2e_node image_volume.go 'multiple pods and same image on the same node'; CRI-O per-container "
         "overlay (cri-o v1.36.3 server/container_create_linux.go mountImage)",
         FEATURE,
+    ),
+    Rule(
+        "ephemeral-container",
+        Level.REQUIRED,
+        "k8s.io/api v0.36.3 core/v1 EphemeralContainerCommon.volumeMounts ('Pod volumes to mount into the "
+        "container's filesystem'); image volumes are mounted per container at start, ephemeral containers "
+        "included (kubernetes v1.36.3 pkg/kubelet/kuberuntime/kuberuntime_manager.go SyncPod); "
+        "no upstream test mounts an image volume in one",
+        FEATURE,
+        expected=expects(error="Read-only file system"),
+    ),
+    # -- user namespaces (KEP-127): a node capability; where a Pod in one starts, its mount must be right -----
+    Rule(
+        "user-namespace",
+        Level.OPTIONAL,
+        "KEP-127 (hostUsers: false); the kubelet sends no ID mappings for image volume mounts, the runtime maps "
+        "them: containerd 2.3.0 db9546b6d, backported to 2.1.7 and 2.2.2 (integration "
+        "TestImageVolumeWithUserNamespace: owned 0:0, read-only); CRI-O's image volume tests skip user namespaces",
+        FEATURE,
+        expected=expects(error="Read-only file system"),
     ),
     # -- references ------------------------------------------------------------------------------
     Rule(
@@ -599,6 +724,27 @@ TABLE: tuple[Rule, ...] = (
         f"{KEP}: failures 'will be reported on the pod reason and message'; silent empty mounts are the known "
         "failure of runtimes without support (k3s#14323)",
         FEATURE,
+    ),
+    # One artifact under two names (tags, mirrors): CRI-O 1.36's artifact store looks a mount up by digest and
+    # refuses a digest it holds under two names.
+    Rule(
+        "artifact-under-two-names",
+        Level.KNOWN_DEFECT,
+        "go.podman.io/common pkg/libartifact/store.go lookup by digest (container-libs#589), CRI-O v1.36.3 "
+        "internal/ociartifact/libartifact_store.go: 'multiple artifacts found with matching digest'; no upstream "
+        "issue found; observed on CRI-O 1.36.3 here",
+        FEATURE,
+        runtime=CRIO,
+        runtime_version=CRIO_1_36_SEEN,
+        when=ARTIFACTS,
+        reason="CRI-O 1.36 refuses to mount an artifact it holds under two names (two tags or repositories of "
+        "the same digest): 'multiple artifacts found with matching digest'",
+        symptom=r"multiple artifacts found with matching digest",
+    ),
+    *_artifact_rows(
+        "artifact-under-two-names",
+        Level.REQUIRED,
+        f"{KEP}: pulled like container images, whose content any of its names may reference",
     ),
     # -- private registries (KEP-4639 'Registry authentication'; k8s.io/api ImageVolumeSource.reference) ------
     Rule(
@@ -703,6 +849,34 @@ TABLE: tuple[Rule, ...] = (
         expected=expects(
             outcome="rejected", field="spec.template.spec.volumes[0].image.reference", message="Required value"
         ),
+    ),
+    # KEP-5855 bindMountOptions (1.37, alpha): never for image volumes (kubernetes#140013).
+    Rule(
+        "api-bind-mount-options",
+        Level.NOT_APPLICABLE,
+        "k8s.io/api v0.37.2 core/v1 VolumeMount.bindMountOptions (KEP-5855)",
+        before("1.37"),
+        reason="volumeMounts[].bindMountOptions exists from Kubernetes 1.37 (KEP-5855, alpha)",
+    ),
+    Rule(
+        "api-bind-mount-options",
+        Level.REQUIRED,
+        "kubernetes v1.37.2 pkg/apis/core/validation/validation.go validateVolumeMounts (kubernetes#140013)",
+        since("1.37"),
+        when="apiserver_keeps_bind_mount_options",
+        expected=expects(
+            outcome="rejected",
+            field="spec.containers[0].volumeMounts[0].bindMountOptions",
+            message='Invalid value: ["noexec"]: bindMountOptions may not be used with image volumes',
+        ),
+    ),
+    Rule(
+        "api-bind-mount-options",
+        Level.REQUIRED,
+        "kubernetes v1.37.2 pkg/api/pod/util.go dropDisabledFields: bindMountOptions dropped while the "
+        "VolumeBindMountOptions gate is off (alpha, off by default)",
+        since("1.37"),
+        expected=expects(outcome="dropped"),
     ),
     # -- Pod Security admission: may a `restricted` namespace run image volumes? ------------------------------
     # The suite's test namespaces enforce `restricted` wherever this row says it admits image volumes, else
@@ -821,7 +995,74 @@ TABLE: tuple[Rule, ...] = (
         since("1.35"),
         expected=expects(errors="kubelet_image_volume_mounted_errors_total", stability="BETA"),
     ),
+    # -- kubelet hygiene ---------------------------------------------------------------------------------
+    # Before 1.37 the kubelet ensured every image volume's image on each Pod sync, with an event each time
+    # (kubernetes#138644); #138655 (v1.37.0, not in any 1.36.x patch) pulls only when a container starts.
+    Rule(
+        "no-event-storm",
+        Level.KNOWN_DEFECT,
+        "kubernetes#138644: 'kubelet would generate an event once per second for every image volume in a pod'; "
+        "fixed by #138655 in v1.37.0, not backported (CHANGELOG-1.36 through 1.36.6)",
+        between("1.31", "1.37"),
+        reason="this kubelet ensures an image volume's image on every sync of a running Pod, one event each "
+        "time (kubernetes#138644, fixed in 1.37.0)",
+        defect_of=Level.OPTIONAL,
+        symptom=r"event storm",
+    ),
+    Rule(
+        "no-event-storm",
+        Level.OPTIONAL,
+        "kubernetes#138655 (v1.37.0): image volumes are pulled only when a container is about to start",
+        since("1.37"),
+    ),
     # -- node lifecycle (KEP-4639 'Lifecycling and Garbage Collection') ---------------------------------
+    Rule(
+        "deletion-leaves-no-mounts",
+        Level.REQUIRED,
+        f"{KEP} CRI: 'The runtime needs to ensure that mount and also manages its lifecycle, for example to "
+        "remove the bind mount on container removal'; containerd v2.4.2 integration image_volume_linux_test.go "
+        "(the snapshot gone within 30 s of the Pod); containerd#14032",
+        FEATURE,
+        when="node_mounts_readable",
+    ),
+    Rule(
+        "deletion-leaves-no-mounts",
+        Level.NOT_APPLICABLE,
+        "the node's mount table, through the provider's node access",
+        FEATURE,
+        reason="the provider gives no node access (existing clusters): a node's mount table cannot be read",
+    ),
+    Rule(
+        "runtime-restart",
+        Level.REQUIRED,
+        "containerd v2.4.2 integration TestImageVolumeSetupIfContainerdRestarts; a runtime restart leaves running "
+        f"containers alone (CRI); {KEP}: the runtime manages the mount's lifecycle",
+        FEATURE,
+        when="runtime_restartable",
+    ),
+    Rule(
+        "runtime-restart",
+        Level.NOT_APPLICABLE,
+        "a disruptive check",
+        FEATURE,
+        reason="the suite restarts a node's runtime only on clusters it built (local, kind), never an existing "
+        "cluster's or a runtime given with --runtime-endpoint",
+    ),
+    Rule(
+        "kubelet-restart",
+        Level.REQUIRED,
+        f"{KEP} CRI: mounted volume paths in ImageStatus 'to ensure that no context gets lost in restart scenarios'; "
+        "a kubelet restart leaves running containers alone",
+        FEATURE,
+        when="kubelet_restartable",
+    ),
+    Rule(
+        "kubelet-restart",
+        Level.NOT_APPLICABLE,
+        "a disruptive check",
+        FEATURE,
+        reason="the suite restarts a node's kubelet only on clusters it built (local, kind)",
+    ),
     Rule(
         "rmi-refused-while-in-use",
         Level.OPTIONAL,

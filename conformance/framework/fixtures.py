@@ -26,7 +26,7 @@ from conformance.framework.keys import EXPECTATION_KEY, NAMESPACES_KEY, SESSION_
 from conformance.framework.manifests import MANIFESTS_DIR, PodSecurity, pinned, render, secured
 from conformance.framework.mount_lock import MountLock
 from conformance.framework.namespaces import RUN_LABEL, pod_security_labels, test_namespace
-from conformance.framework.node import Crictl
+from conformance.framework.node import Crictl, Node
 from conformance.framework.pods import PodUnderTest
 from conformance.framework.report import POD_PROPERTY
 from conformance.framework.session import SuiteSession
@@ -178,6 +178,22 @@ def exclusive_node_counters(mount_lock: MountLock) -> Iterator[None]:
         yield
 
 
+EXCLUSIVE_FIXTURES = frozenset({"exclusive_node_counters", "restart_on_node"})
+
+
+@pytest.fixture(autouse=True)
+def _nodes_shared(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test of a run holds the mount lock shared while it runs (from before its first Pod until its
+    Pods are deleted), except those that need the nodes to themselves: they hold it exclusive, so no
+    other test's Pod starts, and no exec or read reaches a node, while they measure or restart."""
+    suite = request.config.stash.get(SESSION_KEY, None)
+    if suite is None or EXCLUSIVE_FIXTURES & set(request.fixturenames):
+        yield
+        return
+    with request.getfixturevalue("mount_lock").shared():
+        yield
+
+
 @pytest.fixture
 def node_counters(
     exclusive_node_counters: None, kube: Kube, namespace: str, node_group: NodeGroup | None
@@ -207,15 +223,15 @@ def launch(
     are deleted when the test ends, before the mount lock is released: a Pod the kubelet keeps retrying
     must not count as another test's mount.
     """
+    for exclusive in sorted(EXCLUSIVE_FIXTURES & set(request.fixturenames)):
+        request.getfixturevalue(exclusive)  # first: a shared hold taken before an exclusive one would deadlock it
     counter = iter(range(1, 1000))
     pods: list[PodUnderTest] = []
-    with contextlib.ExitStack() as held:
+    with mount_lock.shared():  # re-entrant: taken by `_nodes_shared` already, or inside the test's exclusive hold
 
         def create(
             template: str = "basic", *, wait: bool = True, name: str | None = None, **params: Any
         ) -> PodUnderTest:
-            if not pods:
-                held.enter_context(mount_lock.shared())
             pod_name = name or f"{template}-{next(counter)}"
             body = render(template, manifests_dir, name=pod_name, shell_image=ivc_session.shell_image, **params)
             shaped(body, pod_security, node_group, ivc_session)
@@ -418,3 +434,37 @@ def crictl(ivc_session: SuiteSession) -> Callable[[str], Crictl]:
             "--cluster=local and --cluster=kind run crictl on the node"
         )
     return lambda node: Crictl(access, node)
+
+
+@pytest.fixture(scope="session")
+def node_shell(ivc_session: SuiteSession) -> Callable[[str], Node]:
+    """`node_shell(pod.node)`: commands and the mount table on that node; skips without node access (the
+    table marks what needs it not applicable there)."""
+    access = ivc_session.handle.node_access
+    if not access.available:
+        pytest.skip(f"the {ivc_session.handle.provider} provider gives no node access (NodeAccess is empty)")
+    return lambda node: Node(access, node)
+
+
+@pytest.fixture(scope="session")
+def restart_timeout() -> float:
+    """Seconds a kubelet or runtime restart may take until it serves again."""
+    return 120.0
+
+
+@pytest.fixture
+def restart_on_node(
+    mount_lock: MountLock, node_shell: Callable[[str], Node], kube: Kube, restart_timeout: float
+) -> Iterator[Callable[[str, str], None]]:
+    """`restart_on_node(pod.node, "kubelet" | "runtime")`, with the nodes to this test alone: the run's other
+    tests wait (the mount lock, exclusive), and the `disruptive` marker puts such tests last."""
+    with mount_lock.exclusive():
+
+        def restart(node: str, component: str) -> None:
+            shell = node_shell(node)
+            if component not in shell.access.restart:
+                pytest.skip(f"the provider does not let the suite restart the {component} (NodeAccess.restart)")
+            shell.restart(component, timeout=restart_timeout)
+            kube.wait_kubelet_serving(node, timeout=restart_timeout)
+
+        yield restart

@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "node_name": None,
     "pull_secrets": None,  # e.g. [{"name": "ivc-pull-secret"}]
     "service_account": None,
+    "host_users": None,
+    "bind_mount_options": None,
+    "grace_seconds": 0,  # containers exit on SIGTERM anyway; a test of the grace period gives its own
 }
 CONTAINER_KINDS = ("initContainers", "containers", "ephemeralContainers")
 

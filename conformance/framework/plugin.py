@@ -85,6 +85,8 @@ MARKERS = {
     "slow": "seconds where most tests take a fraction of one (Pods one after another, a node-side teardown, a "
     "large pull): started first, so xdist workers finish together. Deselecting them makes the run INCOMPLETE",
     "runs_without_feature": "runs even when image volumes are unavailable (the session-level verdict itself)",
+    "disruptive": "restarts a node's kubelet or runtime (clusters the suite built only): runs last, with the nodes "
+    "to itself (the run's other tests wait). Deselecting them makes the run INCOMPLETE",
 }
 
 
@@ -422,6 +424,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker in markers:
             if marker.args[0] not in known:
                 raise pytest.UsageError(f"{item.nodeid}: behaviour {marker.args[0]!r} has no row in the table")
+        if "restart_on_node" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("disruptive"):
+            raise pytest.UsageError(f"{item.nodeid} restarts a node's components: mark it @pytest.mark.disruptive")
     suite = config.stash.get(SESSION_KEY, None)
     if suite is not None:
         _check_table_is_total(suite, [item for _, item in collected])
@@ -465,8 +469,12 @@ def run_order(item: pytest.Item) -> int:
     """The order xdist's load scheduling hands tests out in. First the node-wide counter tests: while
     one runs no other test may start a Pod, so they go before anyone holds one, beside the tests that
     start no Pod of their own (the API's, and those reading the shared Pods the controller started).
-    Then `slow` ones, so the workers finish together. The sort is stable: the rest keeps file order."""
+    Then `slow` ones, so the workers finish together; `disruptive` ones last, when the rest has run (they
+    stop every other test while they restart a node's kubelet or runtime). The sort is stable: the rest
+    keeps file order."""
     names = getattr(item, "fixturenames", ())
+    if item.get_closest_marker("disruptive"):
+        return 4
     if "exclusive_node_counters" in names:
         return 0
     if "launch" not in names:

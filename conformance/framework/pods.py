@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from conformance.framework.diagnosis import environment_problem, final_failure
+from conformance.framework.diagnosis import environment_problem, final_failure, pull_refusal, refusal
 from conformance.infra.kube import (
     ExecResult,
     Json,
@@ -100,6 +100,21 @@ class PodUnderTest:
                 raise problem from None
             raise
 
+    def wait_running_or_refused(
+        self, timeout: float, *, mount_words: Iterable[str] = (), pulls: bool = False
+    ) -> str | None:
+        """Until the Pod runs (None) or says why it cannot: a container whose creation or start was refused
+        over a mount (`mount_words` name it besides the usual words), and with `pulls` an image volume whose
+        pull the runtime refused (not the registry's fault: that blocks the check). Returns what it said."""
+        words = tuple(mount_words)
+
+        def said(pod: Json) -> str | None:
+            return refusal(pod, also=words) or (pull_refusal(pod) if pulls else None)
+
+        decided = "the Pod to run or to say why it cannot"
+        self.wait_until(lambda pod: is_running(pod) or said(pod) is not None, decided, timeout)
+        return None if is_running(self.raw) else said(self.raw)
+
     def wait_waiting_reason(self, reasons: Iterable[str], timeout: float, container: str = DEFAULT_CONTAINER) -> str:
         """Wait until `container` is waiting with one of `reasons`; return the reason seen."""
         wanted = set(reasons)
@@ -111,6 +126,29 @@ class PodUnderTest:
         # Running, or another final reason, is as decided as the wanted one: no need to wait it out.
         self.raw = self._wait_decided(arrived, what, timeout, running_is_final=True)
         return waiting_reason(self.raw, container) or ""
+
+    def add_ephemeral_container(self, container: Json, timeout: float) -> PodUnderTest:
+        """Add `container` as an ephemeral container (as `kubectl debug` does) and wait until it runs."""
+        name = container["name"]
+        self.raw = self.kube.add_ephemeral_container(self.namespace, self.name, container)
+        self.wait_until(
+            lambda pod: "running" in (container_status(pod, name) or {}).get("state", {}),
+            f"ephemeral container {name} of Pod {self.name} to run",
+            timeout,
+        )
+        return self
+
+    def restart_container(self, timeout: float, container: str = DEFAULT_CONTAINER) -> PodUnderTest:
+        """Make a `restartable` Pod's container exit (it waits for /tmp/exit) and wait until the kubelet
+        restarted it and it runs again."""
+        before = (container_status(self.refresh(), container) or {}).get("restartCount", 0)
+        self.sh("touch /tmp/exit", container)
+
+        def restarted(pod: Json) -> bool:
+            status = container_status(pod, container) or {}
+            return status.get("restartCount", 0) > before and "running" in status.get("state", {})
+
+        return self.wait_until(restarted, f"container {container} of Pod {self.name} to be restarted and run", timeout)
 
     def container_state(self, container: str = DEFAULT_CONTAINER) -> Json:
         return (container_status(self.raw, container) or {}).get("state", {})
@@ -205,15 +243,22 @@ class PodUnderTest:
         )
         return event.get("message", "")
 
-    def delete(self) -> None:
-        self.kube.delete_pod(self.namespace, self.name)
+    def wait_for_events(self, enough: Callable[[list[Json]], bool], what: str, timeout: float) -> list[Json]:
+        """Every event about this Pod, once `enough(events)` holds."""
+        return self.kube.wait_for_events(self.namespace, self.name, enough, what=what, timeout=timeout)
 
-    def delete_and_wait_gone(self, timeout: float) -> None:
+    def delete(self, grace_seconds: int = 0) -> None:
+        self.kube.delete_pod(self.namespace, self.name, grace_seconds=grace_seconds)
+
+    def wait_gone(self, timeout: float) -> None:
+        self.kube.wait_for_pod_gone(self.namespace, self.name, timeout=timeout)
+
+    def delete_and_wait_gone(self, timeout: float, grace_seconds: int = 1) -> None:
         """Delete with a grace period and wait until the object is gone. A grace period of 0 would
         remove the object at once; with one, the kubelet removes it only after it stopped the
         containers and tore down the volumes, so "gone" means the node has let go of the Pod."""
-        self.kube.delete_pod(self.namespace, self.name, grace_seconds=1)
-        self.kube.wait_for_pod_gone(self.namespace, self.name, timeout=timeout)
+        self.delete(grace_seconds)
+        self.wait_gone(timeout)
 
     def describe(self) -> str:
         return self.kube.describe_pod(self.refresh())

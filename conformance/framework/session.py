@@ -109,10 +109,18 @@ def _dry_run_pod(registry_pull: str) -> dict[str, Any]:
         "kind": "Pod",
         "metadata": {"name": "ivc-capability-probe"},
         "spec": {
-            "containers": [{"name": "main", "image": reference}],
+            "containers": [
+                {
+                    "name": "main",
+                    "image": reference,
+                    # Kept only where VolumeBindMountOptions is on (1.37+ alpha); dropped otherwise.
+                    "volumeMounts": [{"name": "scratch", "mountPath": "/scratch", "bindMountOptions": ["nodev"]}],
+                }
+            ],
             "volumes": [
                 {"name": "defaulted", "image": {"reference": reference}},
                 {"name": "explicit", "image": {"reference": reference, "pullPolicy": "IfNotPresent"}},
+                {"name": "scratch", "emptyDir": {}},
             ],
         },
     }
@@ -140,6 +148,7 @@ def discover_capabilities(kube: Kube, registry_pull: str, namespace: str) -> Cap
         stored = kube.create_pod(namespace, _dry_run_pod(registry_pull), dry_run=True)
     volumes = {v["name"]: v for v in stored["spec"].get("volumes", [])}
     keeps = "image" in volumes.get("defaulted", {})
+    mounts = stored["spec"]["containers"][0].get("volumeMounts", [])
     forced = keeps and volumes["explicit"]["image"].get("pullPolicy") == "Always"
     nodes = []
     notes = []
@@ -172,6 +181,7 @@ def discover_capabilities(kube: Kube, registry_pull: str, namespace: str) -> Cap
         apiserver_keeps_image_volumes=keeps,
         admission_forces_always=forced,
         notes=tuple(notes),
+        apiserver_keeps_bind_mount_options=any(mount.get("bindMountOptions") for mount in mounts),
     )
 
 
@@ -248,7 +258,12 @@ def start_session(handle: ClusterHandle, run_id: str | None = None, *, cache_dir
         lease = _LEASES[run_id] = RunLease(kube, run_id, progress)
         if swept := lease.start():
             progress(f"deleted the namespaces of {len(swept)} dead run(s): {', '.join(sorted(swept))}")
-        capabilities = discover_capabilities(kube, handle.registry.pull, namespace)
+        capabilities = replace(
+            discover_capabilities(kube, handle.registry.pull, namespace),
+            node_mounts_readable=handle.node_access.available,
+            kubelet_restartable="kubelet" in handle.node_access.restart,
+            runtime_restartable="runtime" in handle.node_access.restart,
+        )
         probing = capabilities.cluster_unavailable_reason() is None  # nothing to mount when the API drops it
         groups = [g.id for g in capabilities.groups if probing and capabilities.group_unavailable_reason(g.id) is None]
         shapes = [each.on(group if capabilities.multi_group else None) for group in groups for each in PRESTARTED

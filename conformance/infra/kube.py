@@ -26,7 +26,7 @@ from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponenti
 from urllib3.exceptions import HTTPError
 
 from conformance.infra.errors import ClusterError
-from conformance.infra.wait import WaitTimeout
+from conformance.infra.wait import NotYet, WaitTimeout, wait_for
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -286,11 +286,32 @@ class Kube:
         response = self.core.connect_get_node_proxy_with_path(node, "metrics", _preload_content=False)
         return response.data.decode()
 
+    def wait_kubelet_serving(self, node: str, *, timeout: float) -> None:
+        """Until the kubelet of `node` answers /healthz through the apiserver's node proxy (after a restart)."""
+
+        def serving() -> None:
+            try:
+                answer = self.core.connect_get_node_proxy_with_path(node, "healthz", _preload_content=False)
+            except (ApiException, HTTPError) as error:
+                raise NotYet(f"the kubelet of {node} does not answer /healthz: {type(error).__name__}") from None
+            if answer.data.decode().strip() != "ok":
+                raise NotYet(f"the kubelet of {node} answers /healthz with {answer.data.decode()[:80]!r}")
+
+        wait_for(f"the kubelet of {node} to serve", serving, timeout=timeout, interval=0.5)
+
     # -- writes ---------------------------------------------------------------------------------
     @transient_retry
     def create_pod(self, namespace: str, body: Json, dry_run: bool = False) -> Json:
         kwargs = {"dry_run": "All"} if dry_run else {}
         response = self.core.create_namespaced_pod(namespace, body, _preload_content=False, **kwargs)
+        return raw(response)
+
+    @transient_retry
+    def add_ephemeral_container(self, namespace: str, pod: str, container: Json) -> Json:
+        """Add an ephemeral container to a running Pod (the pods/ephemeralcontainers subresource, as
+        `kubectl debug` does); returns the Pod as stored."""
+        body = {"spec": {"ephemeralContainers": [container]}}
+        response = self.core.patch_namespaced_pod_ephemeralcontainers(pod, namespace, body, _preload_content=False)
         return raw(response)
 
     @transient_retry
@@ -442,14 +463,31 @@ class Kube:
 
         The kubelet records events asynchronously, so one can land after the Pod state that follows it.
         """
+        events = self.wait_for_events(
+            namespace, involved, lambda seen: any(condition(event) for event in seen), what=what, timeout=timeout
+        )
+        return next(event for event in events if condition(event))
 
-        def satisfied(events: Mapping[str, Json]) -> Json | None:
-            return next((event for event in events.values() if condition(event)), None)
+    def wait_for_events(
+        self,
+        namespace: str,
+        involved: str,
+        enough: Callable[[list[Json]], bool],
+        *,
+        what: str,
+        timeout: float,
+    ) -> list[Json]:
+        """Every event about `involved` once `enough(events)` holds (counts grow on the same Event object:
+        watched as modifications), listed or watched for."""
+
+        def satisfied(events: Mapping[str, Json]) -> list[Json] | None:
+            seen = list(events.values())
+            return seen if enough(seen) else None
 
         def describe(events: Mapping[str, Json]) -> str:
             return "events seen:\n" + (
                 "\n".join(
-                    f"  event {e.get('type')} {e.get('reason')}: {e.get('message', '')}"
+                    f"  event {e.get('type')} {e.get('reason')} (x{e.get('count') or 1}): {e.get('message', '')}"
                     for e in list(events.values())[-15:]
                 )
                 or "  none"

@@ -4,8 +4,10 @@ The suite cannot pull upstream test images (quay.io/crio/artifact, registry.k8s.
 offline, so it rebuilds them. A
 description must always give the same bytes, and so the same manifest digest, on every machine
 of the same architecture: tests and reports can then name artifacts by digest, and a second run
-pushes nothing new. Hence: uncompressed PAX tar layers (gzip output depends on the zlib build),
-entries sorted, mtime 0, explicit modes and owners, canonical JSON, no timestamps anywhere.
+pushes nothing new. Hence: PAX tar layers, entries sorted, mtime 0, explicit modes and owners,
+canonical JSON, no timestamps anywhere; layers uncompressed by default, and where a test needs gzip
+or zstd, framed around stored (uncompressed) blocks, because what a compressor emits depends on its
+build and version, while the stored framing is fixed by RFC 1952 and RFC 8878.
 """
 
 from __future__ import annotations
@@ -16,15 +18,26 @@ import json
 import platform
 import posixpath
 import re
+import struct
 import tarfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
 MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_TYPE_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_TYPE_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+# Docker Image Manifest V2, Schema 2 (what many registries still serve): distribution/distribution
+# docs/content/spec/manifest-v2-2.md. Its layers are gzip-compressed tars.
+MEDIA_TYPE_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MEDIA_TYPE_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+MEDIA_TYPE_DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+# Layer compressions and their OCI media type suffixes (image-spec media-types.md).
+COMPRESSIONS = {"none": "", "gzip": "+gzip", "zstd": "+zstd"}
+MEDIA_TYPE_FORMATS = ("oci", "docker")
 MEDIA_TYPE_EMPTY = "application/vnd.oci.empty.v1+json"
 MEDIA_TYPE_OCTET_STREAM = "application/octet-stream"
 ANNOTATION_TITLE = "org.opencontainers.image.title"
@@ -132,6 +145,16 @@ class ImageSpec:
     env: tuple[str, ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
     user: str = ""  # config.User, e.g. "65534:65534"; empty: root
+    compression: str = "none"  # of every layer: one of COMPRESSIONS
+    media_types: str = "oci"  # "oci", or "docker" (Docker Image Manifest V2 Schema 2: gzip layers only)
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """A multi-platform image index (image-spec image-index.md): one image per platform, each its own
+    manifest; a node must pick the one for its own architecture."""
+
+    images: tuple[tuple[str, ImageSpec], ...]  # (GOARCH, image), in the index's order
 
 
 @dataclass(frozen=True)
@@ -160,6 +183,8 @@ class BuiltImage:
     manifest_digest: str
     media_type: str
     blobs: Mapping[str, bytes] = field(repr=False)  # digest → bytes (config + layers), deduplicated
+    # An index's manifests, which a registry must hold (by digest) before the index that names them.
+    children: tuple[BuiltImage, ...] = ()
 
     def __repr__(self) -> str:  # the blobs can be megabytes; a repr must stay one readable line
         return f"BuiltImage(manifest_digest={self.manifest_digest!r}, blobs={len(self.blobs)}, size={self.size()})"
@@ -224,16 +249,50 @@ def content_tag(digest: str) -> str:
     return "c-" + digest.split(":", 1)[1][:16]
 
 
-def build(spec: ImageSpec | ArtifactSpec, *, architecture: str | None = None) -> BuiltImage:
+def build(spec: ImageSpec | IndexSpec | ArtifactSpec, *, architecture: str | None = None) -> BuiltImage:
     """Turn a description into a manifest and its blobs; same description → same digest.
 
     `architecture` defaults to this machine's; set it when the nodes differ from the pusher.
     """
     if isinstance(spec, ImageSpec):
         return _build_image(spec, architecture or host_architecture())
+    if isinstance(spec, IndexSpec):
+        return _build_index(spec)
     if isinstance(spec, ArtifactSpec):
         return _build_artifact(spec)
-    raise TypeError(f"build() takes an ImageSpec or ArtifactSpec, not {type(spec).__name__}")
+    raise TypeError(f"build() takes an ImageSpec, IndexSpec or ArtifactSpec, not {type(spec).__name__}")
+
+
+def gzip_stored(data: bytes) -> bytes:
+    """`data` as a gzip member (RFC 1952) of stored deflate blocks (RFC 1951 §3.2.4): any gunzip reads it,
+    and no compressor's choices are in it, so it is the same bytes on every machine."""
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no flags, mtime 0, OS unknown
+    chunks = [data[i : i + 0xFFFF] for i in range(0, len(data), 0xFFFF)] or [b""]
+    blocks = b"".join(
+        bytes([index == len(chunks) - 1]) + struct.pack("<HH", len(chunk), len(chunk) ^ 0xFFFF) + chunk
+        for index, chunk in enumerate(chunks)
+    )
+    return header + blocks + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+ZSTD_MAX_BLOCK = 128 * 1024
+
+
+def zstd_raw(data: bytes) -> bytes:
+    """`data` as one zstd frame (RFC 8878) of raw blocks: any zstd decoder reads it, and it is the same bytes
+    on every machine. Single segment with an 8-byte content size, no checksum, no dictionary."""
+    header = ZSTD_MAGIC + bytes([0b1110_0000]) + struct.pack("<Q", len(data))
+    chunks = [data[i : i + ZSTD_MAX_BLOCK] for i in range(0, len(data), ZSTD_MAX_BLOCK)] or [b""]
+    blocks = b"".join(
+        # Block_Header: Last_Block (bit 0), Block_Type 0 = Raw (bits 1-2), Block_Size (bits 3-23).
+        ((len(chunk) << 3) | (index == len(chunks) - 1)).to_bytes(3, "little") + chunk
+        for index, chunk in enumerate(chunks)
+    )
+    return header + blocks
+
+
+_COMPRESSORS = {"none": lambda data: data, "gzip": gzip_stored, "zstd": zstd_raw}
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,20 +464,34 @@ def _descriptor(media_type: str, data: bytes, annotations: dict[str, str] | None
     return descriptor
 
 
-def _finish(manifest: dict[str, object], blobs: dict[str, bytes]) -> BuiltImage:
+def _finish(
+    manifest: dict[str, object],
+    blobs: dict[str, bytes],
+    media_type: str = MEDIA_TYPE_MANIFEST,
+    children: tuple[BuiltImage, ...] = (),
+) -> BuiltImage:
     raw = canonical_json(manifest)
     return BuiltImage(
         manifest=raw,
         manifest_digest=digest_of(raw),
-        media_type=MEDIA_TYPE_MANIFEST,
+        media_type=media_type,
         blobs=MappingProxyType(blobs),
+        children=children,
     )
 
 
 def _build_image(spec: ImageSpec, architecture: str) -> BuiltImage:
+    if spec.compression not in COMPRESSIONS:
+        raise ValueError(f"ImageSpec.compression {spec.compression!r}: choose one of {', '.join(COMPRESSIONS)}")
+    if spec.media_types not in MEDIA_TYPE_FORMATS:
+        raise ValueError(f"ImageSpec.media_types {spec.media_types!r}: choose one of {', '.join(MEDIA_TYPE_FORMATS)}")
+    docker = spec.media_types == "docker"
+    if docker and spec.compression != "gzip":
+        raise ValueError("Docker Schema 2 layers are gzip tars: give compression='gzip' with media_types='docker'")
     tars = [layer if isinstance(layer, bytes) else layer_tar(layer) for layer in spec.layers]
-    # Uncompressed layers: the diff_id (digest of the uncompressed tar) is the blob digest itself.
+    # The diff_id is the digest of the uncompressed tar; the blob is what the compression makes of it.
     diff_ids = [digest_of(data) for data in tars]
+    layers = [_COMPRESSORS[spec.compression](data) for data in tars]
     config: dict[str, object] = {
         "architecture": architecture,
         "os": "linux",
@@ -438,18 +511,40 @@ def _build_image(spec: ImageSpec, architecture: str) -> BuiltImage:
     config_raw = canonical_json(config)
 
     blobs = {digest_of(config_raw): config_raw}
-    for data in tars:
+    for data in layers:
         blobs.setdefault(digest_of(data), data)
+    layer_type = MEDIA_TYPE_DOCKER_LAYER if docker else MEDIA_TYPE_LAYER_TAR + COMPRESSIONS[spec.compression]
+    manifest_type = MEDIA_TYPE_DOCKER_MANIFEST if docker else MEDIA_TYPE_MANIFEST
     manifest: dict[str, object] = {
         "schemaVersion": 2,
-        "mediaType": MEDIA_TYPE_MANIFEST,
-        "config": _descriptor(MEDIA_TYPE_CONFIG, config_raw),
-        "layers": [_descriptor(MEDIA_TYPE_LAYER_TAR, data) for data in tars],
+        "mediaType": manifest_type,
+        "config": _descriptor(MEDIA_TYPE_DOCKER_CONFIG if docker else MEDIA_TYPE_CONFIG, config_raw),
+        "layers": [_descriptor(layer_type, data) for data in layers],
     }
     annotations = _annotations(spec.annotations, "ImageSpec")
     if annotations:
+        if docker:
+            raise ValueError("Docker Schema 2 manifests carry no annotations")
         manifest["annotations"] = annotations
-    return _finish(manifest, blobs)
+    return _finish(manifest, blobs, manifest_type)
+
+
+def _build_index(spec: IndexSpec) -> BuiltImage:
+    if not spec.images:
+        raise ValueError("IndexSpec: an index names at least one image")
+    architectures = [architecture for architecture, _ in spec.images]
+    if len(set(architectures)) != len(architectures) or not set(architectures) <= set(_GOARCH.values()):
+        raise ValueError(f"IndexSpec: architectures must be distinct GOARCH names, got {architectures}")
+    children = tuple(_build_image(image, architecture) for architecture, image in spec.images)
+    manifests = [
+        {**_descriptor(child.media_type, child.manifest), "platform": {"architecture": architecture, "os": "linux"}}
+        for (architecture, _), child in zip(spec.images, children, strict=True)
+    ]
+    index = {"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": manifests}
+    blobs: dict[str, bytes] = {}
+    for child in children:
+        blobs.update(child.blobs)
+    return _finish(index, blobs, MEDIA_TYPE_INDEX, children)
 
 
 def _build_artifact(spec: ArtifactSpec) -> BuiltImage:

@@ -182,14 +182,18 @@ class RegistryClient:
         )
 
     def push(self, image: BuiltImage, repository: str, tag: str) -> str:
-        """Upload missing blobs (HEAD first), then PUT the manifest bytes verbatim; returns the manifest digest."""
+        """Upload missing blobs (HEAD first), then PUT the manifest bytes verbatim; returns the manifest digest.
+        An index's manifests go first, by digest: a registry refuses an index naming manifests it lacks."""
         _check_repository(repository)
         _check_reference(tag, "tag")
+        for child in image.children:
+            self.push(child, repository, child.manifest_digest)
         registry = self._ready()
         host = self._endpoint.push
         container = oras.container.Container(f"{host}/{repository}:{tag}")
         with tempfile.TemporaryDirectory(prefix="ivc-push-") as scratch:
-            for digest, data in image.blobs.items():
+            own_blobs = {} if image.children else image.blobs  # an index's blobs came with its manifests
+            for digest, data in own_blobs.items():
                 staged = Path(scratch) / digest.replace(":", "-")
                 staged.write_bytes(data)
                 # The registry stores blobs untyped; the media type lives in the manifest only.

@@ -308,6 +308,7 @@ class KindProvider:
                     "kubelet": ("journalctl", "--no-pager", "-o", "short-iso", "-u", "kubelet"),
                 },
                 collect=(self.tools.kind, "export", "logs", "--name", self.cluster_name, "{dir}"),
+                restart={"kubelet": ("systemctl", "restart", "kubelet"), "runtime": self._runtime_restart()},
             ),
             created_by_run=created,
             description=(
@@ -331,6 +332,18 @@ class KindProvider:
 
     def _node_runtimes(self) -> dict[str, NodeRuntime]:
         return dict(zip(self.node_names(), self.node_runtimes, strict=True))
+
+    def restart(self, component: str, node: str | None = None) -> None:
+        """`systemctl restart` on each node (or `node`): what the handle's node access does for one node."""
+        command = {"kubelet": ("systemctl", "restart", "kubelet"), "runtime": self._runtime_restart()}[component]
+        for each in [node] if node else self._nodes():
+            self.tools.node_exec(each, *command, what=f"restart the {component} on {each}")
+
+    def _runtime_restart(self) -> tuple[str, ...]:
+        """Restarts whichever declared runtime the node runs (nodes may differ), waiting until it notifies."""
+        units = " ".join(dict.fromkeys(u for each in self.node_runtimes for u in each.runtime.log_units))
+        return ("sh", "-c", f'for unit in {units}; do systemctl is-active -q "$unit" && exec systemctl restart '
+                f'"$unit"; done; echo "none of the runtime units {units} is active" >&2; exit 1')  # fmt: skip
 
     def _units(self) -> list[str]:
         units = dict.fromkeys(u for each in self.node_runtimes for u in each.runtime.log_units)

@@ -179,6 +179,14 @@ class LocalPlan:
         """The runtime's daemons, whose logs diagnostics show (none for a user's runtime)."""
         return [daemon.name for daemon in self.runtime.daemons(self.node_setup(), PlaceholderBinaries(), None)]
 
+    @property
+    def components(self) -> dict[str, list[str]]:
+        """What `restart` restarts: the kubelet, or the runtime's own daemons (none for a user's runtime)."""
+        return {"kubelet": ["kubelet"], "runtime": self.runtime_daemons}
+
+    def restartable(self, component: str) -> bool:
+        return bool(self.components.get(component))
+
     def daemons(self, binaries: Binaries = UNBUILT, host_ip: str = "") -> list[Daemon]:
         """Every daemon of the cluster, in start order; `down` stops them in reverse (with `UNBUILT`)."""
         layout = self.layout

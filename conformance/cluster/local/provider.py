@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -28,6 +29,7 @@ from conformance.cluster.daemons import (
     owner_alive,
     start,
     start_ticks,
+    stop,
     this_process,
     wait_ready,
 )
@@ -43,7 +45,11 @@ from conformance.infra.kube import Kube
 from conformance.infra.progress import progress
 
 STATE_FORMAT = 2
-DAEMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DAEMON_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+}
 SMOKE_POD_TIMEOUT = 180.0
 SERVICE_ACCOUNT_TIMEOUT = 90.0
 
@@ -183,6 +189,28 @@ class LocalProvider:
         plan.build()
         return f"cached: Kubernetes {plan.k8s_version}, {plan.runtime.name} {plan.runtime_version}, crictl, etcd"
 
+    def restart(self, component: str, node: str | None = None) -> None:
+        """Stop the component's daemons and start them again, without their stop hooks (which remove Pod
+        sandboxes and the runtime's monitors): running containers stay; returns once it is ready again."""
+        hostprep.require_root()
+        state = self._load_state()
+        if state is None or (problem := self._health_problem(state)) is not None:
+            raise ClusterError(f"no healthy local cluster to restart the {component} of ({problem or 'not running'})")
+        plan = self.plan
+        if not plan.restartable(component):
+            raise ClusterError(
+                f"the {component} of this local cluster is not the suite's to restart (--runtime-endpoint)"
+            )
+        daemons = {daemon.name: daemon for daemon in plan.daemons(plan.build(), state["host_ip"])}
+        records = self._records(state)
+        for name in plan.components[component]:
+            progress(f"restarting {name}")
+            stop(records[name])
+            record = start(daemons[name], log=self.layout.log(name), pid_dir=self.layout.pids, base_env=DAEMON_ENV)
+            state["processes"] = [record.to_dict() if raw["name"] == name else raw for raw in state["processes"]]
+            self._save_state(state)
+            wait_ready(daemons[name], record)
+
     def env(self) -> dict[str, str]:
         handle = self.running_handle()
         if handle is None:
@@ -259,6 +287,11 @@ class LocalProvider:
             node_access=NodeAccess(
                 crictl=str(self.layout.crictl_wrapper),
                 logs={name: ("cat", str(self.layout.log(name))) for name in (*self.plan.runtime_daemons, "kubelet")},
+                restart={
+                    component: self._restart_command(component)
+                    for component in ("kubelet", "runtime")
+                    if self.plan.restartable(component)
+                },
             ),
             created_by_run=created,
             description=(
@@ -310,10 +343,9 @@ class LocalProvider:
             runtime_endpoint=plan.endpoint,
         )
         plan.write_configs(binaries)
-        env = {"PATH": DAEMON_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
         for daemon in plan.daemons(binaries, ip):
             progress(f"starting {daemon.name}")
-            record = start(daemon, log=layout.log(daemon.name), pid_dir=layout.pids, base_env=env)
+            record = start(daemon, log=layout.log(daemon.name), pid_dir=layout.pids, base_env=DAEMON_ENV)
             state["processes"].append(record.to_dict())
             self._save_state(state)
             wait_ready(daemon, record)
@@ -331,6 +363,11 @@ class LocalProvider:
         state["phase"] = "running"
         self._save_state(state)
         return state
+
+    def _restart_command(self, component: str) -> tuple[str, ...]:
+        """This provider's `restart`, through the CLI: the handle reaches xdist workers as JSON."""
+        cli = (sys.executable, "-m", "conformance.cluster", "restart", "--provider", self.name)
+        return (*cli, "--component", component, "--state-dir", str(self.layout.state))
 
     # --- teardown -----------------------------------------------------------------------
 

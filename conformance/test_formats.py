@@ -1,0 +1,76 @@
+"""Image formats real registries serve, each built here byte for byte: layer compressions, Docker Schema 2
+media types, multi-platform indexes, images of many layers, configs that describe no runnable process.
+
+Each variant carries a file naming it, so the test sees that the node mounted exactly that image.
+"""
+
+import pytest
+
+from conformance.framework.artifacts import EXPECTED_TREES, MANY_LAYERS, platform_tree
+
+
+def mounted_tree(launch, artifacts, name, pod_start_timeout):
+    """The Pod mounting catalog entry `name`, Running, or what it said when the runtime refused the image."""
+    pod = launch("basic", reference=artifacts[name].reference, wait=False)
+    return pod, pod.wait_running_or_refused(pod_start_timeout, pulls=True)
+
+
+@pytest.mark.behaviour("layer-gzip")
+def test_gzip_layers_are_unpacked(launch, artifacts):
+    launch("basic", reference=artifacts["seed-gzip"].reference).assert_tree("/volume", EXPECTED_TREES["seed-gzip"])
+
+
+@pytest.mark.behaviour("layer-zstd")
+def test_zstd_layers_are_unpacked_or_refused_with_the_reason(launch, artifacts, observe, pod_start_timeout):
+    pod, refused = mounted_tree(launch, artifacts, "seed-zstd", pod_start_timeout)
+    if refused is not None:
+        observe("zstd", f"refused: {refused[:200]}")
+        assert refused.rpartition(": ")[2].strip(), f"zstd layers refused without a reason: {refused!r}"
+        return
+    observe("zstd", "mounted")
+    pod.assert_tree("/volume", EXPECTED_TREES["seed-zstd"])
+
+
+@pytest.mark.behaviour("docker-schema-2")
+def test_docker_schema_2_image_is_mounted(launch, artifacts):
+    launch("basic", reference=artifacts["seed-docker"].reference).assert_tree("/volume", EXPECTED_TREES["seed-docker"])
+
+
+@pytest.mark.behaviour("multi-platform-index")
+def test_a_multi_platform_index_mounts_the_nodes_own_platform(launch, artifacts):
+    pod = launch("basic", reference=artifacts["multi-platform"].reference)
+    seen = pod.listdir("/volume")
+    assert seen == set(platform_tree()), (
+        f"the node mounted another platform's image: /volume holds {sorted(seen)}, expected {sorted(platform_tree())}"
+    )
+    pod.assert_tree("/volume", platform_tree())
+
+
+@pytest.mark.behaviour("many-layers")
+def test_an_image_of_many_layers_is_mounted_whole_or_refused_clearly(launch, artifacts, observe, pod_start_timeout):
+    pod, refused = mounted_tree(launch, artifacts, "many-layers", pod_start_timeout)
+    if refused is not None:
+        observe("many_layers", f"refused: {refused[:200]}")
+        assert refused.rpartition(": ")[2].strip(), f"{MANY_LAYERS} layers refused without a reason: {refused!r}"
+        return
+    expected = EXPECTED_TREES["many-layers"]
+    # One exec for all files: name=content per line; `top` shows which layer won.
+    result = pod.sh(
+        'cat /volume/top; echo; for f in /volume/layers/*; do printf "%s=%s\\n" "${f##*/}" "$(cat "$f")"; done'
+    )
+    assert result.returncode == 0, result.output
+    top, *lines = result.stdout.splitlines()
+    assert top == expected["top"], f"/volume/top is {top!r}: the highest of {MANY_LAYERS} layers must win"
+    seen = dict(line.split("=", 1) for line in lines)
+    layers = {path.removeprefix("layers/"): content for path, content in expected.items() if path != "top"}
+    missing = sorted(set(layers) - set(seen))
+    assert not missing, f"{len(missing)} of {MANY_LAYERS} layers are missing from the mount, e.g. {missing[:5]}"
+    assert seen == layers, "layers/ differs from the image"
+    assert pod.listdir("/volume") == {"top", "layers"}
+
+
+@pytest.mark.behaviour("non-runnable-config")
+@pytest.mark.parametrize("name", ["no-process-config", "entrypoint-not-in-image"])
+def test_an_image_whose_config_runs_nothing_is_mounted(launch, artifacts, name):
+    """A volume is data: a config without a process, or naming a program the image lacks, changes nothing."""
+    launch("basic", reference=artifacts[name].reference).assert_tree("/volume", EXPECTED_TREES[name])
