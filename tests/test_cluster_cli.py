@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pytest
 
 import conformance.cluster.__main__ as cli
 from conformance.cluster import ClusterError, ClusterHandle, ClusterOptions, make_provider
-from conformance.cluster.contract import RegistryEndpoint
+from conformance.cluster.contract import NodeAccess, RegistryEndpoint
 from conformance.cluster.existing import ExistingProvider
 from conformance.cluster.gates import parse_feature_gates
 from conformance.cluster.registries import credentials_for
@@ -84,6 +85,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
         (("up", "--provider", "nope"), "invalid choice: 'nope'"),
         (("up", "--feature-gates", "ImageVolume=maybe"), "NAME=true|false"),
         (("up", "--provider", "kind", "--registry", "x:1"), "unrecognized arguments: --registry"),
+        (("restart", "--component", "scheduler"), "invalid choice: 'scheduler'"),
+        (("restart", "--provider", "existing", "--kubeconfig", "/nonexistent"), "restart needs --component"),
     ],
 )
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], needle: str) -> None:
@@ -250,6 +253,17 @@ def test_handle_and_options_round_trip(state: Path) -> None:
     assert path.stat().st_mode & 0o077 == 0  # may hold registry credentials
     assert load_handle("kind") == kind_handle()
     assert load_options("kind") == options
+
+
+def test_restart_commands_cross_to_workers_in_the_handle() -> None:
+    access = NodeAccess(command=("docker", "exec", "{node}"), restart={"kubelet": ("systemctl", "restart", "kubelet")})
+    handle = replace(kind_handle(), node_access=access)
+    assert ClusterHandle.from_json(handle.to_json()).node_access.restart == {
+        "kubelet": ("systemctl", "restart", "kubelet")
+    }
+    assert access.on("ivc-worker", *access.restart["kubelet"]) == [
+        "docker", "exec", "ivc-worker", "systemctl", "restart", "kubelet"
+    ]  # fmt: skip
 
 
 def test_corrupt_handle_is_one_line(state: Path) -> None:

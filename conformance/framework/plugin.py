@@ -526,6 +526,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         ("ivc.scope", expectation.scope),
         ("ivc.group", group or ""),
         ("ivc.defect_of", expectation.defect_of.value if expectation.defect_of else ""),
+        ("ivc.disruptive", "yes" if item.get_closest_marker("disruptive") else ""),
     ]
     if unavailable and not item.get_closest_marker("runs_without_feature"):
         pytest.skip(f"image volumes unavailable{where}: {unavailable}")

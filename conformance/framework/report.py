@@ -37,10 +37,13 @@ class ResultCollector:
 
     def __init__(self) -> None:
         self.results: dict[str, Result] = {}
+        self.seconds: dict[str, float] = {}  # the test body's, per test
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = {key: str(value) for key, value in report.user_properties}
         pods = [float(str(v)) if v else None for k, v in report.user_properties if k == POD_PROPERTY]
+        if report.when == "call":
+            self.seconds[report.nodeid] = round(report.duration, 3)
         if report.when == "teardown" and report.nodeid in self.results:
             self.results[report.nodeid].pods = pods  # recorded as the test's Pods are deleted
         outcome: str = report.outcome
@@ -73,6 +76,8 @@ class ResultCollector:
             defect_not_seen=props.get(DEFECT_NOT_SEEN_PROPERTY, ""),
             observed={k.removeprefix("ivc.observed."): v for k, v in props.items() if k.startswith("ivc.observed.")},
             pods=pods,
+            seconds=self.seconds.get(report.nodeid, 0.0),
+            disruptive=bool(props.get("ivc.disruptive")),
         )
 
 

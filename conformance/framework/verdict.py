@@ -63,6 +63,8 @@ class Result:
     observed: dict[str, str] = field(default_factory=dict)
     pods: list[float | None] = field(default_factory=list)
     from_run: str = ""  # merged from an earlier run's report (--rerun-failed)
+    seconds: float = 0.0  # the test body's (pytest's call phase); its fixtures' waits are not in it
+    disruptive: bool = False  # restarted a node's component (run last, alone: the benchmark counts it apart)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
