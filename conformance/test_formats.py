@@ -46,6 +46,7 @@ def test_a_multi_platform_index_mounts_the_nodes_own_platform(launch, artifacts)
     pod.assert_tree("/volume", platform_tree())
 
 
+@pytest.mark.slow
 @pytest.mark.behaviour("many-layers")
 def test_an_image_of_many_layers_is_mounted_whole_or_refused_clearly(launch, artifacts, observe, pod_start_timeout):
     pod, refused = mounted_tree(launch, artifacts, "many-layers", pod_start_timeout)

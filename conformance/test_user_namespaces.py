@@ -1,6 +1,6 @@
 """A Pod in a user namespace (`hostUsers: false`, KEP-127): the image volume readable, owned as in the image,
-read-only. The kubelet sends no ID mappings for image volume mounts: the runtime must map them (containerd
-fixed it in 2.3.0, backported to 2.1.7 and 2.2.2: TestImageVolumeWithUserNamespace).
+read-only. The runtime maps the volume's owners into the Pod's user namespace (containerd fixed it in 2.3.0,
+backported to 2.1.7 and 2.2.2: TestImageVolumeWithUserNamespace).
 
 Whether a node can start any Pod in a user namespace is the node's (kernel, runtime, OCI runtime), not the
 image volume's: when the sandbox itself fails, the test is skipped with the runtime's words.

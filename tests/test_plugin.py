@@ -1,6 +1,7 @@
 """The plugin's contract with users, checked by running pytest itself (no cluster needed)."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -113,3 +114,11 @@ def test_push_artifacts_needs_a_registry_and_says_so_in_one_line():
     assert result.returncode != 0
     errors = [line for line in (result.stdout + result.stderr).splitlines() if "ivc:" in line]
     assert len(errors) == 1 and "--registry HOST:PORT is required" in errors[0], result.stdout + result.stderr
+
+
+def test_n_auto_starts_the_suites_worker_count_not_xdists(tmp_path):
+    """`-n auto` is the suite's (twice the cores, 4 to 8), whichever plugin pluggy asks first."""
+    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
+    result = run_pytest("-n", "auto", str(tmp_path / "test_one.py"), cwd=tmp_path)
+    expected = min(8, max(4, 2 * (os.cpu_count() or 1)))
+    assert f"created: {expected}/{expected} workers" in result.stdout, result.stdout + result.stderr

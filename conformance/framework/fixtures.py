@@ -22,7 +22,13 @@ from conformance.framework.capabilities import Capabilities, NodeGroup
 from conformance.framework.counters import NodeCounters, quiet_node
 from conformance.framework.diagnosis import admitted
 from conformance.framework.expectations import Expectation, restricted_namespaces_admit_image_volumes
-from conformance.framework.keys import EXPECTATION_KEY, NAMESPACES_KEY, SESSION_KEY
+from conformance.framework.keys import (
+    EXCLUSIVE_FIXTURES,
+    EXPECTATION_KEY,
+    NAMESPACES_KEY,
+    NODE_FIXTURES,
+    SESSION_KEY,
+)
 from conformance.framework.manifests import MANIFESTS_DIR, PodSecurity, pinned, render, secured
 from conformance.framework.mount_lock import MountLock
 from conformance.framework.namespaces import RUN_LABEL, pod_security_labels, test_namespace
@@ -178,16 +184,14 @@ def exclusive_node_counters(mount_lock: MountLock) -> Iterator[None]:
         yield
 
 
-EXCLUSIVE_FIXTURES = frozenset({"exclusive_node_counters", "restart_on_node"})
-
-
 @pytest.fixture(autouse=True)
 def _nodes_shared(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every test of a run holds the mount lock shared while it runs (from before its first Pod until its
-    Pods are deleted), except those that need the nodes to themselves: they hold it exclusive, so no
-    other test's Pod starts, and no exec or read reaches a node, while they measure or restart."""
+    """Every test that reaches a node holds the mount lock shared while it runs (from before its first Pod
+    until its Pods are deleted), except those that need the nodes to themselves: they hold it exclusive,
+    so no other test's Pod starts, and no exec or read reaches a node, while they measure or restart."""
     suite = request.config.stash.get(SESSION_KEY, None)
-    if suite is None or EXCLUSIVE_FIXTURES & set(request.fixturenames):
+    names = set(request.fixturenames)
+    if suite is None or EXCLUSIVE_FIXTURES & names or not NODE_FIXTURES & names:
         yield
         return
     with request.getfixturevalue("mount_lock").shared():

@@ -1,4 +1,5 @@
-"""Where plugin state lives in pytest's stash: the keys, and nothing else (so no module imports the plugin)."""
+"""Where plugin state lives in pytest's stash: the keys; and the fixture names the plugin's hooks and the
+fixtures agree on. Nothing else, so no module imports the plugin (nor the plugin the fixtures, early)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,7 @@ VERDICT_KEY: pytest.StashKey[tuple[RunVerdict, dict[str, Result]]] = pytest.Stas
 EXPECTATION_KEY: pytest.StashKey[Expectation] = pytest.StashKey()  # item
 NAMESPACES_KEY: pytest.StashKey[list[str]] = pytest.StashKey()  # item: the namespaces its diagnostics describe
 STAGES_KEY: pytest.StashKey[dict[str, float]] = pytest.StashKey()  # config: controller, stage → monotonic end
+
+# Fixtures that hold the nodes to themselves (the mount lock, exclusive), and those that reach a node.
+EXCLUSIVE_FIXTURES = frozenset({"exclusive_node_counters", "restart_on_node"})
+NODE_FIXTURES = frozenset({"launch", "shared_pod", "crictl", "node_shell"})

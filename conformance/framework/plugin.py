@@ -53,6 +53,7 @@ from conformance.framework.keys import (
     EXPECTATION_KEY,
     HANDLE_KEY,
     NAMESPACES_KEY,
+    NODE_FIXTURES,
     PROVIDER_KEY,
     RESULTS_KEY,
     SESSION_KEY,
@@ -348,7 +349,7 @@ def _push_artifacts(config: pytest.Config) -> None:
     pytest.exit(f"pushed the {len(references)} images and artifacts a run needs to {registry.push}", returncode=0)
 
 
-@pytest.hookimpl(optionalhook=True)
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own (one core per worker): first result wins
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: twice the cores, at least 4 and at most 8. Tests mostly wait for the kubelet and
     the runtime; on 2 cores 4 workers ran the suite fastest (bench/run.py, README "Speed")."""
@@ -467,17 +468,15 @@ def _check_table_is_total(suite: SuiteSession, items: list[pytest.Item]) -> None
 
 def run_order(item: pytest.Item) -> int:
     """The order xdist's load scheduling hands tests out in. First the node-wide counter tests: while
-    one runs no other test may start a Pod, so they go before anyone holds one, beside the tests that
-    start no Pod of their own (the API's, and those reading the shared Pods the controller started).
-    Then `slow` ones, so the workers finish together; `disruptive` ones last, when the rest has run (they
-    stop every other test while they restart a node's kubelet or runtime). The sort is stable: the rest
-    keeps file order."""
+    one runs no other test may reach a node, so they go before anyone does, beside the tests that reach
+    none (the API's). Then `slow` ones, so the workers finish together, and the rest in file order (the
+    sort is stable). `disruptive` ones last: they have the nodes to themselves too, once the rest ran."""
     names = getattr(item, "fixturenames", ())
     if item.get_closest_marker("disruptive"):
         return 4
     if "exclusive_node_counters" in names:
         return 0
-    if "launch" not in names:
+    if not NODE_FIXTURES & set(names):
         return 1
     return 2 if item.get_closest_marker("slow") else 3
 

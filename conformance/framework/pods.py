@@ -127,6 +127,10 @@ class PodUnderTest:
         self.raw = self._wait_decided(arrived, what, timeout, running_is_final=True)
         return waiting_reason(self.raw, container) or ""
 
+    def patch(self, body: Json) -> PodUnderTest:
+        self.raw = self.kube.patch_pod(self.namespace, self.name, body)
+        return self
+
     def add_ephemeral_container(self, container: Json, timeout: float) -> PodUnderTest:
         """Add `container` as an ephemeral container (as `kubectl debug` does) and wait until it runs."""
         name = container["name"]

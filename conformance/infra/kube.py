@@ -307,6 +307,11 @@ class Kube:
         return raw(response)
 
     @transient_retry
+    def patch_pod(self, namespace: str, name: str, body: Json) -> Json:
+        """A strategic merge patch of the Pod; returns it as stored."""
+        return raw(self.core.patch_namespaced_pod(name, namespace, body, _preload_content=False))
+
+    @transient_retry
     def add_ephemeral_container(self, namespace: str, pod: str, container: Json) -> Json:
         """Add an ephemeral container to a running Pod (the pods/ephemeralcontainers subresource, as
         `kubectl debug` does); returns the Pod as stored."""

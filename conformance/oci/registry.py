@@ -190,7 +190,7 @@ class RegistryClient:
             self.push(child, repository, child.manifest_digest)
         registry = self._ready()
         host = self._endpoint.push
-        container = oras.container.Container(f"{host}/{repository}:{tag}")
+        container = oras.container.Container(f"{host}/{repository}")  # blob uploads name the repository only
         with tempfile.TemporaryDirectory(prefix="ivc-push-") as scratch:
             own_blobs = {} if image.children else image.blobs  # an index's blobs came with its manifests
             for digest, data in own_blobs.items():

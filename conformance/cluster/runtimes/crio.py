@@ -17,7 +17,6 @@ from conformance.cluster.components import gomodules
 from conformance.cluster.daemons import Daemon, kill_all, processes_with_arg
 from conformance.cluster.mounts import unmount_all
 from conformance.cluster.runtimes.base import NodeSetup, RegistryRoute, cri_ready
-from conformance.cluster.runtimes.oci import RUNC
 from conformance.infra.process import run
 
 CONMON = "/usr/bin/conmon"
@@ -168,7 +167,7 @@ def crio_args(binary: Path, setup: NodeSetup) -> tuple[str, ...]:
 class CrioRuntime:
     name = "cri-o"
     default_version = pins.CRIO
-    packages: tuple[str, ...] = ("conmon", "runc", "jq", "golang-github-containers-common", "libseccomp2")
+    packages: tuple[str, ...] = ("conmon", "jq", "golang-github-containers-common", "libseccomp2")
     log_units: tuple[str, ...] = ("crio",)  # its daemons, as systemd units in a kind node
     config_dir_name = "crio"
     # containers/storage and its OCI runtimes' state, and the per-registry CA directory containers/image reads
@@ -185,11 +184,14 @@ class CrioRuntime:
         return Path("/etc/containers/certs.d") / location  # containers/image reads CAs only from certs.d
 
     def oci_runtime(self, binaries: Mapping[str, Path]) -> str:
-        return RUNC  # Debian's runc (bookworm 1.1.5) runs CRI-O's containers
+        # The pinned runc, as containerd's: bookworm's 1.1.5 advertises no ID-mapped mounts in `runc features`,
+        # and CRI-O then reports no user namespace support (cri-o v1.36.3 internal/oci RuntimeSupportsIDMap).
+        return str(binaries["runc"])
 
     def binaries(self, version: str, cache: Path) -> dict[str, Path]:
         built = gomodules.build(gomodules.CRIO, version, cache)
-        return {"crio": built.binary("crio"), "pinns": built.binary("pinns")}
+        runc = gomodules.build(gomodules.RUNC, pins.RUNC, cache).binary("runc")
+        return {"crio": built.binary("crio"), "pinns": built.binary("pinns"), "runc": runc}
 
     def socket(self, setup: NodeSetup) -> Path:
         return CrioPaths(setup).socket
