@@ -7,6 +7,29 @@ Each variant carries a file naming it, so the test sees that the node mounted ex
 import pytest
 
 from conformance.framework.artifacts import EXPECTED_TREES, MANY_LAYERS, platform_tree
+from conformance.framework.diagnosis import EnvironmentProblem
+from conformance.framework.shared_pods import SharedPodFailed
+
+# Catalog entry → its volume in manifests/formats.yaml (mounted at /formats/<volume>) and the parameter
+# naming its reference there (the first entry's is the shared Pod's own artifact).
+SHARED_FORMATS = {
+    "seed-gzip": ("gzip", None),
+    "seed-docker": ("docker", "docker_reference"),
+    "multi-platform": ("platform", "platform_reference"),
+    "no-process-config": ("no-process", "no_process_reference"),
+    "entrypoint-not-in-image": ("missing-entrypoint", "missing_entrypoint_reference"),
+}
+
+
+def format_mount(shared_pod, launch, artifacts, name):
+    """(Pod, path) where catalog entry `name` is mounted: in the run's one Pod mounting every required
+    format; where that Pod does not start (refused, or its pulls blocked), in a Pod of its own, so the
+    outcome is the format's own."""
+    references = {param: artifacts[entry].reference for entry, (_, param) in SHARED_FORMATS.items() if param}
+    try:
+        return shared_pod("seed-gzip", "formats", **references), f"/formats/{SHARED_FORMATS[name][0]}"
+    except (SharedPodFailed, EnvironmentProblem):
+        return launch("basic", reference=artifacts[name].reference), "/volume"
 
 
 def mounted_tree(launch, artifacts, name, pod_start_timeout):
@@ -16,8 +39,9 @@ def mounted_tree(launch, artifacts, name, pod_start_timeout):
 
 
 @pytest.mark.behaviour("layer-gzip")
-def test_gzip_layers_are_unpacked(launch, artifacts):
-    launch("basic", reference=artifacts["seed-gzip"].reference).assert_tree("/volume", EXPECTED_TREES["seed-gzip"])
+def test_gzip_layers_are_unpacked(shared_pod, launch, artifacts):
+    pod, path = format_mount(shared_pod, launch, artifacts, "seed-gzip")
+    pod.assert_tree(path, EXPECTED_TREES["seed-gzip"])
 
 
 @pytest.mark.behaviour("layer-zstd")
@@ -32,18 +56,19 @@ def test_zstd_layers_are_unpacked_or_refused_with_the_reason(launch, artifacts, 
 
 
 @pytest.mark.behaviour("docker-schema-2")
-def test_docker_schema_2_image_is_mounted(launch, artifacts):
-    launch("basic", reference=artifacts["seed-docker"].reference).assert_tree("/volume", EXPECTED_TREES["seed-docker"])
+def test_docker_schema_2_image_is_mounted(shared_pod, launch, artifacts):
+    pod, path = format_mount(shared_pod, launch, artifacts, "seed-docker")
+    pod.assert_tree(path, EXPECTED_TREES["seed-docker"])
 
 
 @pytest.mark.behaviour("multi-platform-index")
-def test_a_multi_platform_index_mounts_the_nodes_own_platform(launch, artifacts):
-    pod = launch("basic", reference=artifacts["multi-platform"].reference)
-    seen = pod.listdir("/volume")
+def test_a_multi_platform_index_mounts_the_nodes_own_platform(shared_pod, launch, artifacts):
+    pod, path = format_mount(shared_pod, launch, artifacts, "multi-platform")
+    seen = pod.listdir(path)
     assert seen == set(platform_tree()), (
-        f"the node mounted another platform's image: /volume holds {sorted(seen)}, expected {sorted(platform_tree())}"
+        f"the node mounted another platform's image: {path} holds {sorted(seen)}, expected {sorted(platform_tree())}"
     )
-    pod.assert_tree("/volume", platform_tree())
+    pod.assert_tree(path, platform_tree())
 
 
 @pytest.mark.slow
@@ -72,6 +97,7 @@ def test_an_image_of_many_layers_is_mounted_whole_or_refused_clearly(launch, art
 
 @pytest.mark.behaviour("non-runnable-config")
 @pytest.mark.parametrize("name", ["no-process-config", "entrypoint-not-in-image"])
-def test_an_image_whose_config_runs_nothing_is_mounted(launch, artifacts, name):
+def test_an_image_whose_config_runs_nothing_is_mounted(shared_pod, launch, artifacts, name):
     """A volume is data: a config without a process, or naming a program the image lacks, changes nothing."""
-    launch("basic", reference=artifacts[name].reference).assert_tree("/volume", EXPECTED_TREES[name])
+    pod, path = format_mount(shared_pod, launch, artifacts, name)
+    pod.assert_tree(path, EXPECTED_TREES[name])

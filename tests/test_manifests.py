@@ -46,7 +46,13 @@ def test_missing_parameter_names_the_placeholder():
         render("basic", name="p", shell_image="r/shell:1")
 
 
-ESSENTIALS = {"name": "p", "shell_image": "r/shell:1", "reference": "r/a:v1", "second_reference": "r/b:v1"}
+ESSENTIALS = {
+    "name": "p",
+    "shell_image": "r/shell:1",
+    "reference": "r/a:v1",
+    "second_reference": "r/b:v1",
+    **{f"{kind}_reference": f"r/{kind}:v1" for kind in ("docker", "platform", "no_process", "missing_entrypoint")},
+}
 
 
 def essentials(template: str) -> dict:

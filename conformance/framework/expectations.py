@@ -1142,7 +1142,7 @@ def behaviours() -> frozenset[str]:
 
 def known_defect_reason(expectation: Expectation) -> str:
     return (
-        f"known defect of this runtime: {expectation.reason} ({expectation.source}); if this passes, the "
+        f"known defect of this version: {expectation.reason} ({expectation.source}); if this passes, the "
         "defect is fixed here: update the expectation table"
     )
 

@@ -140,10 +140,10 @@ def _sh_quote(text: str) -> str:
 
 
 def main() -> None:
-    """`python -m conformance.cluster.runtimes.oci docker`: the wrapper dockerd needs (no CAP_SYS_RESOURCE)."""
+    """`main()` with argument `docker` (scripts/dockerd): the wrapper dockerd needs (no CAP_SYS_RESOURCE)."""
     kind = sys.argv[1] if len(sys.argv) > 1 else ""
     if kind != "docker":
-        sys.exit("usage: python -m conformance.cluster.runtimes.oci docker  (prints dockerd's runc wrapper)")
+        sys.exit("usage: main() with argument docker (prints dockerd's runc wrapper)")
     sys.stdout.write(render_runc_wrapper(hugetlb=False, capabilities=True))
 
 
