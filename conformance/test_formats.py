@@ -32,10 +32,16 @@ def format_mount(shared_pod, launch, artifacts, name):
         return launch("basic", reference=artifacts[name].reference), "/volume"
 
 
-def mounted_tree(launch, artifacts, name, pod_start_timeout):
-    """The Pod mounting catalog entry `name`, Running, or what it said when the runtime refused the image."""
+def mounted_or_refused(launch, artifacts, name, pod_start_timeout, observe):
+    """The Running Pod mounting catalog entry `name`; None when the runtime refused the image, which it
+    may, but only with a reason. Either outcome is observed."""
     pod = launch("basic", reference=artifacts[name].reference, wait=False)
-    return pod, pod.wait_running_or_refused(pod_start_timeout, pulls=True)
+    refused = pod.wait_running_or_refused(pod_start_timeout, pulls=True)
+    observe(name, "mounted" if refused is None else f"refused: {refused[:200]}")
+    if refused is None:
+        return pod
+    assert refused.rpartition(": ")[2].strip(), f"{name} refused without a reason: {refused!r}"
+    return None
 
 
 @pytest.mark.behaviour("layer-gzip")
@@ -46,13 +52,8 @@ def test_gzip_layers_are_unpacked(shared_pod, launch, artifacts):
 
 @pytest.mark.behaviour("layer-zstd")
 def test_zstd_layers_are_unpacked_or_refused_with_the_reason(launch, artifacts, observe, pod_start_timeout):
-    pod, refused = mounted_tree(launch, artifacts, "seed-zstd", pod_start_timeout)
-    if refused is not None:
-        observe("zstd", f"refused: {refused[:200]}")
-        assert refused.rpartition(": ")[2].strip(), f"zstd layers refused without a reason: {refused!r}"
-        return
-    observe("zstd", "mounted")
-    pod.assert_tree("/volume", EXPECTED_TREES["seed-zstd"])
+    if pod := mounted_or_refused(launch, artifacts, "seed-zstd", pod_start_timeout, observe):
+        pod.assert_tree("/volume", EXPECTED_TREES["seed-zstd"])
 
 
 @pytest.mark.behaviour("docker-schema-2")
@@ -74,10 +75,7 @@ def test_a_multi_platform_index_mounts_the_nodes_own_platform(shared_pod, launch
 @pytest.mark.slow
 @pytest.mark.behaviour("many-layers")
 def test_an_image_of_many_layers_is_mounted_whole_or_refused_clearly(launch, artifacts, observe, pod_start_timeout):
-    pod, refused = mounted_tree(launch, artifacts, "many-layers", pod_start_timeout)
-    if refused is not None:
-        observe("many_layers", f"refused: {refused[:200]}")
-        assert refused.rpartition(": ")[2].strip(), f"{MANY_LAYERS} layers refused without a reason: {refused!r}"
+    if (pod := mounted_or_refused(launch, artifacts, "many-layers", pod_start_timeout, observe)) is None:
         return
     expected = EXPECTED_TREES["many-layers"]
     # One exec for all files: name=content per line; `top` shows which layer won.

@@ -63,31 +63,22 @@ def ids_of(pod):
 @pytest.mark.slow
 @pytest.mark.behaviour("deletion-leaves-no-mounts")
 def test_deleted_pods_leave_no_image_volume_mount_on_their_node(
-    launch, artifacts, capabilities, node_shell, crictl, namespace, pod_start_timeout
+    launch, artifacts, capabilities, node_shell, crictl, namespace
 ):
     """KEP-4639: the runtime manages the mount's lifecycle, 'for example to remove the bind mount on container
-    removal'; containerd#14032 left them behind. Plain and (where the API takes it) subPath mounts."""
-    reference = artifacts["seed"].reference
-    pods = [launch("basic", reference=reference, name="whole", grace_seconds=GRACE_SECONDS, wait=False)]
-    if capabilities.api_accepts_image_subpath:
-        pods.append(
-            launch(
-                "basic", reference=reference, sub_path="dir", name="subpath", grace_seconds=GRACE_SECONDS, wait=False
-            )
-        )
-    for pod in pods:
-        pod.wait_running(pod_start_timeout)
-    sandboxes = {pod.name: crictl(pod.node).sandbox_id(namespace, pod.name) for pod in pods}
-    held = {pod.name: node_shell(pod.node).mounts_naming(*ids_of(pod), sandboxes[pod.name]) for pod in pods}
-    for pod in pods:
-        assert held[pod.name], f"no mount on {pod.node} names Pod {pod.name}: the check could not see its mounts"
-    for pod in pods:
-        pod.delete(grace_seconds=GRACE_SECONDS)
-    for pod in pods:
-        pod.wait_gone(timeout=GRACE_SECONDS)
-    for pod in pods:
-        left = node_shell(pod.node).wait_no_mounts_naming(*ids_of(pod), sandboxes[pod.name], timeout=30)
-        assert not left, f"Pod {pod.name} is gone, but {len(left)} of its mounts stay on {pod.node}: {left[:3]}"
+    removal'; containerd#14032 left them behind. One Pod mounts the image whole and (where the API takes it)
+    by subPath: both kinds of mount must go."""
+    sub_path = "dir" if capabilities.api_accepts_image_subpath else None
+    pod = launch(
+        "two-mounts", reference=artifacts["seed"].reference, second_sub_path=sub_path, grace_seconds=GRACE_SECONDS
+    )
+    sandbox = crictl(pod.node).sandbox_id(namespace, pod.name)
+    held = node_shell(pod.node).mounts_naming(*ids_of(pod), sandbox)
+    assert held, f"no mount on {pod.node} names Pod {pod.name}: the check could not see its mounts"
+    pod.delete(grace_seconds=GRACE_SECONDS)
+    pod.wait_gone(timeout=GRACE_SECONDS)
+    left = node_shell(pod.node).wait_no_mounts_naming(*ids_of(pod), sandbox, timeout=30)
+    assert not left, f"Pod {pod.name} is gone, but {len(left)} of its mounts stay on {pod.node}: {left[:3]}"
 
 
 @pytest.mark.disruptive

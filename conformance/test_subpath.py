@@ -75,26 +75,33 @@ def test_subpath_is_rejected_by_the_api(kube, namespace, render_pod, artifacts, 
 
 
 @pytest.mark.behaviour("subpath-symlink-escape")
-@pytest.mark.parametrize("form", sorted(SYMLINK_ESCAPES))
-def test_a_symlink_subpath_never_leaves_the_image(launch, artifacts, observe, pod_start_timeout, form):
-    """subPath `escape-<form>` is a symlink to /etc (absolute, or by `../`): refused, or resolved inside the
-    image (its own etc/), never the node's /etc."""
-    link = f"escape-{form}"
-    pod = launch("basic", reference=artifacts["symlink-escape"].reference, sub_path=link, wait=False)
-    refused = pod.wait_running_or_refused(pod_start_timeout, mount_words=(link, "escapes"))
+def test_a_symlink_subpath_never_leaves_the_image(launch, artifacts, observe, pod_start_timeout):
+    """subPaths `escape-absolute` and `escape-relative` are symlinks to /etc (absolute, and by `../`), mounted
+    side by side in one Pod: refused, or each resolved inside the image (its own etc/), never the node's /etc."""
+    links = [f"escape-{form}" for form in sorted(SYMLINK_ESCAPES)]
+    pod = launch(
+        "two-mounts",
+        reference=artifacts["symlink-escape"].reference,
+        sub_path=links[0],
+        second_sub_path=links[1],
+        wait=False,
+    )
+    refused = pod.wait_running_or_refused(pod_start_timeout, mount_words=(*links, "escapes"))
     if refused is not None:
-        observe(f"symlink_{form}", f"refused: {refused[:200]}")
+        observe("symlink_escapes", f"refused: {refused[:200]}")
         return
-    entries = pod.listdir("/volume")
-    observe(f"symlink_{form}", f"mounted, /volume shows {sorted(entries)[:8]}")
-    assert not {"escape-absolute", "escape-relative"} <= entries, (
-        f"subPath ignored: /volume shows the image root {sorted(entries)} instead of where {link} points"
-    )
-    assert entries == set(INSIDE_IMAGE), (
-        f"subPath {link} left the image: /volume shows {sorted(entries)[:12]}, not the image's own etc/ "
-        f"({sorted(INSIDE_IMAGE)})"
-    )
-    pod.assert_tree("/volume", INSIDE_IMAGE)
+    for index, link in enumerate(links):
+        root = f"/volume-{index}"
+        entries = pod.listdir(root)
+        observe(f"symlink_{link}", f"mounted, {root} shows {sorted(entries)[:8]}")
+        assert not set(links) <= entries, (
+            f"subPath ignored: {root} shows the image root {sorted(entries)} instead of where {link} points"
+        )
+        assert entries == set(INSIDE_IMAGE), (
+            f"subPath {link} left the image: {root} shows {sorted(entries)[:12]}, not the image's own etc/ "
+            f"({sorted(INSIDE_IMAGE)})"
+        )
+        pod.assert_tree(root, INSIDE_IMAGE)
 
 
 @pytest.mark.behaviour("subpath-failure-leaves-image-mountable")

@@ -200,6 +200,35 @@ def _subpath_ignored_by_old_kubelet(
     )
 
 
+def _subpath_rows(
+    behaviour: str, source: str, expected: Mapping[str, str] = MappingProxyType({})
+) -> tuple[Rule, Rule, Rule, Rule]:
+    """A behaviour of subPath on image volumes: required from 1.33 (`source`); n/a before, except where a
+    kubelet < 1.33 meets an apiserver that accepts subPath; containerd 2.1.x ignores subPath."""
+    return (
+        _subpath_ignored_by_old_kubelet(behaviour, expected),
+        Rule(
+            behaviour,
+            Level.NOT_APPLICABLE,
+            "#130135",
+            before("1.33"),
+            reason="subPath on image volumes needs Kubernetes >= 1.33",
+        ),
+        Rule(
+            behaviour,
+            Level.KNOWN_DEFECT,
+            "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
+            since("1.33"),
+            runtime=CONTAINERD,
+            runtime_version=CONTAINERD_2_1,
+            reason=SUBPATH_IGNORED,
+            expected=expected,
+            symptom=SUBPATH_IGNORED_SYMPTOM,
+        ),
+        Rule(behaviour, Level.REQUIRED, source, since("1.33"), expected=expected),
+    )
+
+
 ARTIFACTS = "artifact_mounts"
 NO_ARTIFACTS = (
     "the runtime does not mount OCI artifacts (the session's runtime probe: see the header); CRI-O >= 1.33 "
@@ -277,157 +306,31 @@ TABLE: tuple[Rule, ...] = (
         since("1.33"),
         reason="the API accepts subPath on image volumes since Kubernetes 1.33",
     ),
-    _subpath_ignored_by_old_kubelet("subpath-directory"),
-    Rule(
-        "subpath-directory",
-        Level.NOT_APPLICABLE,
-        "#130135",
-        before("1.33"),
-        reason="subPath on image volumes needs Kubernetes >= 1.33",
-    ),
-    # Required everywhere; containerd 2.1.x mounts the image root instead: a known defect (strict xfail).
-    Rule(
-        "subpath-directory",
-        Level.KNOWN_DEFECT,
-        "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
-        since("1.33"),
-        runtime=CONTAINERD,
-        runtime_version=CONTAINERD_2_1,
-        reason=SUBPATH_IGNORED,
-        symptom=SUBPATH_IGNORED_SYMPTOM,
-    ),
-    Rule(
-        "subpath-directory",
-        Level.REQUIRED,
-        "#130135; CRI-O >= 1.33 fca4ea6223; containerd >= 2.2 cff8184ff",
-        since("1.33"),
-    ),
-    _subpath_ignored_by_old_kubelet("subpath-file"),
-    Rule(
-        "subpath-file",
-        Level.NOT_APPLICABLE,
-        "#130135",
-        before("1.33"),
-        reason="subPath on image volumes needs Kubernetes >= 1.33",
-    ),
+    # Required everywhere from 1.33; containerd 2.1.x mounts the image root instead: a known defect (strict xfail).
+    *_subpath_rows("subpath-directory", "#130135; CRI-O >= 1.33 fca4ea6223; containerd >= 2.2 cff8184ff"),
     # The API accepts a file subPath, runtimes differ: containerd refuses it ("only directory subpath is
     # supported"), CRI-O 1.36.3 fails the overlay onto a file. What every runtime owes is no silent lie.
-    Rule(
-        "subpath-file",
-        Level.KNOWN_DEFECT,
-        "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
-        since("1.33"),
-        runtime=CONTAINERD,
-        runtime_version=CONTAINERD_2_1,
-        reason=SUBPATH_IGNORED,
-        symptom=SUBPATH_IGNORED_SYMPTOM,
-    ),
-    Rule(
-        "subpath-file",
-        Level.REQUIRED,
-        "#130135; containerd image_volume_linux_test.go; observed on CRI-O 1.36.3",
-        since("1.33"),
-    ),
-    _subpath_ignored_by_old_kubelet(
-        "subpath-missing", expects(reason="CreateContainerError", message="ImageVolumeMountFailed")
-    ),
-    Rule(
+    *_subpath_rows("subpath-file", "#130135; containerd image_volume_linux_test.go; observed on CRI-O 1.36.3"),
+    *_subpath_rows(
         "subpath-missing",
-        Level.NOT_APPLICABLE,
-        "#130135",
-        before("1.33"),
-        reason="subPath on image volumes needs Kubernetes >= 1.33",
-    ),
-    Rule(
-        "subpath-missing",
-        Level.KNOWN_DEFECT,
-        "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
-        since("1.33"),
-        runtime=CONTAINERD,
-        runtime_version=CONTAINERD_2_1,
-        reason=SUBPATH_IGNORED,
-        symptom=SUBPATH_IGNORED_SYMPTOM,
-    ),
-    Rule(
-        "subpath-missing",
-        Level.REQUIRED,
         "e2e_node image_volume.go 'subPath in volume is not existing'; cri-api ErrImageVolumeMountFailed",
-        since("1.33"),
-        expected=expects(reason="CreateContainerError", message="ImageVolumeMountFailed"),
+        expects(reason="CreateContainerError", message="ImageVolumeMountFailed"),
     ),
-    _subpath_ignored_by_old_kubelet("subpath-expr"),
-    Rule(
-        "subpath-expr",
-        Level.NOT_APPLICABLE,
-        "#130135",
-        before("1.33"),
-        reason="subPathExpr on image volumes needs Kubernetes >= 1.33",
-    ),
-    Rule(
-        "subpath-expr",
-        Level.KNOWN_DEFECT,
-        "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
-        since("1.33"),
-        runtime=CONTAINERD,
-        runtime_version=CONTAINERD_2_1,
-        reason=SUBPATH_IGNORED,
-        symptom=SUBPATH_IGNORED_SYMPTOM,
-    ),
-    Rule("subpath-expr", Level.REQUIRED, "#130135 (kubelet expands subPathExpr from env)", since("1.33")),
+    *_subpath_rows("subpath-expr", "#130135 (kubelet expands subPathExpr from env)"),
     # A subPath that is a symlink out of the image: containerd refuses it ('path escapes from parent'), CRI-O
     # resolves it inside the image (securejoin). Either keeps the node's files out of the container.
-    _subpath_ignored_by_old_kubelet("subpath-symlink-escape"),
-    Rule(
+    *_subpath_rows(
         "subpath-symlink-escape",
-        Level.NOT_APPLICABLE,
-        "#130135",
-        before("1.33"),
-        reason="subPath on image volumes needs Kubernetes >= 1.33",
-    ),
-    Rule(
-        "subpath-symlink-escape",
-        Level.KNOWN_DEFECT,
-        "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
-        since("1.33"),
-        runtime=CONTAINERD,
-        runtime_version=CONTAINERD_2_1,
-        reason=SUBPATH_IGNORED,
-        symptom=SUBPATH_IGNORED_SYMPTOM,
-    ),
-    Rule(
-        "subpath-symlink-escape",
-        Level.REQUIRED,
         "containerd v2.4.2 integration/image_volume_linux_test.go TestImageVolumeBasic: absolute, '../' and "
         "symlink subPaths give 'path escapes from parent'; cri-o v1.36.3 server/container_create_linux.go "
         "mountImage resolves subPath with securejoin inside the image",
-        since("1.33"),
     ),
     # containerd#14143: the failure path of a missing subPath leaked the image's active mount, and a later Pod
     # could not mount that image (fixed in containerd 2.2.9, 2.3.7, 2.4.2; earlier 2.2.x patches not run here).
-    _subpath_ignored_by_old_kubelet("subpath-failure-leaves-image-mountable"),
-    Rule(
+    *_subpath_rows(
         "subpath-failure-leaves-image-mountable",
-        Level.NOT_APPLICABLE,
-        "#130135",
-        before("1.33"),
-        reason="subPath on image volumes needs Kubernetes >= 1.33",
-    ),
-    Rule(
-        "subpath-failure-leaves-image-mountable",
-        Level.KNOWN_DEFECT,
-        "containerd#11580; kubernetes#138640; e2e_node image_volume.go skips subPath on containerd < 2.2",
-        since("1.33"),
-        runtime=CONTAINERD,
-        runtime_version=CONTAINERD_2_1,
-        reason=SUBPATH_IGNORED,
-        symptom=SUBPATH_IGNORED_SYMPTOM,
-    ),
-    Rule(
-        "subpath-failure-leaves-image-mountable",
-        Level.REQUIRED,
         "containerd#14143 (integration TestImageVolumeReusableAfterFailure); KEP-4639: the runtime manages "
         "the mount's lifecycle",
-        since("1.33"),
     ),
     # -- pullPolicy -----------------------------------------------------------------------------
     Rule(

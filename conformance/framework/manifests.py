@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "mount_path": "/volume",
     "pull_policy": None,
     "sub_path": None,
+    "second_sub_path": None,
     "sub_path_expr": None,
     "read_only": None,
     "env_value": None,

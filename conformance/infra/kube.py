@@ -287,15 +287,26 @@ class Kube:
         return response.data.decode()
 
     def wait_kubelet_serving(self, node: str, *, timeout: float) -> None:
-        """Until the kubelet of `node` answers /healthz through the apiserver's node proxy (after a restart)."""
+        """Until the kubelet of `node` answers /healthz through the apiserver's node proxy and knows every Pod
+        the API has running there. After a restart it answers /healthz before it has read its Pods back, and
+        an exec meanwhile gets 404 'pod does not exist'."""
 
         def serving() -> None:
             try:
                 answer = self.core.connect_get_node_proxy_with_path(node, "healthz", _preload_content=False)
+                if answer.data.decode().strip() != "ok":
+                    raise NotYet(f"the kubelet of {node} answers /healthz with {answer.data.decode()[:80]!r}")
+                known = raw(self.core.connect_get_node_proxy_with_path(node, "pods", _preload_content=False))
             except (ApiException, HTTPError) as error:
-                raise NotYet(f"the kubelet of {node} does not answer /healthz: {type(error).__name__}") from None
-            if answer.data.decode().strip() != "ok":
-                raise NotYet(f"the kubelet of {node} answers /healthz with {answer.data.decode()[:80]!r}")
+                raise NotYet(f"the kubelet of {node} does not serve yet: {type(error).__name__}") from None
+            listed = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in known.get("items") or []}
+            running = {
+                (p["metadata"]["namespace"], p["metadata"]["name"])
+                for p in self.pods_on_node(node)
+                if p.get("status", {}).get("phase") == "Running"
+            }
+            if unknown := sorted(running - listed):
+                raise NotYet(f"the kubelet of {node} does not know {len(unknown)} running Pod(s) yet: {unknown[0]}, …")
 
         wait_for(f"the kubelet of {node} to serve", serving, timeout=timeout, interval=0.5)
 
