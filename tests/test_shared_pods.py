@@ -11,7 +11,7 @@ import pytest
 
 from conformance.framework.diagnosis import EnvironmentProblem
 from conformance.framework.manifests import MANIFESTS_DIR
-from conformance.framework.mount_lock import MountLock
+from conformance.framework.run_locks import RunLock
 from conformance.framework.shared_pods import PRESTARTED, SharedPodFailed, SharedPods, shape
 
 RUNNING = {"spec": {"nodeName": "node-a"}, "status": {"phase": "Running"}}
@@ -70,7 +70,15 @@ ARTIFACTS = {name: SimpleNamespace(reference=f"r/{name}:1") for name in ("seed",
 def processes(tmp_path, kube, count=2, group_nodes=None):
     return [
         SharedPods(
-            kube, "abc123", "shell", ARTIFACTS, MANIFESTS_DIR, 5.0, MountLock("abc123", tmp_path), tmp_path, group_nodes
+            kube,
+            "abc123",
+            "shell",
+            ARTIFACTS,
+            MANIFESTS_DIR,
+            5.0,
+            RunLock("abc123", "mounts", tmp_path),
+            tmp_path,
+            group_nodes,
         )
         for _ in range(count)
     ]

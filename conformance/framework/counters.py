@@ -9,7 +9,7 @@ other Pod with an image volume was starting containers: `NodeCounters` picks suc
 test's node group (waiting, bounded, for one to become quiet), and `alone()` checks afterwards that
 it stayed so. Where that cannot be had (other tenants keep mounting, Pods cannot be listed), the
 check is skipped with that reason. The run's own other tests are held off by the mount lock
-(mount_lock.py).
+(run_locks.py).
 """
 
 from __future__ import annotations

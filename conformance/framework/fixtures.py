@@ -27,14 +27,15 @@ from conformance.framework.keys import (
     EXPECTATION_KEY,
     NAMESPACES_KEY,
     NODE_FIXTURES,
+    NODES_EXCLUSIVE_FIXTURE,
     SESSION_KEY,
 )
 from conformance.framework.manifests import MANIFESTS_DIR, PodSecurity, pinned, render, secured
-from conformance.framework.mount_lock import MountLock
 from conformance.framework.namespaces import RUN_LABEL, pod_security_labels, test_namespace
 from conformance.framework.node import Crictl, Node
 from conformance.framework.pods import PodUnderTest
 from conformance.framework.report import POD_PROPERTY
+from conformance.framework.run_locks import RunLock
 from conformance.framework.session import SuiteSession
 from conformance.framework.shared_pods import SharedPods, shape
 from conformance.infra.kube import Kube
@@ -172,13 +173,19 @@ LaunchPod = Callable[..., PodUnderTest]
 
 
 @pytest.fixture(scope="session")
-def mount_lock(ivc_session: SuiteSession) -> MountLock:
-    """Shared by tests that start Pods, exclusive for tests that read node-wide counters (see mount_lock.py)."""
-    return MountLock(ivc_session.run_id)
+def mount_lock(ivc_session: SuiteSession) -> RunLock:
+    """Shared by tests that start Pods, exclusive for tests that read node-wide counters (run_locks.py)."""
+    return RunLock(ivc_session.run_id, "mounts")
+
+
+@pytest.fixture(scope="session")
+def node_lock(ivc_session: SuiteSession) -> RunLock:
+    """Shared by tests that reach a node, exclusive for tests that restart a node's components (run_locks.py)."""
+    return RunLock(ivc_session.run_id, "nodes")
 
 
 @pytest.fixture
-def exclusive_node_counters(mount_lock: MountLock) -> Iterator[None]:
+def exclusive_node_counters(mount_lock: RunLock) -> Iterator[None]:
     """While the test runs, no other test of the run starts Pods: the kubelet's counters are its alone."""
     with mount_lock.exclusive():
         yield
@@ -186,15 +193,14 @@ def exclusive_node_counters(mount_lock: MountLock) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _nodes_shared(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every test that reaches a node holds the mount lock shared while it runs (from before its first Pod
-    until its Pods are deleted), except those that need the nodes to themselves: they hold it exclusive,
-    so no other test's Pod starts, and no exec or read reaches a node, while they measure or restart."""
+    """Every test that reaches a node holds the node lock shared while it runs (from before its first Pod
+    until its Pods are deleted), but the tests that restart a node's components: they hold it exclusive."""
     suite = request.config.stash.get(SESSION_KEY, None)
     names = set(request.fixturenames)
-    if suite is None or EXCLUSIVE_FIXTURES & names or not NODE_FIXTURES & names:
+    if suite is None or NODES_EXCLUSIVE_FIXTURE in names or not NODE_FIXTURES & names:
         yield
         return
-    with request.getfixturevalue("mount_lock").shared():
+    with request.getfixturevalue("node_lock").shared():
         yield
 
 
@@ -217,7 +223,7 @@ def launch(
     ivc_session: SuiteSession,
     manifests_dir: Traversable,
     pod_start_timeout: float,
-    mount_lock: MountLock,
+    mount_lock: RunLock,
     pod_security: PodSecurity,
     node_group: NodeGroup | None,
 ) -> Iterator[LaunchPod]:
@@ -228,10 +234,11 @@ def launch(
     must not count as another test's mount.
     """
     for exclusive in sorted(EXCLUSIVE_FIXTURES & set(request.fixturenames)):
-        request.getfixturevalue(exclusive)  # first: a shared hold taken before an exclusive one would deadlock it
+        request.getfixturevalue(exclusive)  # first: the locks' order (run_locks.py), and no shared hold of our own
+        # taken before an exclusive one (that would deadlock)
     counter = iter(range(1, 1000))
     pods: list[PodUnderTest] = []
-    with mount_lock.shared():  # re-entrant: taken by `_nodes_shared` already, or inside the test's exclusive hold
+    with mount_lock.shared():  # re-entrant: inside the test's own exclusive hold, it passes
 
         def create(
             template: str = "basic", *, wait: bool = True, name: str | None = None, **params: Any
@@ -307,7 +314,7 @@ def _shared_pods(
     ivc_session: SuiteSession,
     manifests_dir: Traversable,
     pod_start_timeout: float,
-    mount_lock: MountLock,
+    mount_lock: RunLock,
 ) -> SharedPods:
     return SharedPods(
         kube,
@@ -458,11 +465,11 @@ def restart_timeout() -> float:
 
 @pytest.fixture
 def restart_on_node(
-    mount_lock: MountLock, node_shell: Callable[[str], Node], kube: Kube, restart_timeout: float
+    node_lock: RunLock, node_shell: Callable[[str], Node], kube: Kube, restart_timeout: float
 ) -> Iterator[Callable[[str, str], None]]:
     """`restart_on_node(pod.node, "kubelet" | "runtime")`, with the nodes to this test alone: the run's other
-    tests wait (the mount lock, exclusive), and the `disruptive` marker puts such tests last."""
-    with mount_lock.exclusive():
+    tests wait (the node lock, exclusive), and the `disruptive` marker puts such tests last."""
+    with node_lock.exclusive():
 
         def restart(node: str, component: str) -> None:
             shell = node_shell(node)

@@ -26,6 +26,9 @@ EXPECTATION_KEY: pytest.StashKey[Expectation] = pytest.StashKey()  # item
 NAMESPACES_KEY: pytest.StashKey[list[str]] = pytest.StashKey()  # item: the namespaces its diagnostics describe
 STAGES_KEY: pytest.StashKey[dict[str, float]] = pytest.StashKey()  # config: controller, stage → monotonic end
 
-# Fixtures that hold the nodes to themselves (the mount lock, exclusive), and those that reach a node.
-EXCLUSIVE_FIXTURES = frozenset({"exclusive_node_counters", "restart_on_node"})
+# Fixtures that hold a run lock exclusive (run_locks.py): no other test mounts (node-wide counters), no other
+# test reaches a node (restarts); and the fixtures that reach a node.
+MOUNTS_EXCLUSIVE_FIXTURE = "exclusive_node_counters"
+NODES_EXCLUSIVE_FIXTURE = "restart_on_node"
+EXCLUSIVE_FIXTURES = frozenset({MOUNTS_EXCLUSIVE_FIXTURE, NODES_EXCLUSIVE_FIXTURE})
 NODE_FIXTURES = frozenset({"launch", "shared_pod", "crictl", "node_shell"})

@@ -52,8 +52,10 @@ from conformance.framework.keys import (
     EARLIER_RUN_KEY,
     EXPECTATION_KEY,
     HANDLE_KEY,
+    MOUNTS_EXCLUSIVE_FIXTURE,
     NAMESPACES_KEY,
     NODE_FIXTURES,
+    NODES_EXCLUSIVE_FIXTURE,
     PROVIDER_KEY,
     RESULTS_KEY,
     SESSION_KEY,
@@ -425,7 +427,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker in markers:
             if marker.args[0] not in known:
                 raise pytest.UsageError(f"{item.nodeid}: behaviour {marker.args[0]!r} has no row in the table")
-        if "restart_on_node" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("disruptive"):
+        if NODES_EXCLUSIVE_FIXTURE in getattr(item, "fixturenames", ()) and not item.get_closest_marker("disruptive"):
             raise pytest.UsageError(f"{item.nodeid} restarts a node's components: mark it @pytest.mark.disruptive")
     suite = config.stash.get(SESSION_KEY, None)
     if suite is not None:
@@ -474,7 +476,7 @@ def run_order(item: pytest.Item) -> int:
     names = getattr(item, "fixturenames", ())
     if item.get_closest_marker("disruptive"):
         return 4
-    if "exclusive_node_counters" in names:
+    if MOUNTS_EXCLUSIVE_FIXTURE in names:
         return 0
     if not NODE_FIXTURES & set(names):
         return 1

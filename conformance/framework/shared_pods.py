@@ -32,10 +32,10 @@ from kubernetes.client.exceptions import ApiException
 from conformance.framework.artifacts import PushedArtifact
 from conformance.framework.diagnosis import EnvironmentProblem, admitted, final_failure, refusal
 from conformance.framework.manifests import PodSecurity, pinned, render, secured
-from conformance.framework.mount_lock import MountLock
 from conformance.framework.namespaces import RUN_LABEL, pod_security_labels, shared_namespace
 from conformance.framework.pods import PodUnderTest
 from conformance.framework.run_directory import flocked, run_directory
+from conformance.framework.run_locks import RunLock
 from conformance.infra.files import write_atomic
 from conformance.infra.kube import Kube, WaitTimeout, is_running
 
@@ -107,7 +107,7 @@ class SharedPods:
         artifacts: Mapping[str, PushedArtifact],
         manifests_dir: Traversable,
         start_timeout: float,
-        mount_lock: MountLock | None = None,
+        mount_lock: RunLock | None = None,
         directory: Path | None = None,
         group_nodes: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:

@@ -1,11 +1,16 @@
-"""Node-wide counters need the nodes to themselves: a reader/writer lock across the run's xdist workers.
+"""Reader/writer locks across a run's xdist workers (lock files in the run directory, run_directory.py).
 
-The kubelet's image volume counters have no labels, so a test that asserts "this mount made the
-counter grow" must be the only one of the run mounting while it reads them. Every test that starts
-Pods holds the lock *shared* (from its first Pod until its Pods are deleted); a test that reads
-node-wide counters holds it *exclusive*. Writers are preferred (a turnstile lock that new readers pass
-through), so an exclusive holder waits only for the tests running at that moment, never for the rest
-of the run. The lock files live in the run directory (run_directory.py).
+- `mounts`: every test that starts Pods holds it *shared* (from its first Pod until its Pods are deleted);
+  a test that reads the kubelet's node-wide image volume counters holds it *exclusive*: the counters have
+  no labels, so "this mount made the counter grow" holds only while no other test of the run mounts.
+  Execs into running Pods mount nothing and go on.
+- `nodes`: every test that reaches a node (its Pods, execs, crictl, the node's mount table) holds it
+  *shared* while it runs; a test that restarts a node's kubelet or runtime holds it *exclusive*: an exec
+  meanwhile would fail.
+
+Taken in that order (`nodes`, then `mounts`), so no two tests wait for each other. Writers are preferred
+(a turnstile lock that new readers pass through), so an exclusive holder waits only for the tests
+running at that moment, never for the rest of the run.
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ from pathlib import Path
 from conformance.framework.run_directory import flocked, run_directory
 
 
-class MountLock:
-    def __init__(self, run_id: str, directory: Path | None = None) -> None:
+class RunLock:
+    def __init__(self, run_id: str, name: str, directory: Path | None = None) -> None:
         base = directory or run_directory(run_id)
-        self._room = base / "mounts.lock"
-        self._turnstile = base / "turnstile.lock"
+        self._room = base / f"{name}.lock"
+        self._turnstile = base / f"{name}.turnstile.lock"
         self._exclusive = False  # a holder of the exclusive lock also starts Pods of its own
         # Re-entrant per process: a second shared request while one is held must not queue behind a
         # waiting writer (the writer waits for this process's first one: a deadlock).
@@ -31,7 +36,7 @@ class MountLock:
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[None]:
-        """Held while this test's Pods may mount image volumes."""
+        """Held by a test of the many (see the module's docstring)."""
         if self._exclusive or self._shared_depth:
             self._shared_depth += 1
             try:
@@ -51,7 +56,7 @@ class MountLock:
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
-        """No other test of the run mounts anything while this is held."""
+        """Held by a test that needs the others of the run to stay out (see the module's docstring)."""
         with flocked(self._turnstile, fcntl.LOCK_EX), flocked(self._room, fcntl.LOCK_EX):
             self._exclusive = True
             try:
