@@ -1,9 +1,12 @@
 """The expectation table: lookups by version and runtime, and the table's own hygiene."""
 
+from dataclasses import replace
+
 import pytest
 
 from conformance.framework.capabilities import Capabilities, NodeInfo
 from conformance.framework.expectations import TABLE, Level, behaviours, lookup, lookup_for
+from conformance.framework.probe import Finding, MountProbe, Seen
 from conformance.infra.versions import Version
 
 
@@ -148,3 +151,18 @@ def test_cluster_settings_select_rows_too():
     assert "AlwaysPullImages" in lookup("never-pull-absent", forced).reason
     assert lookup("always-pull-images-admission", forced).level is Level.REQUIRED
     assert lookup("always-pull-images-admission", caps()).level is Level.NOT_APPLICABLE
+
+
+@pytest.mark.parametrize(
+    ("artifact", "mounts"),
+    [
+        (Finding(Seen.MOUNTED), True),
+        (Finding(Seen.BLOCKED, "registry: connection refused"), True),
+        (Finding(Seen.REFUSED, "ImageVolumeMountFailed: multiple artifacts found with matching digest: a,b"), True),
+        (Finding(Seen.REFUSED, "ImageVolumeMountFailed: unsupported media type"), False),
+        (Finding(Seen.EMPTY, "the Pod runs, /volume shows []"), False),
+    ],
+)
+def test_a_refusal_showing_a_known_defect_is_not_a_runtime_without_artifacts(artifact, mounts):
+    probed = replace(caps(), probes={"g": MountProbe(image_volume=Finding(Seen.MOUNTED), artifact=artifact)})
+    assert probed.artifact_mounts is mounts

@@ -14,6 +14,7 @@ from conformance.framework.node import Crictl
 from conformance.framework.probe import Seen
 from conformance.framework.session import end_session, start_session
 from conformance.infra.kube import Kube
+from conformance.infra.wait import NotYet, wait_for
 from conformance.oci.endpoint import RegistryEndpoint
 
 
@@ -50,14 +51,21 @@ def test_a_blob_refused_once_is_retried_and_the_probe_still_sees_image_volumes(l
     assert proxy.refused, "the proxy refused nothing: the retry path did not run"
 
 
-def forget_pulled_through(handle):
+def forget_pulled_through(handle, timeout=120.0):
     """Remove the node's copies pulled under the fault-injection name, by that name: the same artifact
     under two names makes CRI-O 1.36.3 refuse to mount it ("multiple artifacts found with matching
-    digest"), which would change what the next run on this cluster sees."""
+    digest"), which would change what the next run on this cluster sees. The session's Pods go with their
+    namespaces, asynchronously: until their containers are gone the runtime refuses ("in use")."""
     for node in Kube(handle.kubeconfig, handle.context).nodes():
         crictl = Crictl(handle.node_access, node["metadata"]["name"])
         listed = json.loads(crictl.run("images", "-o", "json").stdout or "{}").get("images") or []
-        for image in listed:
-            for tag in image.get("repoTags") or []:
-                if tag.startswith(f"{render.FAULT_INJECTION_ADDR}/"):
-                    crictl.run("rmi", tag)
+        prefix = f"{render.FAULT_INJECTION_ADDR}/"
+        tags = [tag for image in listed for tag in image.get("repoTags") or [] if tag.startswith(prefix)]
+        for tag in tags:
+
+            def removed(tag=tag, crictl=crictl):
+                result = crictl.run("rmi", tag)
+                if result.returncode != 0:
+                    raise NotYet(f"crictl rmi {tag}: {result.output.strip()[-200:]}")
+
+            wait_for(f"the node to let go of {tag}", removed, timeout=timeout, interval=1.0)

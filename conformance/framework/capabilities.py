@@ -16,8 +16,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
-from conformance.framework.expectations import FEATURE, SUBPATH_IN_API
-from conformance.framework.probe import MountProbe
+from conformance.framework.expectations import FEATURE, SUBPATH_IN_API, known_defect_symptom
+from conformance.framework.probe import MountProbe, Seen
 from conformance.infra.versions import Version
 
 DIGEST_GATE = "ImageVolumeWithDigest"  # KEP-5365: volumeStatus.image.imageRef in container statuses
@@ -193,9 +193,15 @@ class Capabilities:
     def artifact_mounts(self) -> bool:
         """The probe saw OCI artifacts (empty config) mount with their files, or could not tell (a registry or
         cluster problem): the artifact tests then run, and show it. False only on evidence of a refusal or
-        a silently empty mount, and for a view of several groups."""
+        a silently empty mount, and for a view of several groups. A refusal that shows one of the table's
+        known defects (CRI-O 1.36 refusing an artifact it holds under two names) is that defect, not a
+        runtime without artifacts: the artifact tests run, and show it."""
         probe = self.mount_probe
-        return probe is not None and (probe.artifacts_mount or probe.artifact.undetermined)
+        if probe is None:
+            return False
+        if probe.artifacts_mount or probe.artifact.undetermined:
+            return True
+        return probe.artifact.seen is Seen.REFUSED and known_defect_symptom(probe.artifact.detail) is not None
 
     # -- verdicts before any test -----------------------------------------------------------------
     def cluster_unavailable_reason(self) -> str | None:

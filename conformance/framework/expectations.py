@@ -1043,6 +1043,11 @@ def behaviours() -> frozenset[str]:
     return _BEHAVIOURS
 
 
+def known_defect_symptom(text: str) -> str | None:
+    """The symptom of one of the table's known defects that `text` shows, or None."""
+    return next((rule.symptom for rule in TABLE if rule.symptom and re.search(rule.symptom, text)), None)
+
+
 def known_defect_reason(expectation: Expectation) -> str:
     return (
         f"known defect of this version: {expectation.reason} ({expectation.source}); if this passes, the "
