@@ -25,7 +25,7 @@ from conformance.cluster.kind import cluster_config, node_image, registry
 from conformance.cluster.kind.marks import MANAGED_BY, OWNER_MARKER, owner
 from conformance.cluster.kind.tools import Tools, check_privileged, find_tools, shielded_from_ctrl_c
 from conformance.cluster.options import ClusterOptions
-from conformance.cluster.runtimes import Runtime, select
+from conformance.cluster.runtimes import RUNTIMES, Runtime, select
 from conformance.cluster.state import provider_dir
 from conformance.infra.errors import ClusterError
 from conformance.infra.files import write_atomic, write_private
@@ -341,13 +341,12 @@ class KindProvider:
 
     def _runtime_restart(self) -> tuple[str, ...]:
         """Restarts whichever declared runtime the node runs (nodes may differ), waiting until it notifies."""
-        units = " ".join(dict.fromkeys(u for each in self.node_runtimes for u in each.runtime.log_units))
+        units = " ".join(_runtime_units())
         return ("sh", "-c", f'for unit in {units}; do systemctl is-active -q "$unit" && exec systemctl restart '
                 f'"$unit"; done; echo "none of the runtime units {units} is active" >&2; exit 1')  # fmt: skip
 
     def _units(self) -> list[str]:
-        units = dict.fromkeys(u for each in self.node_runtimes for u in each.runtime.log_units)
-        return [arg for unit in units for arg in ("-u", unit)]
+        return [arg for unit in _runtime_units() for arg in ("-u", unit)]
 
     def _node_container_images(self) -> str:
         images = []
@@ -445,3 +444,9 @@ class KindProvider:
                 )
         if cluster:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _runtime_units() -> list[str]:
+    """Every declared runtime's systemd units. A node runs one of them, and not necessarily the one the
+    command line names: a cluster built with other --node-runtimes is tested without that option."""
+    return list(dict.fromkeys(unit for each in RUNTIMES.values() for unit in each.log_units))
