@@ -7,8 +7,6 @@ Each variant carries a file naming it, so the test sees that the node mounted ex
 import pytest
 
 from conformance.framework.artifacts import EXPECTED_TREES, MANY_LAYERS, platform_tree
-from conformance.framework.diagnosis import EnvironmentProblem
-from conformance.framework.shared_pods import SharedPodFailed
 
 # Catalog entry → its volume in manifests/formats.yaml (mounted at /formats/<volume>) and the parameter
 # naming its reference there (the first entry's is the shared Pod's own artifact).
@@ -21,15 +19,12 @@ SHARED_FORMATS = {
 }
 
 
-def format_mount(shared_pod, launch, artifacts, name):
-    """(Pod, path) where catalog entry `name` is mounted: in the run's one Pod mounting every required
-    format; where that Pod does not start (refused, or its pulls blocked), in a Pod of its own, so the
-    outcome is the format's own."""
+def format_mount(shared_volume, artifacts, name):
+    """(Pod, path) where catalog entry `name` is mounted: in the run's one Pod mounting every required format,
+    or, where that Pod does not start, in a Pod of its own (framework fixture `shared_volume`)."""
     references = {param: artifacts[entry].reference for entry, (_, param) in SHARED_FORMATS.items() if param}
-    try:
-        return shared_pod("seed-gzip", "formats", **references), f"/formats/{SHARED_FORMATS[name][0]}"
-    except (SharedPodFailed, EnvironmentProblem):
-        return launch("basic", reference=artifacts[name].reference), "/volume"
+    path = f"/formats/{SHARED_FORMATS[name][0]}"
+    return shared_volume("seed-gzip", "formats", path, {"reference": artifacts[name].reference}, **references)
 
 
 def mounted_or_refused(launch, artifacts, name, pod_start_timeout, observe):
@@ -45,8 +40,8 @@ def mounted_or_refused(launch, artifacts, name, pod_start_timeout, observe):
 
 
 @pytest.mark.behaviour("layer-gzip")
-def test_gzip_layers_are_unpacked(shared_pod, launch, artifacts):
-    pod, path = format_mount(shared_pod, launch, artifacts, "seed-gzip")
+def test_gzip_layers_are_unpacked(shared_volume, artifacts):
+    pod, path = format_mount(shared_volume, artifacts, "seed-gzip")
     pod.assert_tree(path, EXPECTED_TREES["seed-gzip"])
 
 
@@ -57,14 +52,14 @@ def test_zstd_layers_are_unpacked_or_refused_with_the_reason(launch, artifacts, 
 
 
 @pytest.mark.behaviour("docker-schema-2")
-def test_docker_schema_2_image_is_mounted(shared_pod, launch, artifacts):
-    pod, path = format_mount(shared_pod, launch, artifacts, "seed-docker")
+def test_docker_schema_2_image_is_mounted(shared_volume, artifacts):
+    pod, path = format_mount(shared_volume, artifacts, "seed-docker")
     pod.assert_tree(path, EXPECTED_TREES["seed-docker"])
 
 
 @pytest.mark.behaviour("multi-platform-index")
-def test_a_multi_platform_index_mounts_the_nodes_own_platform(shared_pod, launch, artifacts):
-    pod, path = format_mount(shared_pod, launch, artifacts, "multi-platform")
+def test_a_multi_platform_index_mounts_the_nodes_own_platform(shared_volume, artifacts):
+    pod, path = format_mount(shared_volume, artifacts, "multi-platform")
     seen = pod.listdir(path)
     assert seen == set(platform_tree()), (
         f"the node mounted another platform's image: {path} holds {sorted(seen)}, expected {sorted(platform_tree())}"
@@ -95,7 +90,7 @@ def test_an_image_of_many_layers_is_mounted_whole_or_refused_clearly(launch, art
 
 @pytest.mark.behaviour("non-runnable-config")
 @pytest.mark.parametrize("name", ["no-process-config", "entrypoint-not-in-image"])
-def test_an_image_whose_config_runs_nothing_is_mounted(shared_pod, launch, artifacts, name):
+def test_an_image_whose_config_runs_nothing_is_mounted(shared_volume, artifacts, name):
     """A volume is data: a config without a process, or naming a program the image lacks, changes nothing."""
-    pod, path = format_mount(shared_pod, launch, artifacts, name)
+    pod, path = format_mount(shared_volume, artifacts, name)
     pod.assert_tree(path, EXPECTED_TREES[name])

@@ -1,12 +1,15 @@
 """The run locks across processes: shared holders coexist, an exclusive holder waits for them and
-blocks new ones, and a process never deadlocks against itself."""
+blocks new ones, and a process never deadlocks against itself; a restart waits for the run's other tests."""
 
 from __future__ import annotations
 
 import multiprocessing
 import time
 
-from conformance.framework.run_locks import RunLock
+import pytest
+
+from conformance.framework.run_locks import RunLock, RunProgress
+from conformance.infra.wait import WaitTimeout
 
 
 def _hold_shared(run_id: str, directory, seconds: float, started) -> None:
@@ -50,3 +53,32 @@ def test_locks_of_other_names_are_independent(tmp_path):
     finally:
         holder.terminate()
         holder.join(10)
+
+
+def _finish_later(run_id: str, directory, nodeids: list[str], seconds: float) -> None:
+    time.sleep(seconds)
+    progress = RunProgress(run_id, directory)
+    for nodeid in nodeids:
+        progress.finished(nodeid)
+
+
+def test_a_restart_waits_until_every_other_test_finished_in_any_process(tmp_path):
+    others = ["t.py::a", "t.py::b[x]", "t.py::c"]
+    RunProgress("run", tmp_path).finished(others[0])
+    finisher = multiprocessing.Process(target=_finish_later, args=("run", tmp_path, others[1:], 0.5))
+    finisher.start()
+    began = time.monotonic()
+    RunProgress("run", tmp_path).wait_until_finished(others, timeout=30)
+    waited = time.monotonic() - began
+    finisher.join(10)
+    assert waited >= 0.4, f"the wait ended before the other process's tests finished ({waited:.2f}s)"
+
+
+def test_a_test_that_never_finishes_ends_the_wait_at_its_bound_naming_it(tmp_path):
+    RunProgress("run", tmp_path).finished("t.py::a")
+    with pytest.raises(WaitTimeout, match=r"1 still to finish, e\.g\. t\.py::lost"):
+        RunProgress("run", tmp_path).wait_until_finished(["t.py::a", "t.py::lost"], timeout=1)
+
+
+def test_nothing_to_wait_for_ends_at_once(tmp_path):
+    RunProgress("run", tmp_path).wait_until_finished([], timeout=0.1)

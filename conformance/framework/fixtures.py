@@ -20,7 +20,7 @@ from conformance.framework import artifacts as artifact_catalog
 from conformance.framework.artifacts import PushedArtifact
 from conformance.framework.capabilities import Capabilities, NodeGroup
 from conformance.framework.counters import NodeCounters, quiet_node
-from conformance.framework.diagnosis import admitted
+from conformance.framework.diagnosis import EnvironmentProblem, admitted
 from conformance.framework.expectations import Expectation, restricted_namespaces_admit_image_volumes
 from conformance.framework.keys import (
     EXCLUSIVE_FIXTURES,
@@ -29,16 +29,18 @@ from conformance.framework.keys import (
     NODE_FIXTURES,
     NODES_EXCLUSIVE_FIXTURE,
     SESSION_KEY,
+    UNDISRUPTIVE_KEY,
 )
 from conformance.framework.manifests import MANIFESTS_DIR, PodSecurity, pinned, render, secured
 from conformance.framework.namespaces import RUN_LABEL, pod_security_labels, test_namespace
 from conformance.framework.node import Crictl, Node
 from conformance.framework.pods import PodUnderTest
 from conformance.framework.report import POD_PROPERTY
-from conformance.framework.run_locks import RunLock
+from conformance.framework.run_locks import RunLock, RunProgress
 from conformance.framework.session import SuiteSession
-from conformance.framework.shared_pods import SharedPods, shape
+from conformance.framework.shared_pods import SharedPodFailed, SharedPods, shape
 from conformance.infra.kube import Kube
+from conformance.infra.wait import WaitTimeout
 from conformance.oci import ArtifactSpec, ImageSpec, RegistryClient, RegistryError
 from conformance.oci.endpoint import RegistryEndpoint
 
@@ -353,6 +355,27 @@ def shared_pod(request: pytest.FixtureRequest, _shared_pods: SharedPods, node_gr
     return get
 
 
+SharedVolume = Callable[..., tuple[PodUnderTest, str]]
+
+
+@pytest.fixture
+def shared_volume(request: pytest.FixtureRequest, shared_pod: SharedPod) -> SharedVolume:
+    """`shared_volume(artifact, template, path, own, **params)` → (Pod, path): one of several image volumes of a
+    run-wide Pod (`shared_pod(artifact, template, **params)`, the volume mounted at `path`), for tests that
+    only read what each volume holds: one Pod start for all of them. Where that Pod does not start (a volume
+    refused, or its pulls blocked), in a Pod of the test's own (`launch("basic", **own)`, at /volume), so
+    the outcome is the volume's own. The test's namespace is only made then."""
+
+    def get(artifact: str, template: str, path: str, own: dict[str, Any], **params: Any) -> tuple[PodUnderTest, str]:
+        try:
+            return shared_pod(artifact, template, **params), path
+        except (SharedPodFailed, EnvironmentProblem):
+            launch: LaunchPod = request.getfixturevalue("launch")
+            return launch("basic", **own), "/volume"
+
+    return get
+
+
 @pytest.fixture
 def seed_pod(shared_pod: SharedPod) -> PodUnderTest:
     """One Running Pod with the seed artifact at /volume, shared by the run's read-only probes."""
@@ -463,12 +486,34 @@ def restart_timeout() -> float:
     return 120.0
 
 
+@pytest.fixture(scope="session")
+def run_progress(ivc_session: SuiteSession) -> RunProgress:
+    """Which tests of the run have finished, across its workers (recorded by the plugin as each ends)."""
+    return RunProgress(ivc_session.run_id)
+
+
+@pytest.fixture(scope="session")
+def others_timeout() -> float:
+    """Seconds a restart waits for the run's other tests to finish before it takes the nodes anyway."""
+    return 900.0
+
+
 @pytest.fixture
 def restart_on_node(
-    node_lock: RunLock, node_shell: Callable[[str], Node], kube: Kube, restart_timeout: float
+    request: pytest.FixtureRequest,
+    node_lock: RunLock,
+    run_progress: RunProgress,
+    others_timeout: float,
+    node_shell: Callable[[str], Node],
+    kube: Kube,
+    restart_timeout: float,
 ) -> Iterator[Callable[[str, str], None]]:
-    """`restart_on_node(pod.node, "kubelet" | "runtime")`, with the nodes to this test alone: the run's other
-    tests wait (the node lock, exclusive), and the `disruptive` marker puts such tests last."""
+    """`restart_on_node(pod.node, "kubelet" | "runtime")`, with the nodes to this test alone: it starts once
+    every test of the run that restarts nothing has finished (the `disruptive` marker hands such tests out
+    last), and while it runs the others wait (the node lock, exclusive)."""
+    with contextlib.suppress(WaitTimeout):  # a lost worker's test never finishes: the lock alone keeps it safe
+        others: frozenset[str] = request.config.stash.get(UNDISRUPTIVE_KEY, frozenset())
+        run_progress.wait_until_finished(others, others_timeout)
     with node_lock.exclusive():
 
         def restart(node: str, component: str) -> None:

@@ -25,6 +25,7 @@ VERDICT_KEY: pytest.StashKey[tuple[RunVerdict, dict[str, Result]]] = pytest.Stas
 EXPECTATION_KEY: pytest.StashKey[Expectation] = pytest.StashKey()  # item
 NAMESPACES_KEY: pytest.StashKey[list[str]] = pytest.StashKey()  # item: the namespaces its diagnostics describe
 STAGES_KEY: pytest.StashKey[dict[str, float]] = pytest.StashKey()  # config: controller, stage → monotonic end
+UNDISRUPTIVE_KEY: pytest.StashKey[frozenset[str]] = pytest.StashKey()  # config: the selected tests restarting nothing
 
 # Fixtures that hold a run lock exclusive (run_locks.py): no other test mounts (node-wide counters), no other
 # test reaches a node (restarts); and the fixtures that reach a node.

@@ -61,11 +61,13 @@ from conformance.framework.keys import (
     SESSION_KEY,
     STAGES_KEY,
     TORN_DOWN_KEY,
+    UNDISRUPTIVE_KEY,
     VERDICT_KEY,
 )
 from conformance.framework.known_issues import hints_for
 from conformance.framework.report import skip_reason
 from conformance.framework.run_directory import remove_run_directory, run_directory
+from conformance.framework.run_locks import RunProgress
 from conformance.framework.session import SuiteSession, end_session, new_run_id, preseed, start_session
 from conformance.framework.verdict import Check, Result, RunVerdict, run_verdict
 from conformance.infra.errors import ClusterError
@@ -179,6 +181,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(collector, "ivc-results")
         config.pluginmanager.register(report.LiveProgress(partial(_write_line, config)), "ivc-progress")
         config.pluginmanager.register(HtmlReport(config), "ivc-html")
+        config.pluginmanager.register(FinishedTests(config), "ivc-finished")
     worker_input = getattr(config, "workerinput", None)
     if worker_input and WORKER_INPUT in worker_input:
         config.stash[SESSION_KEY] = SuiteSession.from_json(worker_input[WORKER_INPUT])
@@ -196,6 +199,19 @@ def _write_line(config: pytest.Config, line: str) -> None:
 
 def _is_controller(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput")
+
+
+class FinishedTests:
+    """Registered in the controller only (it sees every worker's reports): records each test as it ends
+    ("???": its worker crashed), for the restarts to wait on (run_locks.RunProgress)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        suite = self.config.stash.get(SESSION_KEY, None)
+        if suite is not None and report.when in ("teardown", "???"):
+            RunProgress(suite.run_id).finished(report.nodeid)
 
 
 # The conformance tests are this package's test_*.py, wherever it is installed (a checkout, site-packages).
@@ -434,6 +450,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         _check_table_is_total(suite, [item for _, item in collected])
     result = yield
     items.sort(key=run_order)
+    config.stash[UNDISRUPTIVE_KEY] = frozenset(i.nodeid for i in items if not i.get_closest_marker("disruptive"))
     if suite is not None:
         selected = {item.nodeid for item in items}
         checks = [

@@ -11,6 +11,10 @@
 Taken in that order (`nodes`, then `mounts`), so no two tests wait for each other. Writers are preferred
 (a turnstile lock that new readers pass through), so an exclusive holder waits only for the tests
 running at that moment, never for the rest of the run.
+
+`RunProgress` records which tests of the run have finished. A restart waits for all the others first:
+taking the lock at once would hold back the tests still queued on other workers, which then run after
+the restarts, one after another.
 """
 
 from __future__ import annotations
@@ -18,10 +22,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from conformance.framework.run_directory import flocked, run_directory
+from conformance.infra.files import append_line
+from conformance.infra.wait import NotYet, wait_for
+
+FINISHED_RECORD = "finished-tests"
 
 
 class RunLock:
@@ -63,3 +71,27 @@ class RunLock:
                 yield
             finally:
                 self._exclusive = False
+
+
+class RunProgress:
+    """The tests of the run that have finished, whichever process ran them (a line each, in the run directory)."""
+
+    def __init__(self, run_id: str, directory: Path | None = None) -> None:
+        self._record = (directory or run_directory(run_id)) / FINISHED_RECORD
+
+    def finished(self, nodeid: str) -> None:
+        append_line(self._record, nodeid)
+
+    def wait_until_finished(self, nodeids: Iterable[str], timeout: float) -> None:
+        """Until every test of `nodeids` has finished; raises WaitTimeout naming one still left after `timeout`."""
+        wanted = set(nodeids)
+
+        def all_finished() -> None:
+            try:
+                done = set(self._record.read_text().splitlines())
+            except FileNotFoundError:
+                done = set()
+            if left := wanted - done:
+                raise NotYet(f"{len(left)} still to finish, e.g. {min(left)}")
+
+        wait_for("the run's other tests to finish", all_finished, timeout=timeout, interval=1.0)

@@ -1,5 +1,6 @@
 """The one way to write a file or put a directory in place: atomically, so a reader (another xdist worker,
-a later process, a concurrent build) never sees half of one. Nothing else renames or replaces."""
+a later process, a concurrent build) never sees half of one (or half a line of a shared record). Nothing
+else renames, replaces or appends."""
 
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ def write_atomic(path: Path, text: str | bytes, mode: int = 0o644) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append `line` in one write(2) with O_APPEND: lines of concurrent writers (xdist workers) never mix."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{line}\n".encode())
+    finally:
+        os.close(fd)
 
 
 def write_executable(path: Path, text: str) -> Path:
