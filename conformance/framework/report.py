@@ -38,12 +38,18 @@ class ResultCollector:
     def __init__(self) -> None:
         self.results: dict[str, Result] = {}
         self.seconds: dict[str, float] = {}  # the test body's, per test
+        self.spans: dict[str, tuple[float, float]] = {}  # wall clock, from its setup's start to its teardown's end
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = {key: str(value) for key, value in report.user_properties}
         pods = [float(str(v)) if v else None for k, v in report.user_properties if k == POD_PROPERTY]
         if report.when == "call":
             self.seconds[report.nodeid] = round(report.duration, 3)
+        if report.start:  # a crashed worker's test has no times
+            began, ended = self.spans.get(report.nodeid, (report.start, report.stop))
+            self.spans[report.nodeid] = (min(began, report.start), max(ended, report.stop))
+            if report.nodeid in self.results:
+                self.results[report.nodeid].span = self.spans[report.nodeid]
         if report.when == "teardown" and report.nodeid in self.results:
             self.results[report.nodeid].pods = pods  # recorded as the test's Pods are deleted
         outcome: str = report.outcome
@@ -77,6 +83,7 @@ class ResultCollector:
             observed={k.removeprefix("ivc.observed."): v for k, v in props.items() if k.startswith("ivc.observed.")},
             pods=pods,
             seconds=self.seconds.get(report.nodeid, 0.0),
+            span=self.spans.get(report.nodeid, (0.0, 0.0)),
             disruptive=bool(props.get("ivc.disruptive")),
         )
 

@@ -64,6 +64,7 @@ class Result:
     pods: list[float | None] = field(default_factory=list)
     from_run: str = ""  # merged from an earlier run's report (--rerun-failed)
     seconds: float = 0.0  # the test body's (pytest's call phase); its fixtures' waits are not in it
+    span: tuple[float, float] = (0.0, 0.0)  # wall clock (epoch seconds): its setup's start, its teardown's end
     disruptive: bool = False  # restarted a node's component (run last, alone: the benchmark counts it apart)
 
     def as_dict(self) -> dict[str, object]:
