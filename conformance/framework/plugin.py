@@ -166,6 +166,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.timeout = TEST_TIMEOUT_SECONDS
     for marker, doc in MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {doc}")
+    if getattr(config.option, "maxschedchunk", False) is None:
+        # xdist's load scheduling hands a worker up to an eighth of what is left at once: with tests of
+        # 0.1 to 10 s, one worker sat on a queue of slow ones while the others were done. One at a time.
+        config.option.maxschedchunk = 1
     if getattr(config.option, "htmlpath", None) and not config.getoption("report_dir"):
         # Diagnostics beside the HTML report, so that each failure can link its own.
         config.option.report_dir = str(Path(config.option.htmlpath).parent)
