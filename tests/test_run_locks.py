@@ -68,7 +68,7 @@ def test_a_restart_waits_until_every_other_test_finished_in_any_process(tmp_path
     finisher = multiprocessing.Process(target=_finish_later, args=("run", tmp_path, others[1:], 0.5))
     finisher.start()
     began = time.monotonic()
-    RunProgress("run", tmp_path).wait_until_finished(others, timeout=30)
+    assert RunProgress("run", tmp_path).wait_until_finished(others, timeout=30) is True
     waited = time.monotonic() - began
     finisher.join(10)
     assert waited >= 0.4, f"the wait ended before the other process's tests finished ({waited:.2f}s)"
@@ -82,3 +82,8 @@ def test_a_test_that_never_finishes_ends_the_wait_at_its_bound_naming_it(tmp_pat
 
 def test_nothing_to_wait_for_ends_at_once(tmp_path):
     RunProgress("run", tmp_path).wait_until_finished([], timeout=0.1)
+
+
+def test_a_run_that_stops_early_ends_the_wait_at_once(tmp_path):
+    RunProgress("run", tmp_path).stopping()
+    assert RunProgress("run", tmp_path).wait_until_finished(["t.py::never-run"], timeout=30) is False

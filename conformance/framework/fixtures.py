@@ -511,9 +511,10 @@ def restart_on_node(
     """`restart_on_node(pod.node, "kubelet" | "runtime")`, with the nodes to this test alone: it starts once
     every test of the run that restarts nothing has finished (the `disruptive` marker hands such tests out
     last), and while it runs the others wait (the node lock, exclusive)."""
+    others: frozenset[str] = request.config.stash.get(UNDISRUPTIVE_KEY, frozenset())
     with contextlib.suppress(WaitTimeout):  # a lost worker's test never finishes: the lock alone keeps it safe
-        others: frozenset[str] = request.config.stash.get(UNDISRUPTIVE_KEY, frozenset())
-        run_progress.wait_until_finished(others, others_timeout)
+        if not run_progress.wait_until_finished(others, others_timeout):
+            pytest.skip("the run stops early (-x or --maxfail reached): no node restart after that")
     with node_lock.exclusive():
 
         def restart(node: str, component: str) -> None:

@@ -211,11 +211,18 @@ class FinishedTests:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.failures = 0
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         suite = self.config.stash.get(SESSION_KEY, None)
-        if suite is not None and report.when in ("teardown", "???"):
-            RunProgress(suite.run_id).finished(report.nodeid)
+        if suite is None:
+            return
+        progress = RunProgress(suite.run_id)
+        if report.when in ("teardown", "???"):
+            progress.finished(report.nodeid)
+        self.failures += report.failed
+        if (maxfail := self.config.option.maxfail) and self.failures >= maxfail:
+            progress.stopping()  # pytest stops at this failure: what is still queued never finishes
 
 
 # The conformance tests are this package's test_*.py, wherever it is installed (a checkout, site-packages).

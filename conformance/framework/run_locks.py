@@ -74,7 +74,10 @@ class RunLock:
 
 
 class RunProgress:
-    """The tests of the run that have finished, whichever process ran them (a line each, in the run directory)."""
+    """The tests of the run that have finished, whichever process ran them (a line each, in the run directory),
+    and whether the run stops early (`-x`, `--maxfail`: the tests still queued will never finish)."""
+
+    STOPPING = "!stopping"  # never a node id
 
     def __init__(self, run_id: str, directory: Path | None = None) -> None:
         self._record = (directory or run_directory(run_id)) / FINISHED_RECORD
@@ -82,16 +85,23 @@ class RunProgress:
     def finished(self, nodeid: str) -> None:
         append_line(self._record, nodeid)
 
-    def wait_until_finished(self, nodeids: Iterable[str], timeout: float) -> None:
-        """Until every test of `nodeids` has finished; raises WaitTimeout naming one still left after `timeout`."""
+    def stopping(self) -> None:
+        append_line(self._record, self.STOPPING)
+
+    def wait_until_finished(self, nodeids: Iterable[str], timeout: float) -> bool:
+        """Until every test of `nodeids` has finished (True) or the run stops early (False); raises
+        WaitTimeout naming one still left after `timeout`."""
         wanted = set(nodeids)
 
-        def all_finished() -> None:
+        def all_finished() -> bool:
             try:
                 done = set(self._record.read_text().splitlines())
             except FileNotFoundError:
                 done = set()
+            if self.STOPPING in done:
+                return False
             if left := wanted - done:
                 raise NotYet(f"{len(left)} still to finish, e.g. {min(left)}")
+            return True
 
-        wait_for("the run's other tests to finish", all_finished, timeout=timeout, interval=1.0)
+        return wait_for("the run's other tests to finish", all_finished, timeout=timeout, interval=1.0)
