@@ -51,7 +51,10 @@ ESSENTIALS = {
     "shell_image": "r/shell:1",
     "reference": "r/a:v1",
     "second_reference": "r/b:v1",
-    **{f"{kind}_reference": f"r/{kind}:v1" for kind in ("docker", "platform", "no_process", "missing_entrypoint")},
+    **{
+        f"{kind}_reference": f"r/{kind}:v1"
+        for kind in ("docker", "platform", "no_process", "missing_entrypoint", "digest", "tag_and_digest")
+    },
 }
 
 

@@ -186,6 +186,8 @@ class RegistryClient:
         An index's manifests go first, by digest: a registry refuses an index naming manifests it lacks."""
         _check_repository(repository)
         _check_reference(tag, "tag")
+        if self._resolve(repository, tag)[1] == image.manifest_digest:
+            return image.manifest_digest  # stored already: a registry keeps every blob a manifest names
         for child in image.children:
             self.push(child, repository, child.manifest_digest)
         registry = self._ready()
@@ -227,15 +229,9 @@ class RegistryClient:
         _check_reference(tag, "tag")
         registry = self._ready()
         host = self._endpoint.push
-        head = self._call(
-            lambda: registry.do_request(
-                f"{self._base()}/v2/{repository}/manifests/{tag}", "HEAD", headers={"Accept": MANIFEST_ACCEPT}
-            ),
-            f"resolving {repository}:{tag}",
-        )
+        head, digest = self._resolve(repository, tag)
         if head.status_code == 404:
             return
-        digest = head.headers.get("Docker-Content-Digest")
         if head.status_code != 200 or not digest:
             raise RegistryError(f"registry {host} cannot resolve {repository}:{tag} for deletion: {_describe(head)}")
         response = self._call(
@@ -246,6 +242,17 @@ class RegistryClient:
             raise RegistryError(f"registry {host} has deletion disabled: set storage.delete.enabled: true")
         if response.status_code not in (200, 202, 404):
             raise RegistryError(f"registry {host} refused to delete {repository}@{digest}: {_describe(response)}")
+
+    def _resolve(self, repository: str, reference: str) -> tuple[requests.Response, str | None]:
+        """HEAD of the manifest `reference` names, and the digest the registry stores it under (None if absent)."""
+        registry = self._ready()
+        head = self._call(
+            lambda: registry.do_request(
+                f"{self._base()}/v2/{repository}/manifests/{reference}", "HEAD", headers={"Accept": MANIFEST_ACCEPT}
+            ),
+            f"resolving {repository}:{reference}",
+        )
+        return head, head.headers.get("Docker-Content-Digest") if head.status_code == 200 else None
 
     def fetch_manifest(self, repository: str, reference: str) -> bytes:
         """The manifest bytes exactly as stored, by tag or digest (their sha256 is the manifest digest)."""
