@@ -494,8 +494,9 @@ def run_progress(ivc_session: SuiteSession) -> RunProgress:
 
 @pytest.fixture(scope="session")
 def others_timeout() -> float:
-    """Seconds a restart waits for the run's other tests to finish before it takes the nodes anyway."""
-    return 900.0
+    """Seconds a restart waits for the run's other tests to finish before it takes the nodes anyway. Below
+    the per-test timeout (600 s, setup included), so a lost worker's test ends the wait, not the restart."""
+    return 300.0
 
 
 @pytest.fixture
