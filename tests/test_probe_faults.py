@@ -5,10 +5,8 @@ retries the pulls; the probe must wait for them, and say "mounted", never blame 
 import json
 from dataclasses import replace
 
-import pytest
 from flaky_registry import flaky_registry  # tests/ is on sys.path (pytest prepends it)
 
-from conformance.cluster import ClusterOptions, make_provider
 from conformance.cluster.local import render
 from conformance.framework.node import Crictl
 from conformance.framework.probe import Seen
@@ -16,18 +14,6 @@ from conformance.framework.session import end_session, start_session
 from conformance.infra.kube import Kube
 from conformance.infra.wait import NotYet, wait_for
 from conformance.oci.endpoint import RegistryEndpoint
-
-
-@pytest.fixture(scope="module")
-def local_cluster():
-    options = ClusterOptions(provider="local")
-    try:
-        handle = make_provider(options).running_handle()
-    except Exception as error:  # noqa: BLE001 - any reason means: no usable local cluster here
-        pytest.skip(f"no usable local cluster ({error}): `python -m conformance.cluster up --provider local`")
-    if handle is None:
-        pytest.skip("no local cluster is running: `python -m conformance.cluster up --provider local` (CI does)")
-    return handle, options.cache_dir
 
 
 def test_a_blob_refused_once_is_retried_and_the_probe_still_sees_image_volumes(local_cluster):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from conformance.infra.kube import Json, Kube, WaitTimeout, container_statuses, watch_until
+from conformance.infra.kube import Json, Kube, WaitTimeout, container_statuses
 
 QUIET_TIMEOUT = 60.0
 # (namespace, name, uid) → each container's (restart count, waiting?)
@@ -91,8 +91,8 @@ def quiet_node(kube: Kube, candidates: Sequence[str], own_namespace: str, timeou
             if not starting(activity(kube.pods_on_node(node), own_namespace)):
                 return node
         node = candidates[0]
-        watch_until(
-            kube.core.list_pod_for_all_namespaces,
+        kube.watch_until(
+            "/api/v1/pods",
             field_selector=f"spec.nodeName={node}",
             satisfied=lambda pods: True if not starting(activity(pods, own_namespace)) else None,
             what=f"node {node} to have no other Pod with an image volume starting containers",

@@ -6,8 +6,13 @@ definition of a transient API error and its bounded retry, one call that tolerat
 watches from the list's resourceVersion, re-lists on 410 Gone or a dropped stream, and ends the
 moment its condition is decided. `Kube` is what every caller holds: providers (readiness, RBAC,
 ConfigMaps), the framework (Pods, events, exec, leases) and the benchmark. Objects are plain dicts
-(raw JSON, so no field is lost to an old model); every exec gets its own ApiClient
-(kubernetes-client/python#928: a shared client breaks under concurrent websocket streams).
+(raw JSON, so no field is lost to an old model). The kubernetes client provides the kubeconfig
+loading, the authenticated transport (TLS, client certificates, proxy, token refresh) and the exec
+websocket; `Kube.request` sends plain REST calls through that transport rather than through the
+generated typed API classes, which the suite does not need (it reads raw JSON) and which cost
+about a second of CPU per process to import on client 37 (pydantic-validated signatures), on every
+xdist worker of a 2-core machine. Each exec opens its own websocket from the shared configuration
+and never patches a shared ApiClient (kubernetes-client/python#928).
 The predicates over raw Pods (container statuses of every kind, running, waiting reason) live here too.
 """
 
@@ -18,10 +23,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode
 
+import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import stream
+from kubernetes.stream import ws_client
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 from urllib3.exceptions import HTTPError
 
@@ -29,7 +36,7 @@ from conformance.infra.errors import ClusterError
 from conformance.infra.wait import NotYet, WaitTimeout, wait_for
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
+    from kubernetes.client import ApiClient, Configuration
 
 __all__ = [
     "ApiException",
@@ -48,15 +55,18 @@ __all__ = [
     "raw",
     "transient_retry",
     "waiting_reason",
-    "watch_until",
 ]
 
 Json = dict[str, Any]
+Query = Mapping[str, str | int | list[str]]
+Timeout = float | tuple[float, float] | None
 T = TypeVar("T")
 TRANSIENT_STATUS = frozenset({0, 429, 500, 502, 503, 504})
 # Without a callback, a watch window is this long; a `gone` check runs between windows.
 WATCH_WINDOW = 30.0
 GONE_CHECK_WINDOW = 3.0
+# The keywords kubernetes.watch.Watch passes to a list call, as the apiserver's query parameters.
+WATCH_QUERY = {"watch": "watch", "resource_version": "resourceVersion", "timeout_seconds": "timeoutSeconds"}
 
 
 def new_client(kubeconfig: str, context: str | None = None, *, retries: int | None = None) -> ApiClient:
@@ -96,68 +106,35 @@ def ignoring(status: int, call: Callable[..., T], *args: Any, **kwargs: Any) -> 
 
 
 def raw(response: Any) -> Json:
-    """The JSON body of a `_preload_content=False` call: every field, whatever the client's models know."""
+    """The JSON body of a response: every field, whatever the client's models know."""
     return json.loads(response.data)
 
 
-def watch_until(
-    list_call: Callable[..., Any],
-    *args: Any,
-    satisfied: Callable[[Mapping[str, Json]], T | None],
-    what: str,
-    timeout: float,
-    field_selector: str | None = None,
-    describe: Callable[[Mapping[str, Json]], str] | None = None,
-    gone: Callable[[], str | None] | None = None,
-) -> T:
-    """Watch the objects `list_call(*args)` lists until `satisfied(objects by name)` returns a result.
+def auth_headers(configuration: Configuration) -> dict[str, str]:
+    """The headers the configuration authenticates with (a bearer token, refreshed by its hook when an
+    exec plugin or a token file provides it); client certificates live in the transport instead."""
+    return {
+        setting["key"]: setting["value"]
+        for setting in configuration.auth_settings().values()
+        if setting["in"] == "header" and setting["value"]
+    }
 
-    `satisfied` sees the current set after the list and after every event, and may raise to end
-    the wait with a failure (a Pod deleted while awaited). `gone` is checked between watch windows
-    (every few seconds when given): a reason string ends the wait at once, as a ClusterError.
-    """
-    deadline = time.monotonic() + timeout
-    selector = {"field_selector": field_selector} if field_selector else {}
-    objects: dict[str, Json] = {}
-    while True:
-        listed = transient_retry(list_call)(*args, _preload_content=False, **selector)
-        body = raw(listed)
-        objects = {item["metadata"]["name"]: item for item in body.get("items", [])}
-        result = satisfied(objects)
-        if result is not None:
-            return result
-        if gone is not None and (reason := gone()):
-            raise ClusterError(f"{reason} while waiting for {what}")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            seen = describe(objects) if describe else ""
-            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}" + (f"\n{seen}" if seen else ""))
-        window = min(remaining, GONE_CHECK_WINDOW if gone is not None else WATCH_WINDOW)
-        try:
-            for event in watch.Watch().stream(
-                list_call,
-                *args,
-                resource_version=body["metadata"].get("resourceVersion"),
-                timeout_seconds=max(1, int(window)),
-                _request_timeout=window + 5,
-                **selector,
-            ):
-                if event["type"] == "ERROR":  # 410 Gone inside the stream: re-list
-                    break
-                item = event["raw_object"]
-                name = item["metadata"]["name"]
-                if event["type"] == "DELETED":
-                    objects.pop(name, None)
-                else:
-                    objects[name] = item
-                result = satisfied(objects)
-                if result is not None:
-                    return result
-                if time.monotonic() >= deadline:
-                    break
-        except Exception as error:
-            if not (is_transient(error) or getattr(error, "status", None) == 410):
-                raise
+
+def api_exception(response: urllib3.BaseHTTPResponse) -> ApiException:
+    """What the client raises for a non-2xx answer: status, reason, the body as text (the Status JSON)."""
+    error = ApiException(status=response.status, reason=response.reason)
+    error.body = response.data.decode(errors="replace")
+    error.headers = response.headers
+    return error
+
+
+def urllib3_timeout(timeout: Timeout) -> urllib3.Timeout | None:
+    """The client's `_request_timeout` convention: seconds in all, or (connect, read); None: no bound."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, tuple):
+        return urllib3.Timeout(connect=timeout[0], read=timeout[1])
+    return urllib3.Timeout(total=timeout)
 
 
 # Set by the node lifecycle controller until it has seen the node Ready: nothing schedules there before.
@@ -184,19 +161,15 @@ class ExecResult:
 
 
 class Kube:
-    """One per process (xdist worker). Holds the kubeconfig, not a shared exec client.
+    """One per process (xdist worker). Holds the kubeconfig's configuration and its transport.
 
     `retries=0` makes each call a single attempt (a probe whose own timeout is the bound)."""
 
     def __init__(self, kubeconfig: str, context: str | None = None, *, retries: int | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.context = context
-        self.retries = retries
-        self.api_client = self.new_api_client()
-        self.core = client.CoreV1Api(self.api_client)
-
-    def new_api_client(self) -> client.ApiClient:
-        return new_client(self.kubeconfig, self.context, retries=self.retries)
+        self.api_client = new_client(kubeconfig, context, retries=retries)
+        self.configuration: Configuration = self.api_client.configuration
 
     def close(self) -> None:
         self.api_client.close()
@@ -204,12 +177,48 @@ class Kube:
     @property
     def server(self) -> str:
         """The apiserver's URL, as the kubeconfig names it."""
-        return str(self.api_client.configuration.host)
+        return str(self.configuration.host)
+
+    # -- the one HTTP call ----------------------------------------------------------------------
+    def url(self, path: str, query: Query | None = None) -> str:
+        return self.configuration.host + path + ("?" + urlencode(query, doseq=True) if query else "")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        body: Json | None = None,
+        content_type: str = "application/json",
+        timeout: Timeout = None,
+        stream: bool = False,
+    ) -> urllib3.BaseHTTPResponse:
+        """One call to the apiserver through the client's transport; raises ApiException unless 2xx.
+        `stream` leaves the body unread (a watch)."""
+        headers = {"Accept": "application/json", **auth_headers(self.configuration)}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        response = self.api_client.rest_client.pool_manager.request(
+            method,
+            self.url(path, query),
+            headers=headers,
+            body=None if body is None else json.dumps(body),
+            timeout=urllib3_timeout(timeout),
+            preload_content=not stream,
+        )
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise api_exception(response)
+        return response
+
+    def get(self, path: str, query: Query | None = None, timeout: Timeout = None) -> Json:
+        return raw(self.request("GET", path, query=query, timeout=timeout))
 
     def answering_version(self, timeout: tuple[float, float]) -> str:
         """gitVersion from one bounded `/version` call, no retry: proves the server answers and accepts the
         credentials. Raises what the call raised."""
-        return str(client.VersionApi(self.api_client).get_code(_request_timeout=timeout).git_version)
+        return str(self.get("/version", timeout=timeout)["gitVersion"])
 
     # -- what providers need of a cluster they bring up -----------------------------------------
     def wait_nodes_ready(
@@ -224,15 +233,14 @@ class Kube:
         def seen(nodes: Mapping[str, Json]) -> str:
             return ", ".join(f"{n} ready={node_is_ready(node)}" for n, node in sorted(nodes.items())) or "no nodes"
 
-        return watch_until(
-            self.core.list_node, satisfied=ready, what=f"{count} Ready node(s)", timeout=timeout, describe=seen,
-            gone=gone,
-        )  # fmt: skip
+        return self.watch_until(
+            "/api/v1/nodes", satisfied=ready, what=f"{count} Ready node(s)", timeout=timeout, describe=seen, gone=gone
+        )
 
     @transient_retry
     def read_node(self, name: str) -> Json | None:
         try:
-            return raw(self.core.read_node(name, _preload_content=False))
+            return self.get(f"/api/v1/nodes/{name}")
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -241,9 +249,10 @@ class Kube:
     def apply_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
         """Create or replace a ConfigMap (kind's local-registry-hosting document)."""
         body = {"metadata": {"name": name, "namespace": namespace}, "data": dict(data)}
+        collection = f"/api/v1/namespaces/{namespace}/configmaps"
         try:
-            if ignoring(409, transient_retry(self.core.create_namespaced_config_map), namespace, body) is None:
-                transient_retry(self.core.replace_namespaced_config_map)(name, namespace, body)
+            if ignoring(409, transient_retry(self.request), "POST", collection, body=body) is None:
+                transient_retry(self.request)("PUT", f"{collection}/{name}", body=body)
         except ApiException as exc:
             raise ClusterError(f"cannot write ConfigMap {namespace}/{name}: HTTP {exc.status} {exc.reason}") from exc
 
@@ -254,37 +263,39 @@ class Kube:
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
             "subjects": [{"kind": k, "name": n, "apiGroup": "rbac.authorization.k8s.io"} for k, n in subjects],
         }
-        rbac = client.RbacAuthorizationV1Api(self.api_client)
-        ignoring(409, transient_retry(rbac.create_cluster_role_binding), body)
+        path = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
+        ignoring(409, transient_retry(self.request), "POST", path, body=body)
 
-    # -- reads: typed API calls with _preload_content=False give raw JSON on every client >= 31 ----
+    # -- reads ----------------------------------------------------------------------------------
     @transient_retry
     def server_version(self) -> str:
-        return raw(client.VersionApi(self.api_client).get_code(_preload_content=False))["gitVersion"]
+        return str(self.get("/version")["gitVersion"])
 
     @transient_retry
     def read_pod(self, namespace: str, name: str) -> Json:
-        return raw(self.core.read_namespaced_pod(name, namespace, _preload_content=False))
+        return self.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
 
     @transient_retry
     def list_pods(self, namespace: str) -> list[Json]:
-        return raw(self.core.list_namespaced_pod(namespace, _preload_content=False))["items"]
+        return self.get(f"/api/v1/namespaces/{namespace}/pods")["items"]
 
     @transient_retry
     def pods_on_node(self, node: str) -> list[Json]:
         """Every Pod the scheduler put on `node`, in all namespaces."""
-        response = self.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}", _preload_content=False)
-        return raw(response)["items"]
+        return self.get("/api/v1/pods", {"fieldSelector": f"spec.nodeName={node}"})["items"]
 
     @transient_retry
     def nodes(self) -> list[Json]:
-        return raw(self.core.list_node(_preload_content=False))["items"]
+        return self.get("/api/v1/nodes")["items"]
+
+    def node_proxy(self, node: str, path: str) -> str:
+        """What the kubelet of `node` answers on `path`, through the apiserver's node proxy."""
+        return self.request("GET", f"/api/v1/nodes/{node}/proxy/{path}").data.decode()
 
     @transient_retry
     def node_metrics(self, node: str) -> str:
         """The kubelet's /metrics through the apiserver's node proxy."""
-        response = self.core.connect_get_node_proxy_with_path(node, "metrics", _preload_content=False)
-        return response.data.decode()
+        return self.node_proxy(node, "metrics")
 
     def wait_kubelet_serving(self, node: str, *, timeout: float) -> None:
         """Until the kubelet of `node` answers /healthz through the apiserver's node proxy and knows every Pod
@@ -293,10 +304,10 @@ class Kube:
 
         def serving() -> None:
             try:
-                answer = self.core.connect_get_node_proxy_with_path(node, "healthz", _preload_content=False)
-                if answer.data.decode().strip() != "ok":
-                    raise NotYet(f"the kubelet of {node} answers /healthz with {answer.data.decode()[:80]!r}")
-                known = raw(self.core.connect_get_node_proxy_with_path(node, "pods", _preload_content=False))
+                answer = self.node_proxy(node, "healthz")
+                if answer.strip() != "ok":
+                    raise NotYet(f"the kubelet of {node} answers /healthz with {answer[:80]!r}")
+                known = json.loads(self.node_proxy(node, "pods"))
             except (ApiException, HTTPError) as error:
                 raise NotYet(f"the kubelet of {node} does not serve yet: {type(error).__name__}") from None
             listed = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in known.get("items") or []}
@@ -313,60 +324,50 @@ class Kube:
     # -- writes ---------------------------------------------------------------------------------
     @transient_retry
     def create_pod(self, namespace: str, body: Json, dry_run: bool = False) -> Json:
-        kwargs = {"dry_run": "All"} if dry_run else {}
-        response = self.core.create_namespaced_pod(namespace, body, _preload_content=False, **kwargs)
-        return raw(response)
+        return self.create(namespace, "Pod", body, dry_run=dry_run)
 
     @transient_retry
-    def patch_pod(self, namespace: str, name: str, body: Json) -> Json:
-        """A strategic merge patch of the Pod; returns it as stored."""
-        return raw(self.core.patch_namespaced_pod(name, namespace, body, _preload_content=False))
+    def patch_pod(self, namespace: str, name: str, body: Json, subresource: str = "") -> Json:
+        """A strategic merge patch of the Pod (or of a subresource); returns it as stored."""
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}" + (f"/{subresource}" if subresource else "")
+        return raw(self.request("PATCH", path, body=body, content_type="application/strategic-merge-patch+json"))
 
-    @transient_retry
     def add_ephemeral_container(self, namespace: str, pod: str, container: Json) -> Json:
         """Add an ephemeral container to a running Pod (the pods/ephemeralcontainers subresource, as
         `kubectl debug` does); returns the Pod as stored."""
-        body = {"spec": {"ephemeralContainers": [container]}}
-        response = self.core.patch_namespaced_pod_ephemeralcontainers(pod, namespace, body, _preload_content=False)
-        return raw(response)
+        return self.patch_pod(namespace, pod, {"spec": {"ephemeralContainers": [container]}}, "ephemeralcontainers")
 
     @transient_retry
     def delete_pod(self, namespace: str, name: str, grace_seconds: int = 0) -> None:
-        try:
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=grace_seconds)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}"
+        ignoring(404, self.request, "DELETE", path, query={"gracePeriodSeconds": grace_seconds})
 
     @transient_retry
     def create_namespace(self, name: str, labels: dict[str, str], annotations: dict[str, str]) -> None:
         body = {"metadata": {"name": name, "labels": labels, "annotations": annotations}}
-        self.core.create_namespace(body)
+        self.request("POST", "/api/v1/namespaces", body=body)
 
     @transient_retry
     def delete_namespace(self, name: str) -> None:
         """Non-blocking: the namespace controller finishes the job while the run goes on."""
-        try:
-            self.core.delete_namespace(name, propagation_policy="Background", grace_period_seconds=0)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        query = {"propagationPolicy": "Background", "gracePeriodSeconds": 0}
+        ignoring(404, self.request, "DELETE", f"/api/v1/namespaces/{name}", query=query)
 
     @transient_retry
     def create(self, namespace: str, kind: str, body: Json, dry_run: bool = False) -> Json:
         """Create a namespaced object (server-side dry run on request); returns it as the apiserver stored it."""
-        creators: dict[str, Callable[..., Any]] = {
-            "Secret": self.core.create_namespaced_secret,
-            "ServiceAccount": self.core.create_namespaced_service_account,
-            "Deployment": client.AppsV1Api(self.api_client).create_namespaced_deployment,
+        collections = {
+            "Pod": f"/api/v1/namespaces/{namespace}/pods",
+            "Secret": f"/api/v1/namespaces/{namespace}/secrets",
+            "ServiceAccount": f"/api/v1/namespaces/{namespace}/serviceaccounts",
+            "Deployment": f"/apis/apps/v1/namespaces/{namespace}/deployments",
         }
-        kwargs = {"dry_run": "All"} if dry_run else {}
-        response = creators[kind](namespace, body, _preload_content=False, **kwargs)
-        return raw(response)
+        query = {"dryRun": "All"} if dry_run else None
+        return raw(self.request("POST", collections[kind], query=query, body=body))
 
     @transient_retry
     def list_namespaces(self, selector: str) -> list[Json]:
-        return raw(self.core.list_namespace(label_selector=selector, _preload_content=False))["items"]
+        return self.get("/api/v1/namespaces", {"labelSelector": selector})["items"]
 
     def ensure_namespace(self, name: str, labels: dict[str, str], annotations: dict[str, str]) -> None:
         """Create the namespace unless it exists (another process made it first), then wait for its
@@ -375,38 +376,106 @@ class Kube:
         self.wait_for_service_account(name)
 
     # -- leases (coordination.k8s.io): a run's proof of life ------------------------------------
+    @staticmethod
+    def leases(namespace: str) -> str:
+        return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+
     @transient_retry
     def create_lease(self, namespace: str, name: str, holder: str, seconds: int, now: str) -> None:
         body = {
             "metadata": {"name": name},
             "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds, "acquireTime": now, "renewTime": now},
         }
-        client.CoordinationV1Api(self.api_client).create_namespaced_lease(namespace, body)
+        self.request("POST", self.leases(namespace), body=body)
 
     @transient_retry
     def renew_lease(self, namespace: str, name: str, now: str) -> None:
-        client.CoordinationV1Api(self.api_client).patch_namespaced_lease(name, namespace, {"spec": {"renewTime": now}})
+        body = {"spec": {"renewTime": now}}
+        path = f"{self.leases(namespace)}/{name}"
+        self.request("PATCH", path, body=body, content_type="application/merge-patch+json")
 
     @transient_retry
     def read_lease(self, namespace: str, name: str) -> Json | None:
         try:
-            response = client.CoordinationV1Api(self.api_client).read_namespaced_lease(
-                name, namespace, _preload_content=False
-            )
+            return self.get(f"{self.leases(namespace)}/{name}")
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        return raw(response)
 
-    # -- waits: one watch primitive (api.watch_until), each ending as soon as the outcome is decided --
+    # -- waits: one watch primitive, each wait ending as soon as the outcome is decided ------------
+    def watch_until(
+        self,
+        path: str,
+        *,
+        satisfied: Callable[[Mapping[str, Json]], T | None],
+        what: str,
+        timeout: float,
+        field_selector: str | None = None,
+        describe: Callable[[Mapping[str, Json]], str] | None = None,
+        gone: Callable[[], str | None] | None = None,
+    ) -> T:
+        """Watch the collection at `path` until `satisfied(objects by name)` returns a result: list, then watch
+        from the list's resourceVersion, re-list on 410 Gone or a dropped stream.
+
+        `satisfied` sees the current set after the list and after every event, and may raise to end
+        the wait with a failure (a Pod deleted while awaited). `gone` is checked between watch windows
+        (every few seconds when given): a reason string ends the wait at once, as a ClusterError.
+        """
+        deadline = time.monotonic() + timeout
+        selector = {"fieldSelector": field_selector} if field_selector else {}
+
+        def watch_call(**params: Any) -> urllib3.BaseHTTPResponse:
+            # kubernetes.watch.Watch calls this as it calls a generated list method: with its keywords.
+            if unknown := set(params) - WATCH_QUERY.keys() - {"_preload_content", "_request_timeout"}:
+                raise TypeError(f"kubernetes.watch passed keywords this watch does not translate: {sorted(unknown)}")
+            query = {WATCH_QUERY[key]: str(value).lower() for key, value in params.items() if key in WATCH_QUERY}
+            timeout = params["_request_timeout"]
+            return self.request("GET", path, query={**selector, **query}, timeout=timeout, stream=True)
+
+        while True:
+            body = transient_retry(self.get)(path, selector)
+            objects: dict[str, Json] = {item["metadata"]["name"]: item for item in body.get("items", [])}
+            result = satisfied(objects)
+            if result is not None:
+                return result
+            if gone is not None and (reason := gone()):
+                raise ClusterError(f"{reason} while waiting for {what}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = describe(objects) if describe else ""
+                raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}" + (f"\n{seen}" if seen else ""))
+            window = min(remaining, GONE_CHECK_WINDOW if gone is not None else WATCH_WINDOW)
+            try:
+                for event in watch.Watch().stream(
+                    watch_call,
+                    resource_version=body["metadata"].get("resourceVersion"),
+                    timeout_seconds=max(1, int(window)),
+                    _request_timeout=window + 5,
+                ):
+                    if event["type"] == "ERROR":  # 410 Gone inside the stream: re-list
+                        break
+                    item = event["raw_object"]
+                    name = item["metadata"]["name"]
+                    if event["type"] == "DELETED":
+                        objects.pop(name, None)
+                    else:
+                        objects[name] = item
+                    result = satisfied(objects)
+                    if result is not None:
+                        return result
+                    if time.monotonic() >= deadline:
+                        break
+            except Exception as error:
+                if not (is_transient(error) or getattr(error, "status", None) == 410):
+                    raise
+
     def wait_for_service_account(
         self, namespace: str, name: str = "default", timeout: float = 60, gone: Callable[[], str | None] | None = None
     ) -> None:
         """Pods cannot be created before the namespace's ServiceAccount exists (e2e framework rule)."""
-        watch_until(
-            self.core.list_namespaced_service_account,
-            namespace,
+        self.watch_until(
+            f"/api/v1/namespaces/{namespace}/serviceaccounts",
             field_selector=f"metadata.name={name}",
             satisfied=lambda accounts: True if name in accounts else None,
             what=f"ServiceAccount {namespace}/{name} (made by kube-controller-manager's serviceaccount controller)",
@@ -461,9 +530,8 @@ class Kube:
         timeout: float,
         gone: Callable[[], str | None] | None,
     ) -> T:
-        return watch_until(
-            self.core.list_namespaced_pod,
-            namespace,
+        return self.watch_until(
+            f"/api/v1/namespaces/{namespace}/pods",
             field_selector=f"metadata.name={name}",
             satisfied=satisfied,
             what=what,
@@ -509,9 +577,8 @@ class Kube:
                 or "  none"
             )
 
-        return watch_until(
-            self.core.list_namespaced_event,
-            namespace,
+        return self.watch_until(
+            f"/api/v1/namespaces/{namespace}/events",
             field_selector=f"involvedObject.name={involved}",
             satisfied=satisfied,
             what=what,
@@ -523,21 +590,17 @@ class Kube:
     def exec(
         self, namespace: str, pod: str, command: list[str], container: str | None = None, timeout: float = 60
     ) -> ExecResult:
+        query: Query = {"command": command, "stdout": "true", "stderr": "true", "stdin": "false", "tty": "false"}
+        if container:
+            query = {**query, "container": container}
+        url = self.url(f"/api/v1/namespaces/{namespace}/pods/{pod}/exec", query)
+
         @transient_retry
         def run() -> ExecResult:
-            api = client.CoreV1Api(self.new_api_client())
-            kwargs = {"container": container} if container else {}
-            ws = stream(
-                api.connect_get_namespaced_pod_exec,
-                pod,
-                namespace,
-                command=command,
-                stderr=True,
-                stdin=False,
-                stdout=True,
-                tty=False,
-                _preload_content=False,
-                **kwargs,
+            # The websocket call kubernetes.stream makes, without the generated method it would patch;
+            # a failed handshake raises ApiException(status=0), which is transient.
+            ws = ws_client.websocket_call(
+                self.configuration, "GET", url, headers=auth_headers(self.configuration), _preload_content=False
             )
             try:
                 ws.run_forever(timeout=timeout)
@@ -547,21 +610,19 @@ class Kube:
                 return ExecResult(returncode if returncode is not None else -1, ws.read_stdout(), ws.read_stderr())
             finally:
                 ws.close()
-                api.api_client.close()
 
         return run()
 
     # -- observation ----------------------------------------------------------------------------
     def events(self, namespace: str, involved: str | None = None) -> list[Json]:
-        selector = {"field_selector": f"involvedObject.name={involved}"} if involved else {}
-        items = raw(self.core.list_namespaced_event(namespace, _preload_content=False, **selector))["items"]
+        selector = {"fieldSelector": f"involvedObject.name={involved}"} if involved else None
+        items = self.get(f"/api/v1/namespaces/{namespace}/events", selector)["items"]
         return sorted(items, key=lambda e: e.get("firstTimestamp") or e.get("eventTime") or "")
 
     def pod_log(self, namespace: str, name: str, container: str, previous: bool = False) -> str:
         try:
-            response = self.core.read_namespaced_pod_log(
-                name, namespace, container=container, previous=previous, _preload_content=False
-            )
+            query = {"container": container, "previous": str(previous).lower()}
+            response = self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", query=query)
             return response.data.decode(errors="replace")
         except ApiException as error:
             return f"<no log: {error.status} {error.reason}>"

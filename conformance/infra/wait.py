@@ -5,7 +5,7 @@ too: a socket that is not there yet). `gone` is asked before every attempt and e
 with its answer when the thing being waited on can no longer succeed (the daemon exited). On
 timeout the error (`WaitTimeout`) names what was awaited, the last reason and, when given, the log tail.
 
-API objects are not polled: `conformance.infra.kube.watch_until` watches them, and ends with the same
+API objects are not polled: `conformance.infra.kube.Kube.watch_until` watches them, and ends with the same
 `WaitTimeout`.
 """
 
