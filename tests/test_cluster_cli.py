@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from conformance.cluster.existing import ExistingProvider
 from conformance.cluster.gates import parse_feature_gates
 from conformance.cluster.registries import credentials_for
 from conformance.cluster.state import handle_path, load_handle, load_options, save
+from conformance.cluster.systemd_nodes import systemd_node_access
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -264,6 +267,43 @@ def test_restart_commands_cross_to_workers_in_the_handle() -> None:
     assert access.on("ivc-worker", *access.restart["kubelet"]) == [
         "docker", "exec", "ivc-worker", "systemctl", "restart", "kubelet"
     ]  # fmt: skip
+
+
+def test_node_command_places_the_node_and_the_command() -> None:
+    appended = ClusterOptions.parse("existing", {"node_command": "docker exec {node}"}).node_command
+    assert NodeAccess(command=appended).on("n1", "crictl", "pods", "--name", "^p$") == [
+        "docker", "exec", "n1", "crictl", "pods", "--name", "^p$"
+    ]  # fmt: skip
+    quoted = ClusterOptions.parse("existing", {"node_command": "ssh -o BatchMode=yes root@{node} {command}"})
+    restart = systemd_node_access(quoted.node_command, restarts=True).restart["runtime"]
+    argv = NodeAccess(command=quoted.node_command).on("n1", *restart)
+    assert argv[:4] == ["ssh", "-o", "BatchMode=yes", "root@n1"] and len(argv) == 5
+    assert shlex.split(argv[4]) == list(restart)  # the remote shell gets back exactly the argv
+    assert systemd_node_access(quoted.node_command, restarts=False).restart == {}
+
+
+@pytest.mark.parametrize(
+    ("given", "needle"),
+    [
+        ({"node_command": "ssh root@node"}, "does not name the node: put {node} where the node's name goes"),
+        ({"node_command": "ssh '{node}"}, "does not parse as a shell command: No closing quotation"),
+        ({"node_command": "x {node} {command} {command}"}, "names {command} more than once"),
+        ({"allow_node_restarts": "on"}, "--allow-node-restarts restarts components on the nodes: it needs --node-c"),
+    ],
+)
+def test_node_access_options_refuse_in_one_line(given: dict[str, str], needle: str) -> None:
+    with pytest.raises(ClusterError, match=re.escape(needle)):
+        ClusterOptions.parse("existing", given)
+    with pytest.raises(ClusterError, match="--cluster=kind does not take --node-command"):
+        ClusterOptions.parse("kind", {"node_command": "docker exec {node}"})
+
+
+def test_allow_node_restarts_is_a_switch(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "--provider", "existing", "--help")
+    assert code == 0 and re.search(r"^ +--allow-node-restarts$", out, re.M)  # no metavar: it takes no value
+    options = ClusterOptions.parse("existing", {"node_command": "docker exec {node}", "allow_node_restarts": "on"})
+    assert options.allow_node_restarts is True
+    assert ClusterOptions.from_json(options.to_json()) == options
 
 
 def test_corrupt_handle_is_one_line(state: Path) -> None:

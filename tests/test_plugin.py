@@ -44,6 +44,16 @@ def test_a_bad_kubeconfig_is_one_actionable_line():
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_a_path_option_written_with_a_space_is_one_line_not_a_wrong_rootdir(tmp_path):
+    # pytest would take the kubeconfig's directory for its rootdir, losing testpaths and collecting tests/.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("{}")
+    result = run_pytest("--collect-only", "-q", "--cluster=existing", "--kubeconfig", str(kubeconfig))
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert f"ERROR: ivc: write --kubeconfig={kubeconfig} (with '='):" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_markers_are_registered_with_documentation():
     result = run_pytest("--markers")
     for marker in ("behaviour(name)", "conformance", "slow", "runs_without_feature"):

@@ -12,9 +12,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
-__all__ = ["ClusterHandle", "ClusterProvider", "NodeAccess", "RegistryEndpoint", "export_lines"]
+__all__ = [
+    "COMMAND_PLACEHOLDER",
+    "NODE_PLACEHOLDER",
+    "ClusterHandle",
+    "ClusterProvider",
+    "NodeAccess",
+    "RegistryEndpoint",
+    "export_lines",
+]
 
-from conformance.cluster.options import ClusterOptions
+from conformance.cluster.options import COMMAND_PLACEHOLDER, NODE_PLACEHOLDER, ClusterOptions
 from conformance.oci.endpoint import RegistryEndpoint
 
 
@@ -25,7 +33,9 @@ class NodeAccess:
     Empty for existing clusters: diagnostics then fall back to the API alone.
     """
 
-    command: tuple[str, ...] = ()  # prefix that runs a command on node "{node}"; () = on this host
+    # Runs a command on node "{node}"; () = on this host. The command's argv is appended, or, where one
+    # part is "{command}", put there as one shell-quoted string (ssh hands the remote shell one string).
+    command: tuple[str, ...] = ()
     crictl: str | None = None  # crictl on the node, pointed at its runtime
     logs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # component → command printing its log
     collect: tuple[str, ...] = ()  # a command on this host writing every node's logs into "{dir}"
@@ -39,7 +49,10 @@ class NodeAccess:
 
     def on(self, node: str, *argv: str) -> list[str]:
         """`argv` as it runs on `node`."""
-        return [part.replace("{node}", node) for part in self.command] + list(argv)
+        prefix = [part.replace(NODE_PLACEHOLDER, node) for part in self.command]
+        if COMMAND_PLACEHOLDER in prefix:
+            return [shlex.join(argv) if part == COMMAND_PLACEHOLDER else part for part in prefix]
+        return prefix + list(argv)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> NodeAccess:

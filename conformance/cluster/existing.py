@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,8 +23,10 @@ from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndp
 from conformance.cluster.options import ClusterOptions
 from conformance.cluster.probes import http_get
 from conformance.cluster.registries import named_auth_registry, named_registry
+from conformance.cluster.systemd_nodes import systemd_node_access
 from conformance.infra.errors import ClusterError
 from conformance.infra.kube import ApiException, Kube
+from conformance.infra.process import last_line, run
 from conformance.infra.progress import progress
 
 CONNECT_TIMEOUT = 5.0
@@ -105,16 +109,20 @@ class ExistingProvider:
         for endpoint in filter(None, (registry, auth_registry)):
             self._probe_registry(endpoint.push)
         progress(f"existing: cluster at {server} (context {context}) is Kubernetes {version}")
+        node_access = self._node_access(kubeconfig, context)
         return ClusterHandle(
             provider=self.name,
             kubeconfig=kubeconfig,
             context=context,
             registry=registry,
             auth_registry=auth_registry,
-            node_access=NodeAccess(),
+            node_access=node_access,
             created_by_run=False,
             description=f"existing cluster at {server} (context {context}, Kubernetes {version}); "
-            f"registry {registry.push}" + (f", authenticated registry {auth_registry.push}" if auth_registry else ""),
+            f"registry {registry.push}"
+            + (f", authenticated registry {auth_registry.push}" if auth_registry else "")
+            + ("; node access through --node-command" if node_access.available else "")
+            + (", node restarts allowed" if node_access.restart else ""),
         )
 
     def running_handle(self) -> ClusterHandle:
@@ -128,7 +136,10 @@ class ExistingProvider:
         return "nothing to build: an existing cluster brings its own nodes"
 
     def restart(self, component: str, node: str | None = None) -> None:
-        raise ClusterError(f"the suite never restarts the {component} of a cluster it did not build")
+        raise ClusterError(
+            f"the suite restarts the {component} of a cluster it did not build only within a run, on the nodes its "
+            "checks use, with --node-command and --allow-node-restarts"
+        )
 
     def down(self) -> None:
         """Nothing to undo: this provider never creates cluster-wide objects (tests clean their namespaces)."""
@@ -150,6 +161,36 @@ class ExistingProvider:
         )
 
     # -- validation -----------------------------------------------------------------------------
+
+    def _node_access(self, kubeconfig: str, context: str) -> NodeAccess:
+        """The user's opt-in (--node-command), proven on every node before a test relies on it: crictl answers
+        through it, and with --allow-node-restarts the kubelet is a systemd unit there. Else no node access."""
+        if not self.options.node_command:
+            return NodeAccess()
+        access = systemd_node_access(self.options.node_command, restarts=self.options.allow_node_restarts)
+        kube = Kube(kubeconfig, context)
+        try:
+            names = [node["metadata"]["name"] for node in kube.nodes()]
+        finally:
+            kube.close()
+        checks: list[tuple[str, ...]] = [(access.crictl or "crictl", "version")]
+        if access.restart:
+            checks.append(("systemctl", "is-active", "kubelet"))
+
+        def check(name: str) -> None:
+            for argv in checks:
+                done = run(access.on(name, *argv), what=f"--node-command on node {name}", timeout=60, check=False)
+                if done.returncode != 0:
+                    raise ClusterError(
+                        f"--node-command: `{shlex.join(access.on(name, *argv))}` exited {done.returncode}: "
+                        f"{last_line(done.stderr or done.stdout)} (it must run commands as root on node {name})"
+                    )
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(check, names))  # the first failure is raised, one line naming the node
+        progress(f"existing: node access on {len(names)} node(s) through --node-command"
+                 + (", restarts allowed" if access.restart else ""))  # fmt: skip
+        return access
 
     def registry_endpoint(self) -> RegistryEndpoint:
         return named_registry(self.options)

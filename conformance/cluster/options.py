@@ -9,6 +9,7 @@ flag string. A flag given to a provider that does not take it is refused in one 
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -31,6 +32,7 @@ DEFAULT_PROVIDER = KIND
 BUILT = frozenset({KIND, LOCAL})  # providers that build and start a cluster of their own
 EVERY_PROVIDER = frozenset({"*"})  # an option every provider takes, one declared later included
 DEFAULT_CACHE_DIR = Path("/var/cache/ivc")
+SWITCH_ON = "on"  # what a switch option's flag stores, parsed like every other option's text
 
 
 def default_cache_dir() -> Path:
@@ -96,6 +98,30 @@ def _path(text: str) -> Path:
     return Path(text).expanduser()
 
 
+# In --node-command: where the node's name goes, and where the command goes as one shell-quoted string.
+NODE_PLACEHOLDER, COMMAND_PLACEHOLDER = "{node}", "{command}"
+
+
+def _node_command(text: str) -> tuple[str, ...]:
+    """`ssh root@{node} {command}` → its argv; it must name the node, and may place the command."""
+    try:
+        argv = tuple(shlex.split(text))
+    except ValueError as error:
+        raise ClusterError(f"--node-command {text!r} does not parse as a shell command: {error}") from None
+    if not any(NODE_PLACEHOLDER in part for part in argv):
+        raise ClusterError(
+            f"--node-command {text!r} does not name the node: put {NODE_PLACEHOLDER} where the node's name goes, "
+            f"e.g. 'ssh root@{NODE_PLACEHOLDER} {COMMAND_PLACEHOLDER}' or 'docker exec {NODE_PLACEHOLDER}'"
+        )
+    if argv.count(COMMAND_PLACEHOLDER) > 1:
+        raise ClusterError(f"--node-command {text!r} names {COMMAND_PLACEHOLDER} more than once")
+    return argv
+
+
+def _switch(text: str) -> bool:
+    return text == SWITCH_ON
+
+
 @dataclass(frozen=True)
 class Option:
     flag: str
@@ -103,6 +129,7 @@ class Option:
     providers: frozenset[str]
     parse: Callable[[str], Any] = str
     metavar: str | None = None
+    switch: bool = False  # a flag without a value (store_const SWITCH_ON)
 
     @property
     def dest(self) -> str:
@@ -225,6 +252,23 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--registry-ca", "PEM of the CA that signed --registry's TLS certificate", frozenset({EXISTING}), str, "PEM"
     ),
+    Option(
+        "--node-command",
+        "opt in to node access: how this machine runs a command as root on a node, {node} naming it, e.g. "
+        "'ssh root@{node} {command}' ({command}: the command as one quoted string) or 'docker exec {node}' (the "
+        "command's arguments appended); the checks that read a node's mount table or crictl then run",
+        frozenset({EXISTING}),
+        _node_command,
+        "COMMAND",
+    ),
+    Option(
+        "--allow-node-restarts",
+        "with --node-command: let the disruptive checks restart a tested node's kubelet and runtime (systemctl "
+        "restart; running containers stay), as on clusters the suite built",
+        frozenset({EXISTING}),
+        _switch,
+        switch=True,
+    ),
 )
 
 
@@ -254,6 +298,8 @@ class ClusterOptions:
     registry_pull: str | None = None
     pull_secret: str | None = None
     registry_ca: str | None = None
+    node_command: tuple[str, ...] = ()
+    allow_node_restarts: bool = False
 
     @classmethod
     def parse(cls, provider: str, given: Mapping[str, str | None]) -> ClusterOptions:
@@ -278,6 +324,9 @@ class ClusterOptions:
                                    "--node-image")  # fmt: skip
             if values.get("nodes", len(node_runtimes)) != len(node_runtimes):
                 raise ClusterError(f"--nodes {values['nodes']} and --node-runtimes name {len(node_runtimes)} nodes")
+        if values.get("allow_node_restarts") and not values.get("node_command"):
+            raise ClusterError("--allow-node-restarts restarts components on the nodes: it needs --node-command to "
+                               "reach them")  # fmt: skip
         if refused:
             it = "it" if len(refused) == 1 else "them"
             raise ClusterError(
@@ -302,6 +351,7 @@ class ClusterOptions:
         raw["feature_gates"] = dict(self.feature_gates)
         raw["admission_plugins"] = list(self.admission_plugins)
         raw["node_runtimes"] = [list(entry) for entry in self.node_runtimes]
+        raw["node_command"] = list(self.node_command)
         raw["cache_dir"] = str(self.cache_dir)
         raw["state_dir"] = str(self.state_dir) if self.state_dir else None
         return raw
@@ -311,6 +361,7 @@ class ClusterOptions:
         values = dict(raw)
         values["admission_plugins"] = tuple(values.get("admission_plugins") or ())
         values["node_runtimes"] = tuple(tuple(entry) for entry in values.get("node_runtimes") or ())
+        values["node_command"] = tuple(values.get("node_command") or ())
         values["cache_dir"] = Path(values.get("cache_dir") or default_cache_dir())
         values["state_dir"] = Path(values["state_dir"]) if values.get("state_dir") else None
         known = {f.name for f in fields(cls)}
@@ -324,7 +375,11 @@ def add_to(add: Callable[..., Any], providers: Iterable[str] | None = None) -> N
     for option in OPTIONS:
         if any(option.taken_by(provider) for provider in wanted):
             takes = "every provider" if option.providers == EVERY_PROVIDER else "/".join(sorted(option.providers))
-            add(option.flag, dest=option.dest, default=None, metavar=option.metavar, help=f"[{takes}] {option.help}")
+            described = {"dest": option.dest, "default": None, "help": f"[{takes}] {option.help}"}
+            if option.switch:
+                add(option.flag, action="store_const", const=SWITCH_ON, **described)
+            else:
+                add(option.flag, metavar=option.metavar, **described)
 
 
 def option_strings(namespace: object) -> dict[str, str | None]:

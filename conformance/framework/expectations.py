@@ -948,7 +948,8 @@ TABLE: tuple[Rule, ...] = (
         Level.NOT_APPLICABLE,
         "the node's mount table, through the provider's node access",
         FEATURE,
-        reason="the provider gives no node access (existing clusters): a node's mount table cannot be read",
+        reason="the suite has no node access (an existing cluster without --node-command): a node's mount table "
+        "cannot be read",
     ),
     Rule(
         "runtime-restart",
@@ -963,8 +964,8 @@ TABLE: tuple[Rule, ...] = (
         Level.NOT_APPLICABLE,
         "a disruptive check",
         FEATURE,
-        reason="the suite restarts a node's runtime only on clusters it built (local, kind), never an existing "
-        "cluster's or a runtime given with --runtime-endpoint",
+        reason="the suite restarts a node's runtime only on clusters it built (local, kind) or where the user allows "
+        "it (--cluster=existing --node-command … --allow-node-restarts), never a runtime given with --runtime-endpoint",
     ),
     Rule(
         "kubelet-restart",
@@ -979,7 +980,8 @@ TABLE: tuple[Rule, ...] = (
         Level.NOT_APPLICABLE,
         "a disruptive check",
         FEATURE,
-        reason="the suite restarts a node's kubelet only on clusters it built (local, kind)",
+        reason="the suite restarts a node's kubelet only on clusters it built (local, kind) or where the user allows "
+        "it (--cluster=existing --node-command … --allow-node-restarts)",
     ),
     Rule(
         "rmi-refused-while-in-use",

@@ -465,7 +465,7 @@ def crictl(ivc_session: SuiteSession) -> Callable[[str], Crictl]:
     if not access.available:
         pytest.skip(
             f"the {ivc_session.handle.provider} provider gives no node access (NodeAccess.crictl is unset): "
-            "--cluster=local and --cluster=kind run crictl on the node"
+            "--cluster=local and --cluster=kind run crictl on the node, --cluster=existing with --node-command"
         )
     return lambda node: Crictl(access, node)
 
@@ -476,7 +476,10 @@ def node_shell(ivc_session: SuiteSession) -> Callable[[str], Node]:
     table marks what needs it not applicable there)."""
     access = ivc_session.handle.node_access
     if not access.available:
-        pytest.skip(f"the {ivc_session.handle.provider} provider gives no node access (NodeAccess is empty)")
+        pytest.skip(
+            f"the {ivc_session.handle.provider} provider gives no node access (NodeAccess is empty; "
+            "--cluster=existing takes --node-command)"
+        )
     return lambda node: Node(access, node)
 
 
@@ -521,7 +524,10 @@ def restart_on_node(
         def restart(node: str, component: str) -> None:
             shell = node_shell(node)
             if component not in shell.access.restart:
-                pytest.skip(f"the provider does not let the suite restart the {component} (NodeAccess.restart)")
+                pytest.skip(
+                    f"the provider does not let the suite restart the {component} (NodeAccess.restart; "
+                    "--cluster=existing takes --allow-node-restarts)"
+                )
             shell.restart(component, timeout=restart_timeout)
             kube.wait_kubelet_serving(node, timeout=restart_timeout)
 

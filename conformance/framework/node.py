@@ -2,8 +2,8 @@
 behaviours only the node can show.
 
 The provider says how to reach a node (ClusterHandle.node_access: this host for the local cluster,
-`docker exec <node>` on kind); existing clusters give no node access, and the table marks what needs it
-not applicable there.
+`docker exec <node>` on kind, the user's --node-command on an existing cluster); without it the table
+marks what needs it not applicable.
 """
 
 from __future__ import annotations

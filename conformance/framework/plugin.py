@@ -23,6 +23,7 @@ import time
 import warnings
 from collections.abc import Generator
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +157,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 TEST_TIMEOUT_SECONDS = 600.0
 
 
+# This plugin's options that take a value, which may be a path.
+VALUE_OPTIONS = frozenset({"--report-dir", "--rerun-failed", *(o.flag for o in OPTIONS if not o.switch)})
+
+
+def _rootdir_taken_from_an_option(config: pytest.Config) -> str | None:
+    """pytest picks its rootdir and configuration from the command line's paths before it knows this plugin's
+    options, so the existing path in `--kubeconfig /path` (space-separated) becomes the rootdir: no
+    pyproject.toml, no testpaths, other tests collected. Found, it is one line saying how to write it."""
+    invocation, rootpath = config.invocation_params.dir, config.rootpath
+    if rootpath == invocation or rootpath in invocation.parents:
+        return None
+    args = [str(arg) for arg in config.invocation_params.args]
+    for flag, value in pairwise(args):
+        if flag in VALUE_OPTIONS and (invocation / value).exists():
+            return (
+                f"ivc: write {flag}={value} (with '='): pytest took the path after the space for a test path and "
+                f"made {rootpath} its rootdir, away from this suite's configuration"
+            )
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-timeout reads its settings
 def pytest_configure(config: pytest.Config) -> None:
+    if misplaced := _rootdir_taken_from_an_option(config):
+        raise pytest.UsageError(misplaced)
     if (
         config.pluginmanager.has_plugin("timeout")
         and config.getoption("timeout") is None
@@ -270,7 +294,11 @@ def partial_selection(config: pytest.Config) -> str:
 
 def asked(config: pytest.Config) -> str:
     """What the user asked for: the cluster options given on the command line."""
-    given_options = [f"{o.flag} {getattr(config.option, o.dest)}" for o in OPTIONS if getattr(config.option, o.dest)]
+    given_options = [
+        o.flag if o.switch else f"{o.flag} {shlex.quote(getattr(config.option, o.dest))}"
+        for o in OPTIONS
+        if getattr(config.option, o.dest)
+    ]
     return f"--cluster={config.getoption('cluster')}" + (f" {' '.join(given_options)}" if given_options else "")
 
 

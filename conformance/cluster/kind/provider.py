@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from conformance.cluster import admission, gates, pins, registries
-from conformance.cluster.contract import ClusterHandle, NodeAccess, RegistryEndpoint
+from conformance.cluster.contract import ClusterHandle, RegistryEndpoint
 from conformance.cluster.daemons import owner_alive, this_process
 from conformance.cluster.kind import cluster_config, node_image, registry
 from conformance.cluster.kind.marks import MANAGED_BY, OWNER_MARKER, owner
 from conformance.cluster.kind.tools import Tools, check_privileged, find_tools, shielded_from_ctrl_c
 from conformance.cluster.options import ClusterOptions
-from conformance.cluster.runtimes import RUNTIMES, Runtime, select
+from conformance.cluster.runtimes import Runtime, select
 from conformance.cluster.state import provider_dir
+from conformance.cluster.systemd_nodes import KUBELET_RESTART, runtime_restart, systemd_node_access
 from conformance.infra.errors import ClusterError
 from conformance.infra.files import write_atomic, write_private
 from conformance.infra.kube import Kube
@@ -300,15 +301,10 @@ class KindProvider:
                 password=files.password(),
                 ca_file=str(files.ca),
             ),
-            node_access=NodeAccess(
-                command=(self.tools.docker, "exec", "{node}"),
-                crictl="crictl",
-                logs={
-                    "runtime": ("journalctl", "--no-pager", "-o", "short-iso", *self._units()),
-                    "kubelet": ("journalctl", "--no-pager", "-o", "short-iso", "-u", "kubelet"),
-                },
+            node_access=systemd_node_access(
+                (self.tools.docker, "exec", "{node}"),
+                restarts=True,
                 collect=(self.tools.kind, "export", "logs", "--name", self.cluster_name, "{dir}"),
-                restart={"kubelet": ("systemctl", "restart", "kubelet"), "runtime": self._runtime_restart()},
             ),
             created_by_run=created,
             description=(
@@ -335,18 +331,9 @@ class KindProvider:
 
     def restart(self, component: str, node: str | None = None) -> None:
         """`systemctl restart` on each node (or `node`): what the handle's node access does for one node."""
-        command = {"kubelet": ("systemctl", "restart", "kubelet"), "runtime": self._runtime_restart()}[component]
+        command = {"kubelet": KUBELET_RESTART, "runtime": runtime_restart()}[component]
         for each in [node] if node else self._nodes():
             self.tools.node_exec(each, *command, what=f"restart the {component} on {each}")
-
-    def _runtime_restart(self) -> tuple[str, ...]:
-        """Restarts whichever declared runtime the node runs (nodes may differ), waiting until it notifies."""
-        units = " ".join(_runtime_units())
-        return ("sh", "-c", f'for unit in {units}; do systemctl is-active -q "$unit" && exec systemctl restart '
-                f'"$unit"; done; echo "none of the runtime units {units} is active" >&2; exit 1')  # fmt: skip
-
-    def _units(self) -> list[str]:
-        return [arg for unit in _runtime_units() for arg in ("-u", unit)]
 
     def _node_container_images(self) -> str:
         images = []
@@ -444,9 +431,3 @@ class KindProvider:
                 )
         if cluster:
             shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def _runtime_units() -> list[str]:
-    """Every declared runtime's systemd units. A node runs one of them, and not necessarily the one the
-    command line names: a cluster built with other --node-runtimes is tested without that option."""
-    return list(dict.fromkeys(unit for each in RUNTIMES.values() for unit in each.log_units))
