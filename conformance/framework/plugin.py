@@ -163,17 +163,17 @@ VALUE_OPTIONS = frozenset({"--report-dir", "--rerun-failed", *(o.flag for o in O
 
 def _rootdir_taken_from_an_option(config: pytest.Config) -> str | None:
     """pytest picks its rootdir and configuration from the command line's paths before it knows this plugin's
-    options, so the existing path in `--kubeconfig /path` (space-separated) becomes the rootdir: no
-    pyproject.toml, no testpaths, other tests collected. Found, it is one line saying how to write it."""
-    invocation, rootpath = config.invocation_params.dir, config.rootpath
-    if rootpath == invocation or rootpath in invocation.parents:
-        return None
+    options, so an existing path outside the current directory in `--kubeconfig /path` (space-separated)
+    moves the rootdir there: no pyproject.toml, no testpaths, other tests collected. Found, it is one line
+    saying how to write it."""
+    invocation = config.invocation_params.dir
     args = [str(arg) for arg in config.invocation_params.args]
     for flag, value in pairwise(args):
-        if flag in VALUE_OPTIONS and (invocation / value).exists():
+        path = (invocation / value).resolve()
+        if flag in VALUE_OPTIONS and path.exists() and not path.is_relative_to(invocation.resolve()):
             return (
-                f"ivc: write {flag}={value} (with '='): pytest took the path after the space for a test path and "
-                f"made {rootpath} its rootdir, away from this suite's configuration"
+                f"ivc: write {flag}={value} (with '='): pytest takes a path after a space for a test path and "
+                f"looks for its rootdir and configuration there (it chose {config.rootpath})"
             )
     return None
 
