@@ -30,7 +30,8 @@ from conformance.oci.endpoint import RegistryEndpoint
 class NodeAccess:
     """How to look behind the API on a node: crictl, and the runtime's and kubelet's logs.
 
-    Empty for existing clusters: diagnostics then fall back to the API alone.
+    Empty for existing clusters unless the user opts in (--node-command): diagnostics then fall back to the
+    API alone, and the checks that need a node do not apply.
     """
 
     # Runs a command on node "{node}"; () = on this host. The command's argv is appended, or, where one

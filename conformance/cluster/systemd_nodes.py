@@ -9,7 +9,7 @@ from __future__ import annotations
 from conformance.cluster.contract import NodeAccess
 from conformance.cluster.runtimes import RUNTIMES
 
-__all__ = ["KUBELET_RESTART", "runtime_restart", "runtime_units", "systemd_node_access"]
+__all__ = ["restart_commands", "runtime_units", "systemd_node_access"]
 
 KUBELET_RESTART = ("systemctl", "restart", "kubelet")
 
@@ -27,6 +27,11 @@ def runtime_restart() -> tuple[str, ...]:
             f'"$unit"; done; echo "none of the runtime units {units} is active" >&2; exit 1')  # fmt: skip
 
 
+def restart_commands() -> dict[str, tuple[str, ...]]:
+    """ "kubelet" / "runtime" → the command that restarts it on a systemd node."""
+    return {"kubelet": KUBELET_RESTART, "runtime": runtime_restart()}
+
+
 def systemd_node_access(command: tuple[str, ...], *, restarts: bool, collect: tuple[str, ...] = ()) -> NodeAccess:
     """crictl, the mount table and the journals through `command` ("{node}" in it names the node); the
     kubelet and runtime restarts only where `restarts` (the suite built the cluster, or the user allowed it)."""
@@ -39,5 +44,5 @@ def systemd_node_access(command: tuple[str, ...], *, restarts: bool, collect: tu
             "kubelet": (*journal, "-u", "kubelet"),
         },
         collect=collect,
-        restart={"kubelet": KUBELET_RESTART, "runtime": runtime_restart()} if restarts else {},
+        restart=restart_commands() if restarts else {},
     )

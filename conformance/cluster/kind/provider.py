@@ -27,7 +27,7 @@ from conformance.cluster.kind.tools import Tools, check_privileged, find_tools, 
 from conformance.cluster.options import ClusterOptions
 from conformance.cluster.runtimes import Runtime, select
 from conformance.cluster.state import provider_dir
-from conformance.cluster.systemd_nodes import KUBELET_RESTART, runtime_restart, systemd_node_access
+from conformance.cluster.systemd_nodes import restart_commands, systemd_node_access
 from conformance.infra.errors import ClusterError
 from conformance.infra.files import write_atomic, write_private
 from conformance.infra.kube import Kube
@@ -331,7 +331,7 @@ class KindProvider:
 
     def restart(self, component: str, node: str | None = None) -> None:
         """`systemctl restart` on each node (or `node`): what the handle's node access does for one node."""
-        command = {"kubelet": KUBELET_RESTART, "runtime": runtime_restart()}[component]
+        command = restart_commands()[component]
         for each in [node] if node else self._nodes():
             self.tools.node_exec(each, *command, what=f"restart the {component} on {each}")
 
