@@ -12,15 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
-__all__ = [
-    "COMMAND_PLACEHOLDER",
-    "NODE_PLACEHOLDER",
-    "ClusterHandle",
-    "ClusterProvider",
-    "NodeAccess",
-    "RegistryEndpoint",
-    "export_lines",
-]
+__all__ = ["ClusterHandle", "ClusterProvider", "NodeAccess", "RegistryEndpoint", "export_lines"]
 
 from conformance.cluster.options import COMMAND_PLACEHOLDER, NODE_PLACEHOLDER, ClusterOptions
 from conformance.oci.endpoint import RegistryEndpoint
